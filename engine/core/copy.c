@@ -1,0 +1,108 @@
+/* Copy, cast, fill and the ops built on them (contiguous, clone, to_dtype). */
+#include "iter.h"
+#include "../autograd/autograd.h"
+#include <string.h>
+
+typedef struct { sg_dtype dst, src; } cast_ctx;
+
+static void copy_row(char **p, const int64_t *s, int64_t n, void *vctx) {
+  const cast_ctx *c = vctx;
+  size_t ds = sg_dtype_size(c->dst), ss = sg_dtype_size(c->src);
+  if (c->dst == c->src) {
+    if (s[0] == (int64_t)ds && s[1] == (int64_t)ss) { memcpy(p[0], p[1], (size_t)n * ds); return; }
+    for (int64_t i = 0; i < n; i++) memcpy(p[0] + i * s[0], p[1] + i * s[1], ds);
+  } else if (c->dst == SG_F32 && c->src == SG_U8) { /* the image-loading cast */
+    for (int64_t i = 0; i < n; i++) *(float *)(p[0] + i * s[0]) = *(const uint8_t *)(p[1] + i * s[1]);
+  } else if (!sg_dtype_is_float(c->dst) && !sg_dtype_is_float(c->src)) {
+    for (int64_t i = 0; i < n; i++) sg_store_i64(p[0] + i * s[0], c->dst, sg_load_i64(p[1] + i * s[1], c->src));
+  } else {
+    for (int64_t i = 0; i < n; i++) sg_store_f64(p[0] + i * s[0], c->dst, sg_load_f64(p[1] + i * s[1], c->src));
+  }
+}
+
+int sg_copy_(sg_tensor *dst, sg_tensor *src) {
+  int n; int64_t out[SG_MAX_DIMS];
+  if (!sg_broadcast_shapes("copy_", dst->ndim, dst->size, src->ndim, src->size, &n, out)) return -1;
+  if (n != dst->ndim || sg_shape_numel(n, out) != sg_numel(dst)) {
+    sg_error_set("copy_: source of shape %s cannot be broadcast to destination %s", SG_SHAPE_STR(src),
+                 SG_SHAPE_STR(dst));
+    return -1;
+  }
+  sg_tensor *ops[2] = {dst, src};
+  sg_iter it;
+  sg_iter_init(&it, 2, ops, dst->ndim, dst->size);
+  cast_ctx c = {dst->dtype, src->dtype};
+  sg_iter_run(&it, copy_row, &c);
+  atomic_fetch_add(&dst->storage->version, 1);
+  return 0;
+}
+
+static void fill_row(char **p, const int64_t *s, int64_t n, void *vctx) {
+  const cast_ctx *c = vctx; /* c->src unused: the value sits in p[1] as dst type */
+  size_t es = sg_dtype_size(c->dst);
+  for (int64_t i = 0; i < n; i++) memcpy(p[0] + i * s[0], p[1], es);
+}
+
+int sg_fill_(sg_tensor *t, double v) {
+  char val[8];
+  sg_store_f64(val, t->dtype, v);
+  if (sg_is_contiguous(t) && t->dtype == SG_F32) {
+    float *d = sg_data_ptr(t), f = (float)v;
+    for (int64_t i = 0, n = sg_numel(t); i < n; i++) d[i] = f;
+  } else {
+    sg_iter it;
+    sg_iter_init(&it, 1, &t, t->ndim, t->size);
+    it.nops = 2; /* second "operand" is the constant: base pointer with stride 0 */
+    it.base[1] = val;
+    for (int d = 0; d < SG_MAX_DIMS; d++) it.stride[1][d] = 0;
+    cast_ctx c = {t->dtype, t->dtype};
+    sg_iter_run(&it, fill_row, &c);
+  }
+  atomic_fetch_add(&t->storage->version, 1);
+  return 0;
+}
+
+/* copy without autograd into a fresh contiguous tensor of dtype dt */
+static sg_tensor *raw_copy(sg_tensor *t, sg_dtype dt) {
+  sg_tensor *out = sg_empty(t->ndim, t->size, dt, t->storage->device);
+  if (!out) return NULL;
+  sg_copy_(out, t);
+  atomic_store(&out->storage->version, 0);
+  return out;
+}
+
+static int identity_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+  (void)n;
+  gin[0] = sg_tensor_incref(g);
+  return 0;
+}
+
+static int cast_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+  gin[0] = sg_to_dtype(g, n->in_dtype[0]);
+  return gin[0] ? 0 : -1;
+}
+
+sg_tensor *sg_contiguous(sg_tensor *t) {
+  if (sg_is_contiguous(t)) return sg_tensor_incref(t);
+  return sg_clone(t);
+}
+
+sg_tensor *sg_clone(sg_tensor *t) {
+  sg_tensor *out = raw_copy(t, t->dtype);
+  if (out) sg_record("clone", identity_bw, out, 1, &t);
+  return out;
+}
+
+sg_tensor *sg_to_dtype(sg_tensor *t, sg_dtype dt) {
+  if (t->dtype == dt) return sg_tensor_incref(t);
+  sg_tensor *out = raw_copy(t, dt);
+  if (out && sg_dtype_is_float(dt)) sg_record("to", cast_bw, out, 1, &t);
+  return out;
+}
+
+sg_tensor *sg_alias(sg_tensor *t);
+sg_tensor *sg_detach(sg_tensor *t) {
+  sg_tensor *v = sg_alias(t);
+  if (v) v->is_view = t->is_view;
+  return v;
+}

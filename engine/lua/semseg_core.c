@@ -1,0 +1,44 @@
+/* luaopen_semseg_core: the C half of `require "semseg"`. */
+#include "binding.h"
+#include <pthread.h>
+
+/* Lua cannot see tensor bytes: step the collector as they are allocated, and
+ * run a full collection when an allocation fails, before retrying it. */
+static lua_State *main_state;
+static pthread_t main_thread; /* worker threads never touch the Lua state */
+static size_t bytes_since_step;
+#define GC_STEP_BYTES ((size_t)64 << 20)
+
+static void pressure(void *ud, size_t nbytes, bool urgent) {
+  (void)ud;
+  if (!main_state || !pthread_equal(pthread_self(), main_thread)) return;
+  if (urgent) { lua_gc(main_state, LUA_GCCOLLECT); lua_gc(main_state, LUA_GCCOLLECT); bytes_since_step = 0; return; }
+  bytes_since_step += nbytes;
+  if (bytes_since_step > GC_STEP_BYTES) {
+    bytes_since_step = 0;
+    lua_gc(main_state, LUA_GCSTEP, (int)(GC_STEP_BYTES >> 10));
+  }
+}
+
+
+int luaopen_semseg_core(lua_State *L) {
+  lua_newtable(L);
+  int mod = lua_gettop(L);
+  lua_newtable(L);
+  int methods = lua_gettop(L);
+  sgL_open_tensor(L, mod, methods);
+  sgL_open_math(L, mod, methods);
+  sgL_open_shape(L, mod, methods);
+  sgL_open_autograd(L, mod, methods);
+  lua_pushvalue(L, methods);
+  lua_setfield(L, mod, "Tensor"); /* the method table: users may add methods */
+  lua_pop(L, 1);
+  if (!main_state) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    main_state = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    main_thread = pthread_self();
+    sg_set_pressure_hook(pressure, NULL);
+  }
+  return 1;
+}

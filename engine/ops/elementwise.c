@@ -1,0 +1,653 @@
+/* Elementwise ops with broadcasting and PyTorch-style type promotion.
+ * The CPU kernels are row functions over sg_iter: f32/f64 have typed loops,
+ * every other dtype goes through the double/int64 reference path. */
+#include "ops.h"
+#include "../autograd/autograd.h"
+#include "../core/iter.h"
+#include <math.h>
+#include <string.h>
+
+static const char *BIN_NAMES[SG_NBINOPS] = {"add", "sub", "mul", "div", "pow", "minimum", "maximum", "eq", "ne",
+                                            "lt", "le", "gt", "ge", "logical_and", "logical_or"};
+static const char *UN_NAMES[SG_NUNOPS] = {"neg", "abs", "exp", "log", "log1p", "sqrt", "rsqrt",
+                                          "sigmoid", "tanh", "relu", "logical_not", "sign", "square"};
+const char *sg_binop_name(sg_binop op) { return BIN_NAMES[op]; }
+const char *sg_unop_name(sg_unop op) { return UN_NAMES[op]; }
+
+static bool is_compare(sg_binop op) { return op >= SG_EQ && op <= SG_GE; }
+static bool is_logical(sg_binop op) { return op == SG_AND || op == SG_OR; }
+
+/* ------------------------------------------------------------------ scalar math */
+static inline double bin_f(sg_binop op, double a, double b) {
+  switch (op) {
+  case SG_ADD: return a + b;
+  case SG_SUB: return a - b;
+  case SG_MUL: return a * b;
+  case SG_DIV: return a / b;
+  case SG_POW: return pow(a, b);
+  case SG_MINIMUM: return (a != a || b != b) ? NAN : (a < b ? a : b);
+  case SG_MAXIMUM: return (a != a || b != b) ? NAN : (a > b ? a : b);
+  case SG_EQ: return a == b;
+  case SG_NE: return a != b;
+  case SG_LT: return a < b;
+  case SG_LE: return a <= b;
+  case SG_GT: return a > b;
+  case SG_GE: return a >= b;
+  case SG_AND: return (a != 0) && (b != 0);
+  case SG_OR: return (a != 0) || (b != 0);
+  default: return 0;
+  }
+}
+
+static inline int64_t ipow(int64_t b, int64_t e) {
+  if (e < 0) return b == 1 ? 1 : (b == -1 ? ((e & 1) ? -1 : 1) : 0);
+  int64_t r = 1;
+  while (e) { if (e & 1) r = (int64_t)((uint64_t)r * (uint64_t)b); b = (int64_t)((uint64_t)b * (uint64_t)b); e >>= 1; }
+  return r;
+}
+
+/* integer arithmetic wraps like C unsigned (and PyTorch) instead of being UB */
+static inline int64_t bin_i(sg_binop op, int64_t a, int64_t b) {
+  switch (op) {
+  case SG_ADD: return (int64_t)((uint64_t)a + (uint64_t)b);
+  case SG_SUB: return (int64_t)((uint64_t)a - (uint64_t)b);
+  case SG_MUL: return (int64_t)((uint64_t)a * (uint64_t)b);
+  case SG_POW: return ipow(a, b);
+  case SG_MINIMUM: return a < b ? a : b;
+  case SG_MAXIMUM: return a > b ? a : b;
+  case SG_EQ: return a == b;
+  case SG_NE: return a != b;
+  case SG_LT: return a < b;
+  case SG_LE: return a <= b;
+  case SG_GT: return a > b;
+  case SG_GE: return a >= b;
+  case SG_AND: return a && b;
+  case SG_OR: return a || b;
+  default: return 0; /* DIV never runs in integer math */
+  }
+}
+
+static inline double sigmoid_d(double x) { return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)); }
+static inline float sigmoid_f(float x) { return x >= 0 ? 1 / (1 + expf(-x)) : expf(x) / (1 + expf(x)); }
+
+static inline double un_f(sg_unop op, double x) {
+  switch (op) {
+  case SG_NEG: return -x;
+  case SG_ABS: return fabs(x);
+  case SG_EXP: return exp(x);
+  case SG_LOG: return log(x);
+  case SG_LOG1P: return log1p(x);
+  case SG_SQRT: return sqrt(x);
+  case SG_RSQRT: return 1 / sqrt(x);
+  case SG_SIGMOID: return sigmoid_d(x);
+  case SG_TANH: return tanh(x);
+  case SG_RELU: return x > 0 ? x : (x != x ? x : 0);
+  case SG_NOT: return x == 0;
+  case SG_SIGN: return (x > 0) - (x < 0);
+  case SG_SQUARE: return x * x;
+  default: return 0;
+  }
+}
+
+static inline int64_t un_i(sg_unop op, int64_t x) {
+  switch (op) {
+  case SG_NEG: return (int64_t)(0 - (uint64_t)x);
+  case SG_ABS: return x < 0 ? (int64_t)(0 - (uint64_t)x) : x;
+  case SG_RELU: return x > 0 ? x : 0;
+  case SG_NOT: return x == 0;
+  case SG_SIGN: return (x > 0) - (x < 0);
+  case SG_SQUARE: return (int64_t)((uint64_t)x * (uint64_t)x);
+  default: return 0;
+  }
+}
+
+/* d op(x) / dx * g, from the input x and the output y */
+static inline double un_grad(sg_unop op, double g, double x, double y) {
+  switch (op) {
+  case SG_NEG: return -g;
+  case SG_ABS: return g * ((x > 0) - (x < 0));
+  case SG_EXP: return g * y;
+  case SG_LOG: return g / x;
+  case SG_LOG1P: return g / (1 + x);
+  case SG_SQRT: return g / (2 * y);
+  case SG_RSQRT: return -0.5 * g * y * y * y;
+  case SG_SIGMOID: return g * y * (1 - y);
+  case SG_TANH: return g * (1 - y * y);
+  case SG_RELU: return y > 0 ? g : 0;
+  case SG_SQUARE: return 2 * g * x;
+  default: return 0;
+  }
+}
+
+/* ------------------------------------------------------------------ row kernels */
+typedef struct { int op; sg_dtype ct, ot; double lo, hi; } kctx; /* compute and output dtypes */
+
+#define ROW2(T, EXPR)                                                                          \
+  do {                                                                                         \
+    if (s[0] == sizeof(T) && s[1] == sizeof(T) && s[2] == sizeof(T)) {                         \
+      T *o = (T *)p[0]; const T *pa = (const T *)p[1], *pb = (const T *)p[2];                  \
+      for (int64_t i = 0; i < n; i++) { T a = pa[i], b = pb[i]; o[i] = (EXPR); }               \
+    } else if (s[0] == sizeof(T) && s[1] == sizeof(T) && s[2] == 0) {                          \
+      T *o = (T *)p[0]; const T *pa = (const T *)p[1]; const T b = *(const T *)p[2];           \
+      for (int64_t i = 0; i < n; i++) { T a = pa[i]; o[i] = (EXPR); }                          \
+    } else {                                                                                   \
+      for (int64_t i = 0; i < n; i++) {                                                        \
+        T a = *(const T *)(p[1] + i * s[1]), b = *(const T *)(p[2] + i * s[2]);                \
+        *(T *)(p[0] + i * s[0]) = (EXPR);                                                      \
+      }                                                                                        \
+    }                                                                                          \
+  } while (0)
+
+#define BIN_TYPED(T)                                                  \
+  switch (c->op) {                                                    \
+  case SG_ADD: ROW2(T, a + b); return;                                \
+  case SG_SUB: ROW2(T, a - b); return;                                \
+  case SG_MUL: ROW2(T, a * b); return;                                \
+  case SG_DIV: ROW2(T, a / b); return;                                \
+  default: break;                                                     \
+  }
+
+static void bin_row(char **p, const int64_t *s, int64_t n, void *vc) {
+  const kctx *c = vc;
+  if (c->ct == c->ot) {
+    if (c->ct == SG_F32) { BIN_TYPED(float) }
+    else if (c->ct == SG_F64) { BIN_TYPED(double) }
+  }
+  size_t ss = sizeof(char);
+  (void)ss;
+  if (sg_dtype_is_float(c->ct)) {
+    for (int64_t i = 0; i < n; i++) {
+      double a = sg_load_f64(p[1] + i * s[1], c->ct), b = sg_load_f64(p[2] + i * s[2], c->ct);
+      sg_store_f64(p[0] + i * s[0], c->ot, bin_f((sg_binop)c->op, a, b));
+    }
+  } else {
+    for (int64_t i = 0; i < n; i++) {
+      int64_t a = sg_load_i64(p[1] + i * s[1], c->ct), b = sg_load_i64(p[2] + i * s[2], c->ct);
+      sg_store_i64(p[0] + i * s[0], c->ot, bin_i((sg_binop)c->op, a, b));
+    }
+  }
+}
+
+#define ROW1(T, EXPR)                                                                          \
+  do {                                                                                         \
+    if (s[0] == sizeof(T) && s[1] == sizeof(T)) {                                              \
+      T *o = (T *)p[0]; const T *pa = (const T *)p[1];                                         \
+      for (int64_t i = 0; i < n; i++) { T x = pa[i]; o[i] = (EXPR); }                          \
+    } else {                                                                                   \
+      for (int64_t i = 0; i < n; i++) {                                                        \
+        T x = *(const T *)(p[1] + i * s[1]);                                                   \
+        *(T *)(p[0] + i * s[0]) = (EXPR);                                                      \
+      }                                                                                        \
+    }                                                                                          \
+  } while (0)
+
+static void un_row(char **p, const int64_t *s, int64_t n, void *vc) {
+  const kctx *c = vc;
+  if (c->ct == SG_F32 && c->ot == SG_F32) {
+    switch (c->op) {
+    case SG_NEG: ROW1(float, -x); return;
+    case SG_EXP: ROW1(float, expf(x)); return;
+    case SG_LOG: ROW1(float, logf(x)); return;
+    case SG_SQRT: ROW1(float, sqrtf(x)); return;
+    case SG_SIGMOID: ROW1(float, sigmoid_f(x)); return;
+    case SG_TANH: ROW1(float, tanhf(x)); return;
+    case SG_RELU: ROW1(float, x > 0 ? x : (x != x ? x : 0.0f)); return;
+    case SG_SQUARE: ROW1(float, x * x); return;
+    case SG_ABS: ROW1(float, fabsf(x)); return;
+    default: break;
+    }
+  }
+  if (c->op == -1) { /* clamp */
+    for (int64_t i = 0; i < n; i++) {
+      double x = sg_load_f64(p[1] + i * s[1], c->ct);
+      x = x < c->lo ? c->lo : (x > c->hi ? c->hi : x);
+      sg_store_f64(p[0] + i * s[0], c->ot, x);
+    }
+  } else if (sg_dtype_is_float(c->ct)) {
+    for (int64_t i = 0; i < n; i++)
+      sg_store_f64(p[0] + i * s[0], c->ot, un_f((sg_unop)c->op, sg_load_f64(p[1] + i * s[1], c->ct)));
+  } else {
+    for (int64_t i = 0; i < n; i++)
+      sg_store_i64(p[0] + i * s[0], c->ot, un_i((sg_unop)c->op, sg_load_i64(p[1] + i * s[1], c->ct)));
+  }
+}
+
+/* ------------------------------------------------------------------ drivers */
+static sg_tensor *cast_nograd(sg_tensor *t, sg_dtype dt) {
+  bool prev = sg_set_grad_enabled(false);
+  sg_tensor *r = sg_to_dtype(t, dt);
+  sg_set_grad_enabled(prev);
+  return r;
+}
+
+static bool same_device(const char *op, sg_tensor *a, sg_tensor *b) {
+  if (a->storage->device == b->storage->device) return true;
+  sg_error_set("%s: tensors on different devices (%s and %s)", op, sg_device_name(a->storage->device),
+               sg_device_name(b->storage->device));
+  return false;
+}
+
+/* Computes op(a, b) into `out` (already shaped like the broadcast result). */
+static int run_binary(sg_binop op, sg_tensor *out, sg_tensor *a, sg_tensor *b, sg_dtype ct) {
+  sg_tensor *ac = cast_nograd(a, ct), *bc = ac ? cast_nograd(b, ct) : NULL;
+  if (!bc) { sg_tensor_decref(ac); return -1; }
+  sg_tensor *ops[3] = {out, ac, bc};
+  sg_iter it;
+  sg_iter_init(&it, 3, ops, out->ndim, out->size);
+  kctx c = {op, ct, out->dtype, 0, 0};
+  sg_iter_run(&it, bin_row, &c);
+  sg_tensor_decref(ac);
+  sg_tensor_decref(bc);
+  return 0;
+}
+
+static sg_dtype compute_type(sg_binop op, sg_tensor *a, sg_tensor *b, sg_dtype *out) {
+  sg_dtype ct = sg_promote(a->dtype, b->dtype);
+  if (is_logical(op)) ct = SG_BOOL;
+  if (op == SG_DIV && !sg_dtype_is_float(ct)) ct = SG_F32; /* true division */
+  if ((op == SG_ADD || op == SG_SUB || op == SG_MUL) && ct == SG_BOOL) ct = SG_I64;
+  *out = (is_compare(op) || is_logical(op)) ? SG_BOOL : ct;
+  /* 16-bit floats compute in f32 and round once when stored */
+  if (ct == SG_F16 || ct == SG_BF16) ct = SG_F32;
+  return ct;
+}
+
+static int binary_bw(sg_node *n, sg_tensor *g, sg_tensor **gin);
+
+sg_tensor *sg_binary(sg_binop op, sg_tensor *a, sg_tensor *b) {
+  const char *name = BIN_NAMES[op];
+  int nd; int64_t sz[SG_MAX_DIMS];
+  if (!same_device(name, a, b) || !sg_broadcast_shapes(name, a->ndim, a->size, b->ndim, b->size, &nd, sz)) return NULL;
+  sg_dtype ot, ct = compute_type(op, a, b, &ot);
+  sg_tensor *out = sg_empty(nd, sz, ot, a->storage->device);
+  if (!out) return NULL;
+  if (run_binary(op, out, a, b, ct)) { sg_tensor_decref(out); return NULL; }
+  if (!is_compare(op) && !is_logical(op) && sg_dtype_is_float(ot)) {
+    sg_tensor *in[2] = {a, b};
+    sg_node *n = sg_record(name, binary_bw, out, 2, in);
+    if (n) {
+      n->i[0] = op;
+      if (op == SG_MUL || op == SG_DIV || op == SG_POW || op == SG_MINIMUM || op == SG_MAXIMUM) {
+        sg_node_save(n, a);
+        sg_node_save(n, b);
+      }
+      if (op == SG_POW) sg_node_save(n, out);
+    }
+  }
+  return out;
+}
+
+/* Checks that an in-place write into `a` keeps autograd correct. */
+static int inplace_check(const char *op, sg_tensor *a, int nin, sg_tensor **in) {
+  if (!sg_needs_grad(nin, in)) return 0;
+  if (a->requires_grad && !a->grad_fn) {
+    sg_error_set("%s_: a leaf tensor that requires grad cannot be modified in place (use sg.no_grad or clone it)", op);
+    return -1;
+  }
+  if (a->is_view) {
+    sg_error_set("%s_: in-place ops on views are not tracked by autograd; use the out-of-place %s", op, op);
+    return -1;
+  }
+  return 0;
+}
+
+/* History for an in-place result: an alias carries a's old history as the
+ * op's first input, then a takes the new node. */
+sg_tensor *sg_alias(sg_tensor *t);
+static sg_node *record_inplace(const char *op, sg_backward_fn bw, sg_tensor *a, int nin, sg_tensor **in) {
+  if (!sg_needs_grad(nin, in)) return NULL;
+  sg_tensor *old = sg_alias(a);
+  if (!old) return NULL;
+  old->requires_grad = a->requires_grad;
+  old->grad_fn = a->grad_fn;
+  a->grad_fn = NULL;
+  sg_tensor *in2[SG_NODE_MAX_IN];
+  for (int k = 0; k < nin; k++) in2[k] = in[k] == a ? old : in[k];
+  sg_node *n = sg_record(op, bw, a, nin, in2);
+  sg_tensor_decref(old);
+  return n;
+}
+
+sg_tensor *sg_binary_(sg_binop op, sg_tensor *a, sg_tensor *b) {
+  const char *name = BIN_NAMES[op];
+  int nd; int64_t sz[SG_MAX_DIMS];
+  if (!same_device(name, a, b) || !sg_broadcast_shapes(name, a->ndim, a->size, b->ndim, b->size, &nd, sz)) return NULL;
+  if (nd != a->ndim || sg_shape_numel(nd, sz) != sg_numel(a)) {
+    sg_error_set("%s_: the result of shape %s does not fit the destination of shape %s", name,
+                 sg_shape_str(nd, sz, (char[96]){0}, 96), SG_SHAPE_STR(a));
+    return NULL;
+  }
+  sg_dtype ot, ct = compute_type(op, a, b, &ot);
+  if (sg_dtype_is_float(ot) && !sg_dtype_is_float(a->dtype)) {
+    sg_error_set("%s_: the result type %s cannot be stored in place into a %s tensor", name, sg_dtype_name(ot),
+                 sg_dtype_name(a->dtype));
+    return NULL;
+  }
+  sg_tensor *in[2] = {a, b};
+  if (inplace_check(name, a, 2, in)) return NULL;
+  bool track = !is_compare(op) && !is_logical(op) && sg_dtype_is_float(a->dtype) && sg_needs_grad(2, in);
+  sg_node *n = track ? record_inplace(name, binary_bw, a, 2, in) : NULL;
+  if (n) { /* save operands before the write: a's old values get a stale version and error if needed */
+    n->i[0] = op;
+    if (op == SG_MUL || op == SG_DIV || op == SG_POW || op == SG_MINIMUM || op == SG_MAXIMUM) {
+      sg_node_save(n, a);
+      sg_node_save(n, b);
+    }
+    if (op == SG_POW) sg_node_save(n, a);
+  }
+  /* a is operand 0 and 1 at once: safe, every element is read before written */
+  if (run_binary(op, a, a, b, ct)) return NULL;
+  atomic_fetch_add(&a->storage->version, 1);
+  if (n && op == SG_POW) n->saved_version[2] = atomic_load(&a->storage->version);
+  return sg_tensor_incref(a);
+}
+
+static sg_tensor *reduce_grad(sg_tensor *g, sg_node *n, int k) {
+  return sg_sum_to(g, &n->in_shape[k]);
+}
+
+static int binary_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+  sg_binop op = (sg_binop)n->i[0];
+  sg_tensor *a = NULL, *b = NULL, *t[4] = {0};
+  if (n->nsaved) {
+    if (!(a = sg_node_saved(n, 0)) || !(b = sg_node_saved(n, 1))) return -1;
+  }
+  int rc = -1;
+  switch (op) {
+  case SG_ADD:
+    if (n->needs[0]) gin[0] = reduce_grad(g, n, 0);
+    if (n->needs[1]) gin[1] = reduce_grad(g, n, 1);
+    break;
+  case SG_SUB:
+    if (n->needs[0]) gin[0] = reduce_grad(g, n, 0);
+    if (n->needs[1] && (t[0] = sg_unary(SG_NEG, g))) gin[1] = reduce_grad(t[0], n, 1);
+    break;
+  case SG_MUL:
+    if (n->needs[0] && (t[0] = sg_mul(g, b))) gin[0] = reduce_grad(t[0], n, 0);
+    if (n->needs[1] && (t[1] = sg_mul(g, a))) gin[1] = reduce_grad(t[1], n, 1);
+    break;
+  case SG_DIV:
+    if ((t[0] = sg_div(g, b))) {
+      if (n->needs[0]) gin[0] = reduce_grad(t[0], n, 0);
+      /* d/db (a/b) = -(g/b) * a / b */
+      if (n->needs[1] && (t[1] = sg_mul(t[0], a)) && (t[2] = sg_div(t[1], b)) && (t[3] = sg_unary(SG_NEG, t[2])))
+        gin[1] = reduce_grad(t[3], n, 1);
+    }
+    break;
+  case SG_POW: {
+    sg_tensor *y = sg_node_saved(n, 2);
+    if (!y) return -1;
+    if (n->needs[0]) { /* g * b * a^(b-1), written as g * b * y / a where a != 0 */
+      sg_tensor *one = sg_scalar(1, b->dtype, SG_CPU), *bm1 = one ? sg_sub(b, one) : NULL;
+      sg_tensor *p = bm1 ? sg_binary(SG_POW, a, bm1) : NULL, *q = p ? sg_mul(p, b) : NULL;
+      if (q && (t[0] = sg_mul(g, q))) gin[0] = reduce_grad(t[0], n, 0);
+      sg_tensor_decref(one); sg_tensor_decref(bm1); sg_tensor_decref(p); sg_tensor_decref(q);
+    }
+    if (n->needs[1]) { /* g * y * log(a), 0 where a <= 0 (PyTorch's convention at a == 0) */
+      sg_tensor *zero = sg_scalar(0, a->dtype, SG_CPU), *pos = zero ? sg_binary(SG_GT, a, zero) : NULL;
+      sg_tensor *la = pos ? sg_unary(SG_LOG, a) : NULL, *m = la ? sg_mul(y, la) : NULL;
+      sg_tensor *mm = m ? sg_where(pos, m, zero) : NULL;
+      if (mm && (t[1] = sg_mul(g, mm))) gin[1] = reduce_grad(t[1], n, 1);
+      sg_tensor_decref(zero); sg_tensor_decref(pos); sg_tensor_decref(la); sg_tensor_decref(m); sg_tensor_decref(mm);
+    }
+    break;
+  }
+  case SG_MINIMUM:
+  case SG_MAXIMUM: { /* the chosen side gets g; ties split it evenly like PyTorch */
+    sg_tensor *pick = sg_binary(op == SG_MAXIMUM ? SG_GT : SG_LT, a, b);
+    sg_tensor *tie = pick ? sg_binary(SG_EQ, a, b) : NULL;
+    sg_tensor *pf = tie ? sg_to_dtype(pick, g->dtype) : NULL, *tf = pf ? sg_to_dtype(tie, g->dtype) : NULL;
+    sg_tensor *half = tf ? sg_scale(tf, 0.5) : NULL, *wa = half ? sg_add(pf, half) : NULL;
+    if (wa && n->needs[0] && (t[0] = sg_mul(g, wa))) gin[0] = reduce_grad(t[0], n, 0);
+    if (wa && n->needs[1]) {
+      sg_tensor *one = sg_scalar(1, g->dtype, SG_CPU), *wb = one ? sg_sub(one, wa) : NULL;
+      if (wb && (t[1] = sg_mul(g, wb))) gin[1] = reduce_grad(t[1], n, 1);
+      sg_tensor_decref(one); sg_tensor_decref(wb);
+    }
+    sg_tensor_decref(pick); sg_tensor_decref(tie); sg_tensor_decref(pf); sg_tensor_decref(tf);
+    sg_tensor_decref(half); sg_tensor_decref(wa);
+    break;
+  }
+  default: break;
+  }
+  rc = (n->needs[0] && !gin[0]) || (n->nin > 1 && n->needs[1] && !gin[1]) ? -1 : 0;
+  for (int k = 0; k < 4; k++) sg_tensor_decref(t[k]);
+  return rc;
+}
+
+/* ------------------------------------------------------------------ unary */
+static int unary_bw(sg_node *n, sg_tensor *g, sg_tensor **gin);
+
+static sg_dtype unary_out_type(sg_unop op, sg_dtype in) {
+  if (op == SG_NOT) return SG_BOOL;
+  bool keeps_int = op == SG_NEG || op == SG_ABS || op == SG_RELU || op == SG_SIGN || op == SG_SQUARE;
+  if (!sg_dtype_is_float(in) && !keeps_int) return SG_F32;
+  if (in == SG_BOOL && op != SG_NOT) return op == SG_RELU || op == SG_ABS ? SG_BOOL : SG_I64;
+  return in;
+}
+
+static int run_unary(int op, sg_tensor *out, sg_tensor *a, double lo, double hi) {
+  sg_dtype ct = sg_dtype_is_float(out->dtype) && out->dtype != SG_F64 ? SG_F32 : out->dtype;
+  if (op == SG_NOT) ct = SG_BOOL;
+  if (!sg_dtype_is_float(a->dtype) && sg_dtype_is_float(out->dtype)) ct = out->dtype == SG_F64 ? SG_F64 : SG_F32;
+  if (out->dtype == SG_F32 || out->dtype == SG_F64) ct = out->dtype;
+  sg_tensor *ac = cast_nograd(a, ct == SG_BOOL ? a->dtype : ct);
+  if (!ac) return -1;
+  sg_tensor *ops[2] = {out, ac};
+  sg_iter it;
+  sg_iter_init(&it, 2, ops, out->ndim, out->size);
+  kctx c = {op, ac->dtype, out->dtype, lo, hi};
+  sg_iter_run(&it, un_row, &c);
+  sg_tensor_decref(ac);
+  return 0;
+}
+
+sg_tensor *sg_unary(sg_unop op, sg_tensor *a) {
+  sg_tensor *out = sg_empty(a->ndim, a->size, unary_out_type(op, a->dtype), a->storage->device);
+  if (!out) return NULL;
+  if (run_unary(op, out, a, 0, 0)) { sg_tensor_decref(out); return NULL; }
+  if (sg_dtype_is_float(out->dtype) && op != SG_NOT && op != SG_SIGN) {
+    sg_node *n = sg_record(UN_NAMES[op], unary_bw, out, 1, &a);
+    if (n) { n->i[0] = op; sg_node_save(n, a); sg_node_save(n, out); }
+  }
+  return out;
+}
+
+sg_tensor *sg_unary_(sg_unop op, sg_tensor *a) {
+  sg_dtype ot = unary_out_type(op, a->dtype);
+  if (ot != a->dtype && !(op == SG_NOT)) {
+    sg_error_set("%s_: the result type %s cannot be stored in place into a %s tensor", UN_NAMES[op],
+                 sg_dtype_name(ot), sg_dtype_name(a->dtype));
+    return NULL;
+  }
+  if (inplace_check(UN_NAMES[op], a, 1, &a)) return NULL;
+  sg_node *n = NULL;
+  if (sg_dtype_is_float(a->dtype) && op != SG_SIGN && op != SG_NOT && sg_needs_grad(1, &a)) {
+    /* the input's old values are gone after the write: keep a copy for backward */
+    bool prev = sg_set_grad_enabled(false);
+    sg_tensor *x = sg_clone(a);
+    sg_set_grad_enabled(prev);
+    if (!x) return NULL;
+    n = record_inplace(UN_NAMES[op], unary_bw, a, 1, &a);
+    if (n) { n->i[0] = op; sg_node_save(n, x); }
+    sg_tensor_decref(x);
+  }
+  if (run_unary(op, a, a, 0, 0)) return NULL;
+  atomic_fetch_add(&a->storage->version, 1);
+  if (n) sg_node_save(n, a); /* saved after the write: its version is current */
+  return sg_tensor_incref(a);
+}
+
+typedef struct { int op; sg_dtype t; } gctx;
+static void ungrad_row(char **p, const int64_t *s, int64_t n, void *vc) {
+  const gctx *c = vc;
+  for (int64_t i = 0; i < n; i++) {
+    double g = sg_load_f64(p[1] + i * s[1], c->t), x = sg_load_f64(p[2] + i * s[2], c->t),
+           y = sg_load_f64(p[3] + i * s[3], c->t);
+    sg_store_f64(p[0] + i * s[0], c->t, un_grad((sg_unop)c->op, g, x, y));
+  }
+}
+
+static void ungrad_row_f32(char **p, const int64_t *s, int64_t n, void *vc) {
+  const gctx *c = vc;
+  if (s[0] != 4 || s[1] != 4 || s[2] != 4 || s[3] != 4) { gctx d = {c->op, SG_F32}; ungrad_row(p, s, n, &d); return; }
+  float *o = (float *)p[0];
+  const float *g = (const float *)p[1], *x = (const float *)p[2], *y = (const float *)p[3];
+  switch (c->op) {
+  case SG_RELU: for (int64_t i = 0; i < n; i++) o[i] = y[i] > 0 ? g[i] : 0.0f; break;
+  case SG_SIGMOID: for (int64_t i = 0; i < n; i++) o[i] = g[i] * y[i] * (1 - y[i]); break;
+  case SG_TANH: for (int64_t i = 0; i < n; i++) o[i] = g[i] * (1 - y[i] * y[i]); break;
+  case SG_EXP: for (int64_t i = 0; i < n; i++) o[i] = g[i] * y[i]; break;
+  default: for (int64_t i = 0; i < n; i++) o[i] = (float)un_grad((sg_unop)c->op, g[i], x[i], y[i]);
+  }
+}
+
+static int unary_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+  sg_tensor *x = sg_node_saved(n, 0), *y = x ? sg_node_saved(n, 1) : NULL;
+  if (!y) return -1;
+  sg_tensor *gc = sg_to_dtype(g, y->dtype), *xc = gc ? sg_to_dtype(x, y->dtype) : NULL;
+  sg_tensor *out = xc ? sg_empty_like(y) : NULL;
+  if (out) {
+    sg_tensor *ops[4] = {out, gc, xc, y};
+    sg_iter it;
+    sg_iter_init(&it, 4, ops, out->ndim, out->size);
+    gctx c = {(int)n->i[0], y->dtype};
+    sg_iter_run(&it, y->dtype == SG_F32 ? ungrad_row_f32 : ungrad_row, &c);
+    gin[0] = sg_to_dtype(out, n->in_dtype[0]);
+  }
+  sg_tensor_decref(gc); sg_tensor_decref(xc); sg_tensor_decref(out);
+  return gin[0] ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------ clamp, where */
+static int clamp_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+  sg_tensor *x = sg_node_saved(n, 0);
+  if (!x) return -1;
+  sg_tensor *lo = sg_scalar(n->f[0], x->dtype, SG_CPU), *hi = sg_scalar(n->f[1], x->dtype, SG_CPU);
+  sg_tensor *m1 = lo && hi ? sg_binary(SG_GE, x, lo) : NULL, *m2 = m1 ? sg_binary(SG_LE, x, hi) : NULL;
+  sg_tensor *m = m2 ? sg_binary(SG_AND, m1, m2) : NULL, *z = m ? sg_scalar(0, g->dtype, SG_CPU) : NULL;
+  gin[0] = z ? sg_where(m, g, z) : NULL;
+  sg_tensor_decref(lo); sg_tensor_decref(hi); sg_tensor_decref(m1); sg_tensor_decref(m2);
+  sg_tensor_decref(m); sg_tensor_decref(z);
+  return gin[0] ? 0 : -1;
+}
+
+static bool clamp_args(double lo, double hi) {
+  if (lo != lo || hi != hi || lo > hi) { sg_error_set("clamp: min %g is greater than max %g", lo, hi); return false; }
+  return true;
+}
+
+sg_tensor *sg_clamp(sg_tensor *a, double lo, double hi) {
+  if (!clamp_args(lo, hi)) return NULL;
+  sg_tensor *out = sg_empty_like(a);
+  if (!out) return NULL;
+  run_unary(-1, out, a, lo, hi);
+  sg_node *n = sg_dtype_is_float(a->dtype) ? sg_record("clamp", clamp_bw, out, 1, &a) : NULL;
+  if (n) { n->f[0] = lo; n->f[1] = hi; sg_node_save(n, a); }
+  return out;
+}
+
+sg_tensor *sg_clamp_(sg_tensor *a, double lo, double hi) {
+  if (!clamp_args(lo, hi) || inplace_check("clamp", a, 1, &a)) return NULL;
+  sg_node *n = NULL;
+  if (sg_dtype_is_float(a->dtype) && sg_needs_grad(1, &a)) {
+    bool prev = sg_set_grad_enabled(false);
+    sg_tensor *x = sg_clone(a);
+    sg_set_grad_enabled(prev);
+    if (!x) return NULL;
+    n = record_inplace("clamp", clamp_bw, a, 1, &a);
+    if (n) { n->f[0] = lo; n->f[1] = hi; sg_node_save(n, x); }
+    sg_tensor_decref(x);
+  }
+  run_unary(-1, a, a, lo, hi);
+  atomic_fetch_add(&a->storage->version, 1);
+  return sg_tensor_incref(a);
+}
+
+typedef struct { sg_dtype t; } wctx;
+static void where_row(char **p, const int64_t *s, int64_t n, void *vc) {
+  size_t es = sg_dtype_size(((const wctx *)vc)->t);
+  for (int64_t i = 0; i < n; i++)
+    memcpy(p[0] + i * s[0], *(const uint8_t *)(p[1] + i * s[1]) ? p[2] + i * s[2] : p[3] + i * s[3], es);
+}
+
+static int where_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+  sg_tensor *c = sg_node_saved(n, 0);
+  if (!c) return -1;
+  sg_tensor *z = sg_scalar(0, g->dtype, SG_CPU);
+  if (!z) return -1;
+  int rc = 0;
+  for (int k = 1; k <= 2; k++) {
+    if (!n->needs[k]) continue;
+    sg_tensor *m = k == 1 ? sg_where(c, g, z) : sg_where(c, z, g);
+    gin[k] = m ? sg_sum_to(m, &n->in_shape[k]) : NULL;
+    sg_tensor_decref(m);
+    if (!gin[k]) rc = -1;
+  }
+  sg_tensor_decref(z);
+  return rc;
+}
+
+sg_tensor *sg_where(sg_tensor *cond, sg_tensor *a, sg_tensor *b) {
+  int n1, n2; int64_t s1[SG_MAX_DIMS], s2[SG_MAX_DIMS];
+  if (!same_device("where", cond, a) || !same_device("where", a, b)) return NULL;
+  if (!sg_broadcast_shapes("where", a->ndim, a->size, b->ndim, b->size, &n1, s1) ||
+      !sg_broadcast_shapes("where", cond->ndim, cond->size, n1, s1, &n2, s2)) return NULL;
+  sg_dtype dt = sg_promote(a->dtype, b->dtype);
+  sg_tensor *cb = cond->dtype == SG_BOOL ? sg_tensor_incref(cond) : NULL;
+  if (!cb) { /* nonzero means true */
+    sg_tensor *z = sg_scalar(0, cond->dtype, SG_CPU);
+    cb = z ? sg_binary(SG_NE, cond, z) : NULL;
+    sg_tensor_decref(z);
+    if (!cb) return NULL;
+  }
+  sg_tensor *ac = cast_nograd(a, dt), *bc = ac ? cast_nograd(b, dt) : NULL;
+  sg_tensor *out = bc ? sg_empty(n2, s2, dt, a->storage->device) : NULL;
+  if (out) {
+    sg_tensor *ops[4] = {out, cb, ac, bc};
+    sg_iter it;
+    sg_iter_init(&it, 4, ops, n2, s2);
+    wctx c = {dt};
+    sg_iter_run(&it, where_row, &c);
+    if (sg_dtype_is_float(dt)) {
+      sg_tensor *in[3] = {cb, a, b};
+      sg_node *nd = sg_record("where", where_bw, out, 3, in);
+      if (nd) sg_node_save(nd, cb);
+    }
+  }
+  sg_tensor_decref(cb); sg_tensor_decref(ac); sg_tensor_decref(bc);
+  return out;
+}
+
+sg_tensor *sg_masked_fill(sg_tensor *a, sg_tensor *mask, double v) {
+  if (mask->dtype != SG_BOOL) {
+    sg_error_set("masked_fill: mask must be a bool tensor, got %s", sg_dtype_name(mask->dtype));
+    return NULL;
+  }
+  sg_tensor *s = sg_scalar(v, a->dtype, a->storage->device);
+  if (!s) return NULL;
+  sg_tensor *r = sg_where(mask, s, a);
+  sg_tensor_decref(s);
+  if (r && !sg_same_shape(r, a)) {
+    sg_error_set("masked_fill: mask of shape %s does not broadcast to the tensor's shape %s", SG_SHAPE_STR(mask),
+                 SG_SHAPE_STR(a));
+    sg_tensor_decref(r);
+    return NULL;
+  }
+  return r;
+}
+
+sg_tensor *sg_scale(sg_tensor *a, double s) {
+  sg_tensor *k = sg_scalar(s, sg_dtype_is_float(a->dtype) ? a->dtype : SG_F32, a->storage->device);
+  if (!k) return NULL;
+  sg_tensor *r = sg_mul(a, k);
+  sg_tensor_decref(k);
+  return r;
+}
+
+sg_tensor *sg_scalar_like(double v, bool is_integer, const sg_tensor *like) {
+  sg_dtype dt = like->dtype;
+  if (!is_integer && !sg_dtype_is_float(dt)) dt = SG_F32;
+  if (is_integer && dt == SG_BOOL) dt = SG_I64;
+  return sg_scalar(v, dt, like->storage->device);
+}

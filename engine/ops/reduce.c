@@ -1,0 +1,339 @@
+/* Reductions over any set of dims. Reduced dims are permuted to the end so
+ * every output element reduces one contiguous row; accumulation is in double
+ * (int64 for integers), sequential, so results do not depend on threads. */
+#include "ops.h"
+#include "../autograd/autograd.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { R_SUM, R_PROD, R_MAX, R_MIN, R_ALL, R_ANY, R_NONZERO, R_ARGMAX, R_ARGMIN } rkind;
+static const char *RNAMES[] = {"sum", "prod", "max", "min", "all", "any", "count_nonzero", "argmax", "argmin"};
+
+/* Layout of a reduction: kept dims then reduced dims. */
+typedef struct {
+  int perm[SG_MAX_DIMS], nkeep;
+  int64_t outer, row;
+  int out_ndim;
+  int64_t out_size[SG_MAX_DIMS];
+} rplan;
+
+static void plan(const sg_tensor *a, const bool *dims, bool keepdim, rplan *p) {
+  int k = 0;
+  p->outer = 1; p->row = 1; p->out_ndim = 0;
+  for (int d = 0; d < a->ndim; d++)
+    if (!(dims ? dims[d] : true)) { p->perm[k++] = d; p->outer *= a->size[d]; }
+  p->nkeep = k;
+  for (int d = 0; d < a->ndim; d++)
+    if (dims ? dims[d] : true) { p->perm[k++] = d; p->row *= a->size[d]; }
+  for (int d = 0; d < a->ndim; d++) {
+    bool red = dims ? dims[d] : true;
+    if (!red) p->out_size[p->out_ndim++] = a->size[d];
+    else if (keepdim) p->out_size[p->out_ndim++] = 1;
+  }
+}
+
+/* a as a contiguous [outer, row] block (a new reference). */
+static sg_tensor *as_rows(sg_tensor *a, const rplan *p) {
+  bool prev = sg_set_grad_enabled(false);
+  sg_tensor *pt = sg_permute(a, p->perm), *c = pt ? sg_contiguous(pt) : NULL;
+  sg_set_grad_enabled(prev);
+  sg_tensor_decref(pt);
+  return c;
+}
+
+static sg_dtype result_type(rkind k, sg_dtype in) {
+  switch (k) {
+  case R_ALL: case R_ANY: return SG_BOOL;
+  case R_NONZERO: case R_ARGMAX: case R_ARGMIN: return SG_I64;
+  case R_SUM: case R_PROD: return sg_dtype_is_float(in) ? in : SG_I64;
+  default: return in;
+  }
+}
+
+static void reduce_rows(rkind k, const sg_tensor *rows, sg_tensor *out, int64_t outer, int64_t row) {
+  sg_dtype dt = rows->dtype;
+  size_t es = sg_dtype_size(dt), os = sg_dtype_size(out->dtype);
+  const char *base = sg_data_ptr(rows);
+  char *ob = sg_data_ptr(out);
+  bool fl = sg_dtype_is_float(dt);
+  for (int64_t o = 0; o < outer; o++) {
+    const char *r = base + o * row * (int64_t)es;
+    if (k == R_SUM && dt == SG_F32) {
+      double s = 0; const float *f = (const float *)r;
+      for (int64_t i = 0; i < row; i++) s += f[i];
+      ((float *)ob)[o] = (float)s;
+      continue;
+    }
+    if (fl) {
+      double acc = k == R_PROD ? 1 : (k == R_MAX ? -INFINITY : (k == R_MIN ? INFINITY : 0));
+      int64_t best = 0, cnt = 0;
+      bool all = true, any = false;
+      for (int64_t i = 0; i < row; i++) {
+        double v = sg_load_f64(r + i * (int64_t)es, dt);
+        switch (k) {
+        case R_SUM: acc += v; break;
+        case R_PROD: acc *= v; break;
+        case R_MAX: case R_ARGMAX: if (i == 0 || (acc == acc && (v > acc || v != v))) { acc = v; best = i; } break;
+        case R_MIN: case R_ARGMIN: if (i == 0 || (acc == acc && (v < acc || v != v))) { acc = v; best = i; } break;
+        case R_ALL: all = all && v != 0; break;
+        case R_ANY: any = any || v != 0; break;
+        case R_NONZERO: cnt += v != 0; break;
+        }
+      }
+      char *dst = ob + o * (int64_t)os;
+      if (k == R_ARGMAX || k == R_ARGMIN) *(int64_t *)dst = best;
+      else if (k == R_ALL) *(uint8_t *)dst = all;
+      else if (k == R_ANY) *(uint8_t *)dst = any;
+      else if (k == R_NONZERO) *(int64_t *)dst = cnt;
+      else sg_store_f64(dst, out->dtype, acc);
+    } else {
+      int64_t acc = k == R_PROD ? 1 : 0, best = 0, cnt = 0;
+      bool all = true, any = false;
+      for (int64_t i = 0; i < row; i++) {
+        int64_t v = sg_load_i64(r + i * (int64_t)es, dt);
+        switch (k) {
+        case R_SUM: acc = (int64_t)((uint64_t)acc + (uint64_t)v); break;
+        case R_PROD: acc = (int64_t)((uint64_t)acc * (uint64_t)v); break;
+        case R_MAX: case R_ARGMAX: if (i == 0 || v > acc) { acc = v; best = i; } break;
+        case R_MIN: case R_ARGMIN: if (i == 0 || v < acc) { acc = v; best = i; } break;
+        case R_ALL: all = all && v != 0; break;
+        case R_ANY: any = any || v != 0; break;
+        case R_NONZERO: cnt += v != 0; break;
+        }
+      }
+      char *dst = ob + o * (int64_t)os;
+      if (k == R_ARGMAX || k == R_ARGMIN) *(int64_t *)dst = best;
+      else if (k == R_ALL) *(uint8_t *)dst = all;
+      else if (k == R_ANY) *(uint8_t *)dst = any;
+      else if (k == R_NONZERO) *(int64_t *)dst = cnt;
+      else sg_store_i64(dst, out->dtype, acc);
+    }
+  }
+}
+
+/* gradient g of a reduced tensor, broadcast back to the input's shape */
+static sg_tensor *expand_back(sg_tensor *g, const sg_node *n) {
+  const sg_shape *in = &n->in_shape[0];
+  sg_tensor *gk = sg_tensor_incref(g);
+  if (!n->i[SG_MAX_DIMS]) { /* keepdim was false: put the reduced dims back as size 1 */
+    int64_t sz[SG_MAX_DIMS];
+    for (int d = 0; d < in->ndim; d++) sz[d] = n->i[d] ? 1 : in->size[d];
+    sg_tensor *v = sg_reshape(gk, in->ndim, sz);
+    sg_tensor_decref(gk);
+    if (!(gk = v)) return NULL;
+  }
+  sg_tensor *e = sg_expand(gk, in->ndim, in->size);
+  sg_tensor_decref(gk);
+  return e;
+}
+
+static int sum_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+  gin[0] = expand_back(g, n);
+  return gin[0] ? 0 : -1;
+}
+
+static int prod_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+  /* d prod / d x_i = product of the others: prefix * suffix, exact with zeros */
+  sg_tensor *x = sg_node_saved(n, 0);
+  if (!x) return -1;
+  bool dims[SG_MAX_DIMS];
+  for (int d = 0; d < x->ndim; d++) dims[d] = n->i[d];
+  rplan p;
+  plan(x, dims, true, &p);
+  sg_tensor *xf = sg_to_dtype(x, SG_F64), *rows = xf ? as_rows(xf, &p) : NULL;
+  sg_tensor *d = rows ? sg_empty_like(rows) : NULL;
+  if (d) {
+    const double *xr = sg_data_ptr(rows);
+    double *dr = sg_data_ptr(d);
+    for (int64_t o = 0; o < p.outer; o++) {
+      double acc = 1;
+      for (int64_t i = 0; i < p.row; i++) { dr[o * p.row + i] = acc; acc *= xr[o * p.row + i]; }
+      acc = 1;
+      for (int64_t i = p.row - 1; i >= 0; i--) { dr[o * p.row + i] *= acc; acc *= xr[o * p.row + i]; }
+    }
+  }
+  sg_tensor_decref(xf); sg_tensor_decref(rows);
+  if (!d) return -1;
+  /* rows layout back to the input layout */
+  int64_t psz[SG_MAX_DIMS];
+  int inv[SG_MAX_DIMS];
+  for (int k = 0; k < x->ndim; k++) { psz[k] = x->size[p.perm[k]]; inv[p.perm[k]] = k; }
+  sg_tensor *dv = sg_view(d, x->ndim, psz), *dp = dv ? sg_permute(dv, inv) : NULL;
+  sg_tensor *ge = dp ? expand_back(g, n) : NULL, *m = ge ? sg_mul(ge, dp) : NULL;
+  gin[0] = m ? sg_to_dtype(m, n->in_dtype[0]) : NULL;
+  sg_tensor_decref(d); sg_tensor_decref(dv); sg_tensor_decref(dp); sg_tensor_decref(ge); sg_tensor_decref(m);
+  return gin[0] ? 0 : -1;
+}
+
+static int extreme_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+  /* ties share the gradient evenly (PyTorch's amax/amin) */
+  sg_tensor *x = sg_node_saved(n, 0), *y = x ? sg_node_saved(n, 1) : NULL;
+  if (!y) return -1;
+  sg_tensor *ye = expand_back(y, n), *mask = ye ? sg_binary(SG_EQ, x, ye) : NULL;
+  sg_tensor *mf = mask ? sg_to_dtype(mask, g->dtype) : NULL;
+  bool dims[SG_MAX_DIMS];
+  for (int d = 0; d < x->ndim; d++) dims[d] = n->i[d];
+  sg_tensor *cnt = mf ? sg_sum(mf, dims, true) : NULL;
+  sg_tensor *ge = cnt ? expand_back(g, n) : NULL, *q = ge ? sg_div(ge, cnt) : NULL;
+  gin[0] = q ? sg_mul(q, mf) : NULL;
+  sg_tensor_decref(ye); sg_tensor_decref(mask); sg_tensor_decref(mf); sg_tensor_decref(cnt);
+  sg_tensor_decref(ge); sg_tensor_decref(q);
+  return gin[0] ? 0 : -1;
+}
+
+static bool check_dims(const char *op, const sg_tensor *a, const bool *dims) {
+  (void)dims;
+  if (a->storage->device != SG_CPU) { sg_error_set("%s: only cpu tensors are supported", op); return false; }
+  return true;
+}
+
+static sg_tensor *reduce(rkind k, sg_tensor *a, const bool *dims, bool keepdim) {
+  const char *name = RNAMES[k];
+  if (!check_dims(name, a, dims)) return NULL;
+  rplan p;
+  plan(a, dims, keepdim, &p);
+  if (p.row == 0 && (k == R_MAX || k == R_MIN || k == R_ARGMAX || k == R_ARGMIN)) {
+    sg_error_set("%s: cannot reduce over an empty dimension of %s", name, SG_SHAPE_STR(a));
+    return NULL;
+  }
+  sg_tensor *rows = as_rows(a, &p);
+  sg_tensor *out = rows ? sg_empty(p.out_ndim, p.out_size, result_type(k, a->dtype), a->storage->device) : NULL;
+  if (out) reduce_rows(k, rows, out, p.outer, p.row);
+  sg_tensor_decref(rows);
+  if (!out) return NULL;
+  sg_backward_fn bw = k == R_SUM ? sum_bw : k == R_PROD ? prod_bw : (k == R_MAX || k == R_MIN) ? extreme_bw : NULL;
+  if (bw && sg_dtype_is_float(a->dtype)) {
+    sg_node *n = sg_record(name, bw, out, 1, &a);
+    if (n) {
+      for (int d = 0; d < a->ndim; d++) n->i[d] = dims ? dims[d] : 1;
+      n->i[SG_MAX_DIMS] = keepdim;
+      if (k != R_SUM) sg_node_save(n, a);
+      if (k == R_MAX || k == R_MIN) sg_node_save(n, out);
+    }
+  }
+  return out;
+}
+
+sg_tensor *sg_sum(sg_tensor *a, const bool *dims, bool keepdim) { return reduce(R_SUM, a, dims, keepdim); }
+sg_tensor *sg_prod(sg_tensor *a, const bool *dims, bool keepdim) { return reduce(R_PROD, a, dims, keepdim); }
+sg_tensor *sg_amax(sg_tensor *a, const bool *dims, bool keepdim) { return reduce(R_MAX, a, dims, keepdim); }
+sg_tensor *sg_amin(sg_tensor *a, const bool *dims, bool keepdim) { return reduce(R_MIN, a, dims, keepdim); }
+sg_tensor *sg_all(sg_tensor *a, const bool *dims, bool keepdim) { return reduce(R_ALL, a, dims, keepdim); }
+sg_tensor *sg_any(sg_tensor *a, const bool *dims, bool keepdim) { return reduce(R_ANY, a, dims, keepdim); }
+sg_tensor *sg_count_nonzero(sg_tensor *a, const bool *dims, bool keepdim) { return reduce(R_NONZERO, a, dims, keepdim); }
+
+static int64_t reduced_count(const sg_tensor *a, const bool *dims) {
+  int64_t c = 1;
+  for (int d = 0; d < a->ndim; d++) if (!dims || dims[d]) c *= a->size[d];
+  return c;
+}
+
+sg_tensor *sg_mean(sg_tensor *a, const bool *dims, bool keepdim) {
+  if (!sg_dtype_is_float(a->dtype)) {
+    sg_error_set("mean: needs a floating-point tensor, got %s (cast it first)", sg_dtype_name(a->dtype));
+    return NULL;
+  }
+  sg_tensor *s = sg_sum(a, dims, keepdim);
+  if (!s) return NULL;
+  sg_tensor *m = sg_scale(s, 1.0 / (double)reduced_count(a, dims));
+  sg_tensor_decref(s);
+  return m;
+}
+
+sg_tensor *sg_var(sg_tensor *a, const bool *dims, bool keepdim, double correction) {
+  if (!sg_dtype_is_float(a->dtype)) {
+    sg_error_set("var: needs a floating-point tensor, got %s", sg_dtype_name(a->dtype));
+    return NULL;
+  }
+  double dof = (double)reduced_count(a, dims) - correction;
+  sg_tensor *m = sg_mean(a, dims, true), *d = m ? sg_sub(a, m) : NULL, *sq = d ? sg_unary(SG_SQUARE, d) : NULL;
+  sg_tensor *s = sq ? sg_sum(sq, dims, keepdim) : NULL;
+  sg_tensor *v = s ? sg_scale(s, dof > 0 ? 1.0 / dof : INFINITY) : NULL;
+  sg_tensor_decref(m); sg_tensor_decref(d); sg_tensor_decref(sq); sg_tensor_decref(s);
+  return v;
+}
+
+sg_tensor *sg_std(sg_tensor *a, const bool *dims, bool keepdim, double correction) {
+  sg_tensor *v = sg_var(a, dims, keepdim, correction);
+  if (!v) return NULL;
+  sg_tensor *s = sg_unary(SG_SQRT, v);
+  sg_tensor_decref(v);
+  return s;
+}
+
+sg_tensor *sg_norm(sg_tensor *a, double p, const bool *dims, bool keepdim) {
+  if (!sg_dtype_is_float(a->dtype)) {
+    sg_error_set("norm: needs a floating-point tensor, got %s", sg_dtype_name(a->dtype));
+    return NULL;
+  }
+  if (!(p > 0)) { sg_error_set("norm: p must be positive (or inf), got %g", p); return NULL; }
+  sg_tensor *ab = sg_unary(SG_ABS, a), *r = NULL;
+  if (!ab) return NULL;
+  if (isinf(p)) r = sg_amax(ab, dims, keepdim);
+  else if (p == 1) r = sg_sum(ab, dims, keepdim);
+  else {
+    sg_tensor *pe = sg_scalar(p, a->dtype, SG_CPU), *pw = pe ? sg_binary(SG_POW, ab, pe) : NULL;
+    sg_tensor *s = pw ? sg_sum(pw, dims, keepdim) : NULL;
+    sg_tensor *ie = s ? sg_scalar(1.0 / p, a->dtype, SG_CPU) : NULL;
+    r = ie ? sg_binary(SG_POW, s, ie) : NULL;
+    sg_tensor_decref(pe); sg_tensor_decref(pw); sg_tensor_decref(s); sg_tensor_decref(ie);
+  }
+  sg_tensor_decref(ab);
+  return r;
+}
+
+/* ---- values and indices along one dim ---- */
+static int index_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+  /* the winner of each row gets the gradient */
+  sg_tensor *idx = sg_node_saved(n, 0);
+  if (!idx) return -1;
+  int dim = (int)n->i[0];
+  sg_tensor *gk = sg_tensor_incref(g), *ik = sg_tensor_incref(idx);
+  if (!n->i[1]) {
+    sg_tensor *a = sg_unsqueeze(gk, dim), *b = sg_unsqueeze(ik, dim);
+    sg_tensor_decref(gk); sg_tensor_decref(ik);
+    gk = a; ik = b;
+  }
+  sg_tensor *z = gk && ik ? sg_zeros(n->in_shape[0].ndim, n->in_shape[0].size, g->dtype, SG_CPU) : NULL;
+  gin[0] = z ? sg_scatter(z, dim, ik, gk) : NULL;
+  sg_tensor_decref(gk); sg_tensor_decref(ik); sg_tensor_decref(z);
+  return gin[0] ? 0 : -1;
+}
+
+static int extreme_dim(rkind k, sg_tensor *a, int dim, bool keepdim, sg_tensor **values, sg_tensor **indices) {
+  const char *name = k == R_ARGMAX ? "max" : "min";
+  if ((dim = sg_wrap_dim(name, dim, a->ndim)) < 0) return -1;
+  bool dims[SG_MAX_DIMS] = {0};
+  if (a->ndim) dims[dim] = true;
+  sg_tensor *idx = reduce(k, a, a->ndim ? dims : NULL, keepdim);
+  if (!idx) return -1;
+  sg_tensor *ik = keepdim ? sg_tensor_incref(idx) : (a->ndim ? sg_unsqueeze(idx, dim) : sg_tensor_incref(idx));
+  bool prev = sg_set_grad_enabled(false);
+  sg_tensor *v = ik ? (a->ndim ? sg_gather(a, dim, ik) : sg_clone(a)) : NULL;
+  sg_set_grad_enabled(prev);
+  sg_tensor *vv = v && !keepdim && a->ndim ? sg_squeeze(v, dim) : sg_tensor_incref(v);
+  sg_tensor_decref(ik); sg_tensor_decref(v);
+  if (!vv) { sg_tensor_decref(idx); return -1; }
+  if (sg_dtype_is_float(a->dtype) && a->ndim) {
+    sg_node *n = sg_record(name, index_bw, vv, 1, &a);
+    if (n) { n->i[0] = dim; n->i[1] = keepdim; sg_node_save(n, idx); }
+  }
+  *values = vv;
+  *indices = idx;
+  return 0;
+}
+
+int sg_max_dim(sg_tensor *a, int dim, bool keepdim, sg_tensor **v, sg_tensor **i) { return extreme_dim(R_ARGMAX, a, dim, keepdim, v, i); }
+int sg_min_dim(sg_tensor *a, int dim, bool keepdim, sg_tensor **v, sg_tensor **i) { return extreme_dim(R_ARGMIN, a, dim, keepdim, v, i); }
+
+static sg_tensor *arg_extreme(rkind k, sg_tensor *a, int dim, bool keepdim) {
+  if (dim == SG_ALL_DIMS) return reduce(k, a, NULL, false);
+  if ((dim = sg_wrap_dim(RNAMES[k], dim, a->ndim)) < 0) return NULL;
+  bool dims[SG_MAX_DIMS] = {0};
+  if (a->ndim) dims[dim] = true;
+  return reduce(k, a, a->ndim ? dims : NULL, keepdim);
+}
+
+sg_tensor *sg_argmax(sg_tensor *a, int dim, bool keepdim) { return arg_extreme(R_ARGMAX, a, dim, keepdim); }
+sg_tensor *sg_argmin(sg_tensor *a, int dim, bool keepdim) { return arg_extreme(R_ARGMIN, a, dim, keepdim); }

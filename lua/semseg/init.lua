@@ -1,0 +1,11 @@
+-- semseg: the Lua library. The C engine (tensors, ops, autograd) comes from
+-- semseg.core; this file adds what is clearer written in Lua.
+local core = require "semseg.core"
+local sg = {}
+for k, v in pairs(core) do sg[k] = v end
+
+sg.version = "0.1.0"
+sg.autograd = require "semseg.autograd"
+sg.gradcheck = sg.autograd.gradcheck
+
+return sg

@@ -1,0 +1,6 @@
+test("the done-criterion expression gives 0", function()
+  sg.manual_seed(1)
+  local t = sg.randn{2,3}:requires_grad()
+  ;(t*t):sum():backward()
+  check.eq((t.grad - t*2):abs():max():item(), 0)
+end)
