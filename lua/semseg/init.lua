@@ -7,5 +7,6 @@ for k, v in pairs(core) do sg[k] = v end
 sg.version = "0.1.0"
 sg.autograd = require "semseg.autograd"
 sg.gradcheck = sg.autograd.gradcheck
+sg.nn = require "semseg.nn"
 
 return sg
