@@ -8,5 +8,7 @@ sg.version = "0.1.0"
 sg.autograd = require "semseg.autograd"
 sg.gradcheck = sg.autograd.gradcheck
 sg.nn = require "semseg.nn"
+sg.optim = require "semseg.optim"
+sg.optim.lr = require "semseg.schedulers"
 
 return sg

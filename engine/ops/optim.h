@@ -1,0 +1,19 @@
+/* Fused optimizer update kernels (the Lua side in lua/semseg/optim.lua keeps
+ * parameter groups, state and schedules). */
+#ifndef SG_OPTIM_H
+#define SG_OPTIM_H
+#include "../core/tensor.h"
+
+typedef struct { double lr, momentum, dampening, weight_decay; bool nesterov; } sg_sgd_hyper;
+typedef struct { double lr, beta1, beta2, eps, weight_decay; bool decoupled; } sg_adam_hyper;
+typedef struct { double lr, alpha, eps, weight_decay, momentum; } sg_rmsprop_hyper;
+
+/* buf may be NULL (no momentum); `first` initialises the momentum buffer */
+int sg_sgd_step(sg_tensor *p, sg_tensor *g, sg_tensor *buf, const sg_sgd_hyper *h, bool first);
+/* vmax is the AMSGrad state or NULL; step counts from 1 */
+int sg_adam_step(sg_tensor *p, sg_tensor *g, sg_tensor *m, sg_tensor *v, sg_tensor *vmax, const sg_adam_hyper *h,
+                 int64_t step);
+/* buf (momentum) and gavg (centered) may be NULL */
+int sg_rmsprop_step(sg_tensor *p, sg_tensor *g, sg_tensor *sq, sg_tensor *buf, sg_tensor *gavg,
+                    const sg_rmsprop_hyper *h);
+#endif
