@@ -9,6 +9,9 @@ sg.autograd = require "semseg.autograd"
 sg.gradcheck = sg.autograd.gradcheck
 sg.nn = require "semseg.nn"
 sg.optim = require "semseg.optim"
+sg.F = require "semseg.functional"
+sg.loss = require "semseg.losses"
+for _, name in ipairs{"softmax", "log_softmax", "logsumexp"} do sg[name] = sg.F[name]; sg.Tensor[name] = sg.F[name] end
 sg.optim.lr = require "semseg.schedulers"
 
 return sg
