@@ -111,8 +111,8 @@ static void infer_shape(lua_State *L, int idx, int depth, int *ndim, int64_t *si
 
 static void fill_from_table(lua_State *L, int idx, int d, sg_tensor *t, int64_t *pos, char *base, bool *all_int) {
   int64_t n = (int64_t)luaL_len(L, idx);
-  if (n != t->size[d]) luaL_error(L, "tensor: ragged nested table (dim %d has %lld and %lld elements)", d + 1,
-                                  (long long)t->size[d], (long long)n);
+  if (n != t->size[d]) luaL_error(L, "tensor: ragged nested table (dim %d has %I and %I elements)", d + 1,
+                                  (lua_Integer)t->size[d], (lua_Integer)n);
   for (int64_t i = 1; i <= n; i++) {
     lua_geti(L, idx, i);
     if (d == t->ndim - 1) {
@@ -120,7 +120,7 @@ static void fill_from_table(lua_State *L, int idx, int d, sg_tensor *t, int64_t 
       else if (lua_type(L, -1) == LUA_TNUMBER) {
         if (!lua_isinteger(L, -1)) *all_int = false;
         sg_store_f64(base + (*pos)++ * (int64_t)sg_dtype_size(t->dtype), t->dtype, lua_tonumber(L, -1));
-      } else luaL_error(L, "tensor: element %lld of dim %d is a %s, not a number", (long long)i, d + 1, luaL_typename(L, -1));
+      } else luaL_error(L, "tensor: element %I of dim %d is a %s, not a number", (lua_Integer)i, d + 1, luaL_typename(L, -1));
     } else {
       if (!lua_istable(L, -1)) luaL_error(L, "tensor: ragged nested table (expected a table at dim %d)", d + 1);
       fill_from_table(L, lua_gettop(L), d + 1, t, pos, base, all_int);
@@ -209,7 +209,7 @@ static int l_linspace(lua_State *L) {
 static int l_eye(lua_State *L) {
   int64_t n = sgL_int(L, 1, "eye", "n");
   int64_t m = lua_type(L, 2) == LUA_TNUMBER ? sgL_int(L, 2, "eye", "m") : n;
-  if (n < 0 || m < 0) return luaL_error(L, "eye: negative size %lld x %lld", (long long)n, (long long)m);
+  if (n < 0 || m < 0) return luaL_error(L, "eye: negative size %I x %I", (lua_Integer)n, (lua_Integer)m);
   sgL_opts o = sgL_options(L, lua_type(L, 2) == LUA_TNUMBER ? 3 : 2, "eye", SG_F32);
   sgL_push(L, sg_eye(n, m, o.dtype));
   return 1;
@@ -224,7 +224,7 @@ static int random_create(lua_State *L, const char *op, int kind) {
     if (lua_type(L, 2) == LUA_TNUMBER && lua_type(L, 3) != LUA_TNONE && !lua_isnil(L, 3)) {
       lo = sgL_int(L, 1, op, "low"); hi = sgL_int(L, 2, op, "high"); start = 3;
     } else { hi = sgL_int(L, 1, op, "high"); start = 2; }
-    if (hi <= lo) return luaL_error(L, "randint: empty range [%lld, %lld)", (long long)lo, (long long)hi);
+    if (hi <= lo) return luaL_error(L, "randint: empty range [%I, %I)", (long long)lo, (long long)hi);
   }
   int ndim = sgL_shape(L, start, op, size, &next);
   sgL_opts o = sgL_options(L, next, op, kind == 2 ? SG_I64 : SG_F32);

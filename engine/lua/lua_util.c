@@ -96,7 +96,7 @@ int sgL_shape(lua_State *L, int idx, const char *op, int64_t *size, int *next) {
     for (lua_Integer k = 1; k <= len; k++) {
       lua_geti(L, idx, k);
       size[n] = sgL_int(L, -1, op, "size");
-      if (size[n] < 0) luaL_error(L, "%s: negative size %lld in dim %d", op, (long long)size[n], n + 1);
+      if (size[n] < 0) luaL_error(L, "%s: negative size %I in dim %d", op, (lua_Integer)size[n], n + 1);
       n++;
       lua_pop(L, 1);
     }
@@ -106,7 +106,7 @@ int sgL_shape(lua_State *L, int idx, const char *op, int64_t *size, int *next) {
   while (lua_type(L, idx + n) == LUA_TNUMBER) {
     if (n >= SG_MAX_DIMS) luaL_error(L, "%s: more than %d dims", op, SG_MAX_DIMS);
     size[n] = sgL_int(L, idx + n, op, "size");
-    if (size[n] < 0) luaL_error(L, "%s: negative size %lld in dim %d", op, (long long)size[n], n + 1);
+    if (size[n] < 0) luaL_error(L, "%s: negative size %I in dim %d", op, (lua_Integer)size[n], n + 1);
     n++;
   }
   if (n == 0 && !lua_isnoneornil(L, idx) && !lua_isstring(L, idx))

@@ -11,6 +11,8 @@ sg.nn = require "semseg.nn"
 sg.optim = require "semseg.optim"
 sg.F = require "semseg.functional"
 sg.loss = require "semseg.losses"
+sg.json = require "semseg.json"
+sg.safetensors = require "semseg.safetensors"
 for _, name in ipairs{"softmax", "log_softmax", "logsumexp"} do sg[name] = sg.F[name]; sg.Tensor[name] = sg.F[name] end
 sg.optim.lr = require "semseg.schedulers"
 
