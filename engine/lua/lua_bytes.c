@@ -28,8 +28,8 @@ static int l_from_bytes(lua_State *L) {
   int64_t n = sg_shape_numel(ndim, size);
   int64_t need = n * (int64_t)sg_dtype_size(dt);
   if (off < 0 || n < 0 || need < 0 || (uint64_t)(off + need) > len)
-    return luaL_error(L, "from_bytes: %lld bytes needed at offset %lld, only %lld available", (long long)need,
-                      (long long)off, (long long)len);
+    return luaL_error(L, "from_bytes: %I bytes needed at offset %I, only %I available", (lua_Integer)need,
+                      (lua_Integer)off, (lua_Integer)len);
   sg_tensor *t = sgL_push(L, sg_empty(ndim, size, dt, SG_CPU));
   memcpy(t->storage->data, s + off, (size_t)need);
   return 1;
