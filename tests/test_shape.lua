@@ -86,6 +86,7 @@ test("split and chunk give views like PyTorch", function()
   check.eq(#c, 2); check.eq(c[1].shape, {3, 2}); check.eq(c[2].shape, {2, 2})
   check.eq(#sg.arange(6):chunk(4), 3) -- ceil(6/4) = 2 per chunk: 3 chunks, as PyTorch
   check.eq(#sg.arange(5):chunk(5), 5)
+  check.eq(#sg.zeros(0):chunk(3), 1)
   local x = sg.randn(4, 3, "f64"):requires_grad()
   local parts = x:chunk(2, 1)
   ;(parts[1] * 2 + parts[2]):sum():backward()

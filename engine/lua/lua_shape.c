@@ -99,7 +99,7 @@ static int m_chunk(lua_State *L) {
   int dim = lua_isnoneornil(L, 3) ? 0 : sgL_dim(L, 3, "chunk", t->ndim);
   int64_t n = t->size[dim];
   int64_t each = (n + chunks - 1) / chunks; /* PyTorch: may give fewer than `chunks` pieces */
-  if (each == 0) return push_pieces(L, t, dim, chunks, NULL, 0);
+  if (each == 0) return push_pieces(L, t, dim, 1, NULL, 0); /* an empty dim: one empty piece */
   return push_pieces(L, t, dim, (n + each - 1) / each, NULL, each);
 }
 
