@@ -1,0 +1,237 @@
+/* sg.nn_functional: convolution, pooling, batch norm, upsampling. */
+#include "binding.h"
+#include "../ops/nn_ops.h"
+#include <math.h>
+#include <string.h>
+
+/* opts[field]: nil -> def, a number -> both, {h, w} -> the pair */
+static void opt_pair(lua_State *L, int opts, const char *field, const char *op, int64_t def, int64_t *out) {
+  out[0] = out[1] = def;
+  if (lua_isnoneornil(L, opts)) return;
+  int t = lua_getfield(L, opts, field);
+  if (t == LUA_TNUMBER) {
+    out[0] = out[1] = sgL_int(L, -1, op, field);
+  } else if (t == LUA_TTABLE) {
+    if (luaL_len(L, -1) != 2) luaL_error(L, "%s: %s must be a number or a pair {h, w}", op, field);
+    for (int k = 0; k < 2; k++) {
+      lua_geti(L, -1, k + 1);
+      out[k] = sgL_int(L, -1, op, field);
+      lua_pop(L, 1);
+    }
+  } else if (t != LUA_TNIL) {
+    luaL_error(L, "%s: %s must be a number or a pair {h, w} (got %s)", op, field, luaL_typename(L, -1));
+  }
+  lua_pop(L, 1);
+}
+
+static void check_opts(lua_State *L, int idx, const char *op) {
+  if (!lua_isnoneornil(L, idx) && !lua_istable(L, idx))
+    luaL_error(L, "%s: argument #%d must be an options table (got %s)", op, idx, luaL_typename(L, idx));
+}
+
+static bool opt_bool(lua_State *L, int opts, const char *field, bool def) {
+  if (lua_isnoneornil(L, opts)) return def;
+  lua_getfield(L, opts, field);
+  bool v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+static double opt_number(lua_State *L, int opts, const char *field, const char *op, double def) {
+  if (lua_isnoneornil(L, opts)) return def;
+  lua_getfield(L, opts, field);
+  double v = def;
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "%s: %s must be a number (got %s)", op, field, luaL_typename(L, -1));
+    v = lua_tonumber(L, -1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static sg_tensor *opt_tensor(lua_State *L, int idx, const char *op) {
+  return lua_isnoneornil(L, idx) ? NULL : sgL_check(L, idx, op);
+}
+
+/* conv2d(x, w, b, {stride=, padding= (number, {h,w} or "same"), dilation=, groups=, reference=}) */
+static int conv(lua_State *L, bool transposed) {
+  const char *op = transposed ? "conv_transpose2d" : "conv2d";
+  sg_tensor *x = sgL_check(L, 1, op), *w = sgL_check(L, 2, op), *b = opt_tensor(L, 3, op);
+  check_opts(L, 4, op);
+  sg_conv_opts o = sg_conv_defaults();
+  opt_pair(L, 4, "stride", op, 1, o.stride);
+  opt_pair(L, 4, "dilation", op, 1, o.dilation);
+  if (transposed) opt_pair(L, 4, "output_padding", op, 0, o.output_padding);
+  if (!lua_isnoneornil(L, 4)) {
+    lua_getfield(L, 4, "padding");
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      const char *s = lua_tostring(L, -1);
+      if (strcmp(s, "same") == 0) o.same = true;
+      else if (strcmp(s, "valid") != 0) luaL_error(L, "%s: padding must be a number, {h, w}, 'same' or 'valid' (got '%s')", op, s);
+    } else {
+      opt_pair(L, 4, "padding", op, 0, o.padding);
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, 4, "groups");
+    if (!lua_isnil(L, -1)) o.groups = sgL_int(L, -1, op, "groups");
+    lua_pop(L, 1);
+    o.reference = opt_bool(L, 4, "reference", false);
+  }
+  sgL_push(L, (transposed ? sg_conv_transpose2d : sg_conv2d)(x, w, b, &o));
+  return 1;
+}
+static int l_conv2d(lua_State *L) { return conv(L, false); }
+static int l_conv_transpose2d(lua_State *L) { return conv(L, true); }
+
+/* kernel from opts.kernel, or the options argument itself as a number / pair */
+static void pool_args(lua_State *L, const char *op, int64_t *k, int64_t *s, int64_t *p) {
+  if (lua_type(L, 2) == LUA_TNUMBER) {
+    k[0] = k[1] = sgL_int(L, 2, op, "kernel");
+    s[0] = k[0]; s[1] = k[1]; p[0] = p[1] = 0;
+    return;
+  }
+  if (!lua_istable(L, 2)) luaL_error(L, "%s: argument #2 must be a kernel size or an options table {kernel=, stride=, padding=}", op);
+  lua_getfield(L, 2, "kernel");
+  bool has = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (!has) luaL_error(L, "%s: options need kernel=", op);
+  opt_pair(L, 2, "kernel", op, 1, k);
+  int64_t none[2];
+  opt_pair(L, 2, "stride", op, INT64_MIN, none);
+  s[0] = none[0] == INT64_MIN ? k[0] : none[0];
+  s[1] = none[1] == INT64_MIN ? k[1] : none[1];
+  opt_pair(L, 2, "padding", op, 0, p);
+}
+
+static int l_max_pool2d(lua_State *L) {
+  sg_tensor *x = sgL_check(L, 1, "max_pool2d");
+  int64_t k[2], s[2], p[2];
+  pool_args(L, "max_pool2d", k, s, p);
+  sg_tensor *v = NULL, *i = NULL;
+  if (sg_max_pool2d(x, k, s, p, &v, &i)) return sgL_error(L);
+  sgL_push(L, v);
+  sgL_push(L, i);
+  return 2;
+}
+
+/* max_unpool2d(x, idx, {size={h,w}}) or ({kernel=, stride=, padding=}): size (h-1)*stride - 2*padding + kernel */
+static int l_max_unpool2d(lua_State *L) {
+  const char *op = "max_unpool2d";
+  sg_tensor *x = sgL_check(L, 1, op), *idx = sgL_check(L, 2, op);
+  if (!lua_istable(L, 3)) luaL_error(L, "%s: argument #3 must be an options table {size={h, w}} or {kernel=, ...}", op);
+  int64_t sz[2];
+  lua_getfield(L, 3, "size");
+  bool has_size = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (has_size) {
+    opt_pair(L, 3, "size", op, 0, sz);
+  } else {
+    lua_getfield(L, 3, "kernel");
+    bool has_k = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (!has_k) luaL_error(L, "%s: options need size={h, w} or kernel=", op);
+    if (x->ndim != 4) luaL_error(L, "%s: input must be 4-d [N,C,H,W] (got %s)", op, SG_SHAPE_STR(x));
+    int64_t k[2], s[2], p[2], none[2];
+    opt_pair(L, 3, "kernel", op, 1, k);
+    opt_pair(L, 3, "stride", op, INT64_MIN, none);
+    s[0] = none[0] == INT64_MIN ? k[0] : none[0];
+    s[1] = none[1] == INT64_MIN ? k[1] : none[1];
+    opt_pair(L, 3, "padding", op, 0, p);
+    for (int d = 0; d < 2; d++) sz[d] = (x->size[2 + d] - 1) * s[d] - 2 * p[d] + k[d];
+  }
+  sgL_push(L, sg_max_unpool2d(x, idx, sz[0], sz[1]));
+  return 1;
+}
+
+static int l_avg_pool2d(lua_State *L) {
+  sg_tensor *x = sgL_check(L, 1, "avg_pool2d");
+  int64_t k[2], s[2], p[2];
+  pool_args(L, "avg_pool2d", k, s, p);
+  bool cip = lua_istable(L, 2) ? opt_bool(L, 2, "count_include_pad", true) : true;
+  sgL_push(L, sg_avg_pool2d(x, k, s, p, cip));
+  return 1;
+}
+
+/* adaptive_avg_pool2d(x, {oh, ow}) or (x, n) */
+static int l_adaptive_avg_pool2d(lua_State *L) {
+  const char *op = "adaptive_avg_pool2d";
+  sg_tensor *x = sgL_check(L, 1, op);
+  int64_t o[2];
+  if (lua_type(L, 2) == LUA_TNUMBER) {
+    o[0] = o[1] = sgL_int(L, 2, op, "output size");
+  } else if (lua_istable(L, 2) && luaL_len(L, 2) == 2) {
+    for (int k = 0; k < 2; k++) { lua_geti(L, 2, k + 1); o[k] = sgL_int(L, -1, op, "output size"); lua_pop(L, 1); }
+  } else {
+    return luaL_error(L, "%s: argument #2 must be an output size n or {oh, ow}", op);
+  }
+  sgL_push(L, sg_adaptive_avg_pool2d(x, o[0], o[1]));
+  return 1;
+}
+
+/* batch_norm(x, running_mean, running_var, weight, bias, {training=, momentum=, eps=}); any of the four may be nil */
+static int l_batch_norm(lua_State *L) {
+  const char *op = "batch_norm";
+  sg_tensor *x = sgL_check(L, 1, op);
+  sg_tensor *rm = opt_tensor(L, 2, op), *rv = opt_tensor(L, 3, op), *w = opt_tensor(L, 4, op), *b = opt_tensor(L, 5, op);
+  check_opts(L, 6, op);
+  bool training = opt_bool(L, 6, "training", false);
+  double momentum = opt_number(L, 6, "momentum", op, 0.1), eps = opt_number(L, 6, "eps", op, 1e-5);
+  sgL_push(L, sg_batch_norm(x, rm, rv, w, b, training, momentum, eps));
+  return 1;
+}
+
+/* upsample(x, {scale= (number or {h,w}) | size={h,w}, mode="nearest"|"bilinear", align_corners=false}) */
+static int l_upsample(lua_State *L) {
+  const char *op = "upsample";
+  sg_tensor *x = sgL_check(L, 1, op);
+  if (!lua_istable(L, 2)) return luaL_error(L, "%s: argument #2 must be an options table {scale= | size=, mode=}", op);
+  if (x->ndim != 4) return luaL_error(L, "%s: input must be 4-d [N,C,H,W] (got %s)", op, SG_SHAPE_STR(x));
+  sg_upsample_mode mode = SG_UPSAMPLE_NEAREST;
+  lua_getfield(L, 2, "mode");
+  if (!lua_isnil(L, -1)) {
+    const char *m = lua_tostring(L, -1);
+    if (m && strcmp(m, "nearest") == 0) mode = SG_UPSAMPLE_NEAREST;
+    else if (m && strcmp(m, "bilinear") == 0) mode = SG_UPSAMPLE_BILINEAR;
+    else return luaL_error(L, "%s: mode must be 'nearest' or 'bilinear' (got %s)", op, m ? m : luaL_typename(L, -1));
+  }
+  lua_pop(L, 1);
+  bool align = opt_bool(L, 2, "align_corners", false);
+  if (align && mode == SG_UPSAMPLE_NEAREST)
+    return luaL_error(L, "%s: align_corners only applies to mode 'bilinear'", op);
+  int ts = lua_getfield(L, 2, "size"), tc = lua_getfield(L, 2, "scale");
+  lua_pop(L, 2);
+  if ((ts == LUA_TNIL) == (tc == LUA_TNIL)) return luaL_error(L, "%s: give exactly one of scale= and size=", op);
+  int64_t sz[2];
+  double sc[2] = {0, 0};
+  if (ts != LUA_TNIL) {
+    opt_pair(L, 2, "size", op, 0, sz);
+  } else {
+    lua_getfield(L, 2, "scale");
+    if (lua_type(L, -1) == LUA_TNUMBER) sc[0] = sc[1] = lua_tonumber(L, -1);
+    else if (lua_istable(L, -1) && luaL_len(L, -1) == 2)
+      for (int k = 0; k < 2; k++) { lua_geti(L, -1, k + 1); sc[k] = luaL_checknumber(L, -1); lua_pop(L, 1); }
+    else return luaL_error(L, "%s: scale must be a number or {h, w}", op);
+    lua_pop(L, 1);
+    for (int k = 0; k < 2; k++) {
+      if (!(sc[k] > 0) || isinf(sc[k])) return luaL_error(L, "%s: scale must be positive (got %g)", op, sc[k]);
+      sz[k] = (int64_t)floor((double)x->size[2 + k] * sc[k]);
+    }
+  }
+  sgL_push(L, sg_upsample(x, sz[0], sz[1], sc[0], sc[1], mode, align));
+  return 1;
+}
+
+/* declared in binding.h too; repeated here so this file builds on its own */
+void sgL_open_nn(lua_State *L, int mod, int methods);
+
+static const luaL_Reg FNS[] = {
+  {"conv2d", l_conv2d}, {"conv_transpose2d", l_conv_transpose2d}, {"max_pool2d", l_max_pool2d},
+  {"max_unpool2d", l_max_unpool2d}, {"avg_pool2d", l_avg_pool2d}, {"adaptive_avg_pool2d", l_adaptive_avg_pool2d},
+  {"batch_norm", l_batch_norm}, {"upsample", l_upsample}, {NULL, NULL}};
+
+void sgL_open_nn(lua_State *L, int mod, int methods) {
+  (void)methods;
+  lua_newtable(L);
+  luaL_setfuncs(L, FNS, 0);
+  lua_setfield(L, mod, "nn_functional");
+}

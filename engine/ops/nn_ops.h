@@ -1,0 +1,57 @@
+/* CNN ops on NCHW tensors (f32 or f64, cpu): convolution, pooling, batch
+ * norm, upsampling. All differentiable (hand-written backward).
+ * Same conventions as tensor.h: new references out, NULL (or -1) + sg_error
+ * on failure, arguments checked before anything is allocated. */
+#ifndef SG_NN_OPS_H
+#define SG_NN_OPS_H
+#include "../core/tensor.h"
+
+/* ---- convolution (ops/conv.c) ----
+ * Pairs are {h, w}. `same` asks for PyTorch's padding="same" (stride 1; any
+ * odd total padding goes to the bottom/right). `reference` runs the plain
+ * direct loops instead of im2col + gemm (for testing). */
+typedef struct {
+  int64_t stride[2], padding[2], dilation[2], output_padding[2];
+  int64_t groups;
+  bool same;
+  bool reference;
+} sg_conv_opts;
+/* defaults: stride 1, padding 0, dilation 1, output_padding 0, groups 1 */
+sg_conv_opts sg_conv_defaults(void);
+/* x [N,C,H,W], w [O,C/groups,kh,kw], bias [O] or NULL */
+sg_tensor *sg_conv2d(sg_tensor *x, sg_tensor *w, sg_tensor *bias, const sg_conv_opts *o);
+/* x [N,C,H,W], w [C,O/groups,kh,kw], bias [O] or NULL; the adjoint of conv2d */
+sg_tensor *sg_conv_transpose2d(sg_tensor *x, sg_tensor *w, sg_tensor *bias, const sg_conv_opts *o);
+
+/* ---- pooling (ops/pool.c) ---- */
+/* values and i64 indices (flat position in each input H*W plane, as PyTorch) */
+int sg_max_pool2d(sg_tensor *x, const int64_t kernel[2], const int64_t stride[2], const int64_t padding[2],
+                  sg_tensor **values, sg_tensor **indices);
+sg_tensor *sg_max_unpool2d(sg_tensor *x, sg_tensor *indices, int64_t oh, int64_t ow);
+sg_tensor *sg_avg_pool2d(sg_tensor *x, const int64_t kernel[2], const int64_t stride[2], const int64_t padding[2],
+                         bool count_include_pad);
+sg_tensor *sg_adaptive_avg_pool2d(sg_tensor *x, int64_t oh, int64_t ow);
+
+/* ---- batch norm (ops/norm.c) ----
+ * x [N,C,...]; running stats [C] (may be NULL when training; updated in place
+ * when training), weight/bias [C] or NULL. */
+sg_tensor *sg_batch_norm(sg_tensor *x, sg_tensor *running_mean, sg_tensor *running_var, sg_tensor *weight,
+                         sg_tensor *bias, bool training, double momentum, double eps);
+
+/* ---- upsampling (ops/upsample.c) ----
+ * Output size oh x ow; scale_h/scale_w are the user's scale factors when the
+ * size came from them (PyTorch then maps indices with 1/scale), else 0. */
+typedef enum { SG_UPSAMPLE_NEAREST, SG_UPSAMPLE_BILINEAR } sg_upsample_mode;
+sg_tensor *sg_upsample(sg_tensor *x, int64_t oh, int64_t ow, double scale_h, double scale_w, sg_upsample_mode mode,
+                       bool align_corners);
+
+/* ---- helpers shared by the nn op files (not API) ---- */
+#define SG_NN_LD(p, f64, i) ((f64) ? ((const double *)(p))[i] : (double)((const float *)(p))[i])
+#define SG_NN_ST(p, f64, i, v) \
+  do { if (f64) ((double *)(p))[i] = (v); else ((float *)(p))[i] = (float)(v); } while (0)
+/* t as a contiguous tensor of dtype dt, outside autograd (new reference). */
+sg_tensor *sg_nn_contig(sg_tensor *t, sg_dtype dt);
+/* Checks that t is a cpu f32/f64 tensor; names op and argument in the error. */
+bool sg_nn_check_float(const char *op, const char *arg, const sg_tensor *t);
+
+#endif

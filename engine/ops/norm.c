@@ -1,0 +1,204 @@
+/* Batch normalisation over dim 1 of [N,C,...] tensors. Per-channel statistics
+ * are computed in double (two passes); the backward is the standard closed
+ * form, using the statistics kept from the forward pass. */
+#include "nn_ops.h"
+#include "ops.h"
+#include "../autograd/autograd.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+  int64_t C;
+  bool training;
+  double *mean, *invstd; /* [C] each, one allocation after the struct */
+} bn_ctx;
+
+/* [N, C, L] view sizes of x */
+static void bn_dims(const sg_shape *s, int64_t *N, int64_t *C, int64_t *L) {
+  *N = s->size[0]; *C = s->size[1]; *L = 1;
+  for (int d = 2; d < s->ndim; d++) *L *= s->size[d];
+}
+
+static int bn_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+  const bn_ctx *c = n->ctx;
+  sg_dtype dt = n->in_dtype[0];
+  bool f64 = dt == SG_F64;
+  sg_tensor *x = sg_node_saved(n, 0), *w = n->saved[1] ? sg_node_saved(n, 1) : NULL;
+  if (!x || (n->saved[1] && !w)) return -1;
+  int64_t N, C, L;
+  bn_dims(&n->in_shape[0], &N, &C, &L);
+  sg_tensor *xc = sg_nn_contig(x, dt), *gc = xc ? sg_nn_contig(g, dt) : NULL;
+  sg_tensor *wc = gc && w ? sg_nn_contig(w, SG_F64) : NULL;
+  double *sums = gc && (!w || wc) ? calloc((size_t)(2 * C + 1), sizeof *sums) : NULL;
+  int rc = -1;
+  if (!sums) { if (gc && (!w || wc)) sg_error_set("batch_norm: out of memory"); goto out; }
+  const void *xp = sg_data_ptr(xc), *gp = sg_data_ptr(gc);
+  double *sg = sums, *sgx = sums + C;
+  for (int64_t b = 0; b < N; b++)
+    for (int64_t ch = 0; ch < C; ch++) {
+      int64_t base = (b * C + ch) * L;
+      double m = c->mean[ch], is = c->invstd[ch];
+      for (int64_t k = 0; k < L; k++) {
+        double gv = SG_NN_LD(gp, f64, base + k);
+        sg[ch] += gv;
+        sgx[ch] += gv * (SG_NN_LD(xp, f64, base + k) - m) * is;
+      }
+    }
+  if (n->needs[0]) {
+    sg_tensor *gx = sg_empty(n->in_shape[0].ndim, n->in_shape[0].size, dt, SG_CPU);
+    if (!gx) goto out;
+    void *op = sg_data_ptr(gx);
+    const double *wp = wc ? sg_data_ptr(wc) : NULL;
+    double M = (double)(N * L);
+    for (int64_t b = 0; b < N; b++)
+      for (int64_t ch = 0; ch < C; ch++) {
+        int64_t base = (b * C + ch) * L;
+        double m = c->mean[ch], is = c->invstd[ch], scale = (wp ? wp[ch] : 1.0) * is;
+        double a = sg[ch] / M, bb = sgx[ch] / M;
+        for (int64_t k = 0; k < L; k++) {
+          double gv = SG_NN_LD(gp, f64, base + k), v;
+          if (c->training) v = scale * (gv - a - (SG_NN_LD(xp, f64, base + k) - m) * is * bb);
+          else v = scale * gv;
+          SG_NN_ST(op, f64, base + k, v);
+        }
+      }
+    gin[0] = gx;
+  }
+  for (int k = 1; k <= 2; k++) {
+    if (!n->needs[k]) continue;
+    sg_tensor *t = sg_empty(1, &C, n->in_dtype[k], SG_CPU);
+    if (!t) goto out;
+    bool t64 = n->in_dtype[k] == SG_F64;
+    for (int64_t ch = 0; ch < C; ch++) SG_NN_ST(sg_data_ptr(t), t64, ch, k == 1 ? sgx[ch] : sg[ch]);
+    gin[k] = t;
+  }
+  rc = 0;
+out:
+  free(sums);
+  sg_tensor_decref(xc); sg_tensor_decref(gc); sg_tensor_decref(wc);
+  return rc;
+}
+
+static bool check_vec(const char *op, const char *arg, const sg_tensor *t, int64_t C, const sg_tensor *x) {
+  if (!t) return true;
+  if (!sg_nn_check_float(op, arg, t)) return false;
+  if (t->ndim != 1 || t->size[0] != C) {
+    sg_error_set("%s: %s must have shape [%lld] for input %s (got %s)", op, arg, (long long)C, SG_SHAPE_STR(x),
+                 SG_SHAPE_STR(t));
+    return false;
+  }
+  return true;
+}
+
+/* t <- values (C doubles), in place through sg_copy_ (bumps its version) */
+static int write_vec(sg_tensor *t, const double *v, int64_t C) {
+  sg_tensor *tmp = sg_empty(1, &C, SG_F64, SG_CPU);
+  if (!tmp) return -1;
+  memcpy(sg_data_ptr(tmp), v, sizeof(double) * (size_t)C);
+  bool prev = sg_set_grad_enabled(false);
+  int rc = sg_copy_(t, tmp);
+  sg_set_grad_enabled(prev);
+  sg_tensor_decref(tmp);
+  return rc;
+}
+
+sg_tensor *sg_batch_norm(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor *weight, sg_tensor *bias,
+                         bool training, double momentum, double eps) {
+  const char *op = "batch_norm";
+  if (!sg_nn_check_float(op, "input", x)) return NULL;
+  if (x->ndim < 2) {
+    sg_error_set("%s: input must have at least 2 dims [N,C,...] (got %s)", op, SG_SHAPE_STR(x));
+    return NULL;
+  }
+  sg_shape xs = sg_shape_of(x);
+  int64_t N, C, L;
+  bn_dims(&xs, &N, &C, &L);
+  if (!check_vec(op, "running_mean", rm, C, x) || !check_vec(op, "running_var", rv, C, x) ||
+      !check_vec(op, "weight", weight, C, x) || !check_vec(op, "bias", bias, C, x))
+    return NULL;
+  if ((rm == NULL) != (rv == NULL)) {
+    sg_error_set("%s: give both running_mean and running_var, or neither", op);
+    return NULL;
+  }
+  if (!training && !rm) {
+    sg_error_set("%s: evaluation mode needs running_mean and running_var", op);
+    return NULL;
+  }
+  if (training && N * L <= 1) {
+    sg_error_set("%s: expected more than 1 value per channel when training (input %s)", op, SG_SHAPE_STR(x));
+    return NULL;
+  }
+  if (!(eps >= 0) || !(momentum >= 0 && momentum <= 1)) {
+    sg_error_set("%s: need eps >= 0 and momentum in [0, 1] (got eps %g, momentum %g)", op, eps, momentum);
+    return NULL;
+  }
+  bn_ctx *c = malloc(sizeof *c + sizeof(double) * 2 * (size_t)C + 1);
+  if (!c) { sg_error_set("%s: out of memory", op); return NULL; }
+  c->C = C; c->training = training;
+  c->mean = (double *)(c + 1); c->invstd = c->mean + C;
+  bool f64 = x->dtype == SG_F64;
+  sg_tensor *xc = sg_nn_contig(x, x->dtype), *out = xc ? sg_empty(x->ndim, x->size, x->dtype, SG_CPU) : NULL;
+  sg_tensor *wc = out && weight ? sg_nn_contig(weight, SG_F64) : NULL, *bc = out && bias ? sg_nn_contig(bias, SG_F64) : NULL;
+  if (!out || (weight && !wc) || (bias && !bc)) goto fail;
+  const void *xp = sg_data_ptr(xc);
+  if (training) {
+    double M = (double)(N * L);
+    double *tmp = malloc(sizeof(double) * 3 * (size_t)C + 1); /* biased var, new running mean, new running var */
+    if (!tmp) { sg_error_set("%s: out of memory", op); goto fail; }
+    double *var = tmp, *nm = tmp + C, *nv = tmp + 2 * C;
+    for (int64_t ch = 0; ch < C; ch++) {
+      double s = 0, q = 0;
+      for (int64_t b = 0; b < N; b++)
+        for (int64_t k = 0; k < L; k++) s += SG_NN_LD(xp, f64, (b * C + ch) * L + k);
+      double m = s / M;
+      for (int64_t b = 0; b < N; b++)
+        for (int64_t k = 0; k < L; k++) { double d = SG_NN_LD(xp, f64, (b * C + ch) * L + k) - m; q += d * d; }
+      c->mean[ch] = m;
+      var[ch] = q / M;
+      c->invstd[ch] = 1.0 / sqrt(var[ch] + eps);
+    }
+    int rc = 0;
+    if (rm) {
+      for (int64_t ch = 0; ch < C; ch++) {
+        nm[ch] = (1 - momentum) * sg_get_flat(rm, ch) + momentum * c->mean[ch];
+        nv[ch] = (1 - momentum) * sg_get_flat(rv, ch) + momentum * var[ch] * M / (M - 1);
+      }
+      rc = write_vec(rm, nm, C);
+      if (!rc) rc = write_vec(rv, nv, C);
+    }
+    free(tmp);
+    if (rc) goto fail;
+  } else {
+    for (int64_t ch = 0; ch < C; ch++) {
+      c->mean[ch] = sg_get_flat(rm, ch);
+      c->invstd[ch] = 1.0 / sqrt(sg_get_flat(rv, ch) + eps);
+    }
+  }
+  {
+    void *op_ = sg_data_ptr(out);
+    const double *wp = wc ? sg_data_ptr(wc) : NULL, *bp = bc ? sg_data_ptr(bc) : NULL;
+    for (int64_t b = 0; b < N; b++)
+      for (int64_t ch = 0; ch < C; ch++) {
+        double sc = c->invstd[ch] * (wp ? wp[ch] : 1.0), sh = (bp ? bp[ch] : 0.0) - c->mean[ch] * sc;
+        int64_t base = (b * C + ch) * L;
+        for (int64_t k = 0; k < L; k++) SG_NN_ST(op_, f64, base + k, SG_NN_LD(xp, f64, base + k) * sc + sh);
+      }
+  }
+  sg_tensor_decref(xc); sg_tensor_decref(wc); sg_tensor_decref(bc);
+  sg_tensor *ins[3] = {x, weight, bias};
+  sg_node *n = sg_record(op, bn_bw, out, 3, ins);
+  if (n) {
+    n->ctx = c;
+    n->free_ctx = free;
+    sg_node_save(n, x);
+    sg_node_save(n, weight);
+  } else {
+    free(c);
+  }
+  return out;
+fail:
+  free(c);
+  sg_tensor_decref(xc); sg_tensor_decref(out); sg_tensor_decref(wc); sg_tensor_decref(bc);
+  return NULL;
+}
