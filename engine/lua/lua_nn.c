@@ -221,8 +221,6 @@ static int l_upsample(lua_State *L) {
   return 1;
 }
 
-/* declared in binding.h too; repeated here so this file builds on its own */
-void sgL_open_nn(lua_State *L, int mod, int methods);
 
 static const luaL_Reg FNS[] = {
   {"conv2d", l_conv2d}, {"conv_transpose2d", l_conv_transpose2d}, {"max_pool2d", l_max_pool2d},
