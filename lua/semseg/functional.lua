@@ -67,4 +67,61 @@ function F.erf(x)
   return x:sign() * (1 - erfc)
 end
 
+-- group_norm(x [N,C,...], groups, weight, bias, eps): per sample and group
+function F.group_norm(x, groups, weight, bias, eps)
+  local shape = x.shape
+  local n, c = shape[1], shape[2]
+  if c % groups ~= 0 then
+    error(string.format("group_norm: %d channels do not split into %d groups", c, groups), 2)
+  end
+  local g = x:reshape(n, groups, -1)
+  local mean = g:mean(3, true)
+  local var = g:var(3, true, 0)
+  local y = ((g - mean) / (var + (eps or 1e-5)):sqrt()):reshape(shape)
+  local cshape = {1, c}
+  for _ = 3, #shape do cshape[#cshape + 1] = 1 end
+  if weight then y = y * weight:view(cshape) end
+  if bias then y = y + bias:view(cshape) end
+  return y
+end
+
+-- layer_norm(x, normalized_shape, weight, bias, eps) over the last #normalized_shape dims
+function F.layer_norm(x, nshape, weight, bias, eps)
+  local dims = {}
+  for k = 1, #nshape do dims[k] = x:dim() - #nshape + k end
+  local mean = x:mean(dims, true)
+  local var = x:var(dims, true, 0)
+  local y = (x - mean) / (var + (eps or 1e-5)):sqrt()
+  if weight then y = y * weight end
+  if bias then y = y + bias end
+  return y
+end
+
+-- dropout: zero each element with probability p, scale the rest by 1/(1-p)
+function F.dropout(x, p, training)
+  if not training or p == 0 then return x end
+  if p < 0 or p > 1 then error("dropout: p must be in [0, 1], got " .. tostring(p), 2) end
+  if p == 1 then return x * 0 end
+  local keep = core.rand(x.shape, x.dtype):ge(p):to(x.dtype)
+  return x * keep * (1 / (1 - p))
+end
+
+-- dropout2d: zero whole channels of N×C×H×W
+function F.dropout2d(x, p, training)
+  if not training or p == 0 then return x end
+  if p < 0 or p > 1 then error("dropout2d: p must be in [0, 1], got " .. tostring(p), 2) end
+  local s = x.shape
+  local mshape = {s[1], s[2]}
+  for _ = 3, #s do mshape[#mshape + 1] = 1 end
+  if p == 1 then return x * 0 end
+  local keep = core.rand(mshape, x.dtype):ge(p):to(x.dtype)
+  return x * keep * (1 / (1 - p))
+end
+
+function F.linear(x, w, b)
+  local y = x:matmul(w:transpose(1, 2))
+  if b then y = y + b end
+  return y
+end
+
 return F

@@ -1,0 +1,211 @@
+-- Layer modules over the functional ops, with PyTorch's default
+-- initialisation and parameter names (weight, bias, running_mean ...).
+local core = require "semseg.core"
+local nn = require "semseg.nn"
+local F = require "semseg.functional"
+local C = core.nn_functional
+
+local function pair(v) if type(v) == "table" then return v end return {v, v} end
+local function fill_uniform(t, bound)
+  core.no_grad(function() t:copy_(core.rand(t.shape, t.dtype) * (2 * bound) - bound) end)
+  return t
+end
+
+-- Conv2d(in, out, kernel, {stride=1, padding=0 | "same", dilation=1, groups=1, bias=true, dtype="f32"})
+nn.Conv2d = nn.class("Conv2d")
+function nn.Conv2d:init(cin, cout, kernel, o)
+  o = o or {}
+  local groups = o.groups or 1
+  if cin % groups ~= 0 or cout % groups ~= 0 then
+    error(string.format("Conv2d: in_channels %d and out_channels %d must be divisible by groups %d", cin, cout, groups), 3)
+  end
+  local k = pair(kernel)
+  rawset(self, "cfg", {in_channels = cin, out_channels = cout, kernel = k, stride = o.stride or 1,
+    padding = o.padding or 0, dilation = o.dilation or 1, groups = groups})
+  local w = core.empty({cout, cin // groups, k[1], k[2]}, o.dtype or "f32")
+  self.weight = nn.init.kaiming_uniform(w, {a = math.sqrt(5)}):requires_grad()
+  if o.bias ~= false then
+    self.bias = fill_uniform(core.empty({cout}, o.dtype or "f32"), 1 / math.sqrt(cin // groups * k[1] * k[2])):requires_grad()
+  end
+end
+function nn.Conv2d:forward(x)
+  local c = self.cfg
+  return C.conv2d(x, self.weight, self.bias, {stride = c.stride, padding = c.padding, dilation = c.dilation, groups = c.groups})
+end
+function nn.Conv2d:extra_repr()
+  local c = self.cfg
+  return string.format("%d -> %d, %dx%d, stride %s, padding %s", c.in_channels, c.out_channels, c.kernel[1],
+    c.kernel[2], table.concat(pair(c.stride), "x"), type(c.padding) == "string" and c.padding or table.concat(pair(c.padding), "x"))
+end
+
+-- ConvTranspose2d(in, out, kernel, {stride=1, padding=0, output_padding=0, dilation=1, groups=1, bias=true})
+nn.ConvTranspose2d = nn.class("ConvTranspose2d")
+function nn.ConvTranspose2d:init(cin, cout, kernel, o)
+  o = o or {}
+  local groups = o.groups or 1
+  local k = pair(kernel)
+  rawset(self, "cfg", {in_channels = cin, out_channels = cout, kernel = k, stride = o.stride or 1,
+    padding = o.padding or 0, output_padding = o.output_padding or 0, dilation = o.dilation or 1, groups = groups})
+  -- PyTorch computes fan_in from weight dim 1 (out/groups) for transposed convs
+  local w = core.empty({cin, cout // groups, k[1], k[2]}, o.dtype or "f32")
+  self.weight = nn.init.kaiming_uniform(w, {a = math.sqrt(5)}):requires_grad()
+  if o.bias ~= false then
+    self.bias = fill_uniform(core.empty({cout}, o.dtype or "f32"), 1 / math.sqrt(cout // groups * k[1] * k[2])):requires_grad()
+  end
+end
+function nn.ConvTranspose2d:forward(x)
+  local c = self.cfg
+  return C.conv_transpose2d(x, self.weight, self.bias, {stride = c.stride, padding = c.padding,
+    output_padding = c.output_padding, dilation = c.dilation, groups = c.groups})
+end
+function nn.ConvTranspose2d:extra_repr()
+  local c = self.cfg
+  return string.format("%d -> %d, %dx%d, stride %s", c.in_channels, c.out_channels, c.kernel[1], c.kernel[2],
+    table.concat(pair(c.stride), "x"))
+end
+
+-- BatchNorm2d(C, {eps=1e-5, momentum=0.1, affine=true, track_running_stats=true})
+nn.BatchNorm2d = nn.class("BatchNorm2d")
+function nn.BatchNorm2d:init(c, o)
+  o = o or {}
+  rawset(self, "cfg", {num_features = c, eps = o.eps or 1e-5, momentum = o.momentum or 0.1})
+  if o.affine ~= false then
+    self.weight = core.ones({c}, o.dtype or "f32"):requires_grad()
+    self.bias = core.zeros({c}, o.dtype or "f32"):requires_grad()
+  end
+  if o.track_running_stats ~= false then
+    self:register_buffer("running_mean", core.zeros({c}, o.dtype or "f32"))
+    self:register_buffer("running_var", core.ones({c}, o.dtype or "f32"))
+    self:register_buffer("num_batches_tracked", core.zeros({}, "i64"))
+  end
+end
+function nn.BatchNorm2d:forward(x)
+  local c = self.cfg
+  local training = self.training or not self.running_mean
+  if self.training and self.num_batches_tracked then
+    core.no_grad(function() self.num_batches_tracked:add_(1) end)
+  end
+  return C.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+    {training = training, momentum = c.momentum, eps = c.eps})
+end
+function nn.BatchNorm2d:extra_repr() return tostring(self.cfg.num_features) end
+nn.BatchNorm1d = nn.BatchNorm2d
+
+-- GroupNorm(groups, C, {eps=1e-5, affine=true}): statistics per sample and group
+nn.GroupNorm = nn.class("GroupNorm")
+function nn.GroupNorm:init(groups, c, o)
+  o = o or {}
+  if c % groups ~= 0 then error(string.format("GroupNorm: %d channels do not split into %d groups", c, groups), 3) end
+  rawset(self, "cfg", {groups = groups, channels = c, eps = o.eps or 1e-5})
+  if o.affine ~= false then
+    self.weight = core.ones({c}, o.dtype or "f32"):requires_grad()
+    self.bias = core.zeros({c}, o.dtype or "f32"):requires_grad()
+  end
+end
+function nn.GroupNorm:forward(x)
+  return F.group_norm(x, self.cfg.groups, self.weight, self.bias, self.cfg.eps)
+end
+function nn.GroupNorm:extra_repr() return string.format("%d groups, %d channels", self.cfg.groups, self.cfg.channels) end
+
+-- InstanceNorm2d(C, {eps=1e-5, affine=false}): GroupNorm with one channel per group
+nn.InstanceNorm2d = nn.class("InstanceNorm2d")
+function nn.InstanceNorm2d:init(c, o)
+  o = o or {}
+  rawset(self, "cfg", {channels = c, eps = o.eps or 1e-5})
+  if o.affine then
+    self.weight = core.ones({c}, o.dtype or "f32"):requires_grad()
+    self.bias = core.zeros({c}, o.dtype or "f32"):requires_grad()
+  end
+end
+function nn.InstanceNorm2d:forward(x)
+  return F.group_norm(x, self.cfg.channels, self.weight, self.bias, self.cfg.eps)
+end
+
+-- LayerNorm(shape, {eps=1e-5, elementwise_affine=true}) over the last #shape dims
+nn.LayerNorm = nn.class("LayerNorm")
+function nn.LayerNorm:init(shape, o)
+  o = o or {}
+  shape = type(shape) == "table" and shape or {shape}
+  rawset(self, "cfg", {shape = shape, eps = o.eps or 1e-5})
+  if o.elementwise_affine ~= false then
+    self.weight = core.ones(shape, o.dtype or "f32"):requires_grad()
+    self.bias = core.zeros(shape, o.dtype or "f32"):requires_grad()
+  end
+end
+function nn.LayerNorm:forward(x) return F.layer_norm(x, self.cfg.shape, self.weight, self.bias, self.cfg.eps) end
+
+-- Dropout(p) and Dropout2d(p): the engine's RNG, identity in eval mode
+nn.Dropout = nn.class("Dropout")
+function nn.Dropout:init(p) rawset(self, "p", p or 0.5) end
+function nn.Dropout:forward(x) return F.dropout(x, self.p, self.training) end
+nn.Dropout2d = nn.class("Dropout2d")
+function nn.Dropout2d:init(p) rawset(self, "p", p or 0.5) end
+function nn.Dropout2d:forward(x) return F.dropout2d(x, self.p, self.training) end
+
+nn.MaxPool2d = nn.class("MaxPool2d")
+function nn.MaxPool2d:init(kernel, o)
+  o = o or {}
+  rawset(self, "cfg", {kernel = kernel, stride = o.stride or kernel, padding = o.padding or 0})
+  rawset(self, "return_indices", o.return_indices)
+end
+function nn.MaxPool2d:forward(x)
+  local v, i = C.max_pool2d(x, self.cfg)
+  if self.return_indices then return v, i end
+  return v
+end
+function nn.MaxPool2d:extra_repr() return "kernel " .. table.concat(pair(self.cfg.kernel), "x") end
+
+nn.MaxUnpool2d = nn.class("MaxUnpool2d")
+function nn.MaxUnpool2d:init(kernel, o)
+  o = o or {}
+  rawset(self, "cfg", {kernel = kernel, stride = o.stride or kernel, padding = o.padding or 0})
+end
+function nn.MaxUnpool2d:forward(x, indices, size)
+  if size then return C.max_unpool2d(x, indices, {size = size}) end
+  return C.max_unpool2d(x, indices, self.cfg)
+end
+
+nn.AvgPool2d = nn.class("AvgPool2d")
+function nn.AvgPool2d:init(kernel, o)
+  o = o or {}
+  rawset(self, "cfg", {kernel = kernel, stride = o.stride or kernel, padding = o.padding or 0,
+    count_include_pad = o.count_include_pad ~= false})
+end
+function nn.AvgPool2d:forward(x) return C.avg_pool2d(x, self.cfg) end
+
+nn.AdaptiveAvgPool2d = nn.class("AdaptiveAvgPool2d")
+function nn.AdaptiveAvgPool2d:init(size) rawset(self, "size", pair(size)) end
+function nn.AdaptiveAvgPool2d:forward(x) return C.adaptive_avg_pool2d(x, self.size) end
+
+-- Upsample({scale=2 | size={h,w}, mode="nearest"|"bilinear", align_corners=false})
+nn.Upsample = nn.class("Upsample")
+function nn.Upsample:init(o) rawset(self, "cfg", o or {scale = 2}) end
+function nn.Upsample:forward(x) return C.upsample(x, self.cfg) end
+function nn.Upsample:extra_repr() return (self.cfg.mode or "nearest") .. (self.cfg.scale and (", x" .. tostring(self.cfg.scale)) or "") end
+
+nn.Identity = nn.class("Identity")
+function nn.Identity:forward(x) return x end
+
+-- activations with parameters
+nn.LeakyReLU = nn.class("LeakyReLU")
+function nn.LeakyReLU:init(slope) rawset(self, "slope", slope or 0.01) end
+function nn.LeakyReLU:forward(x) return F.leaky_relu(x, self.slope) end
+nn.ELU = nn.class("ELU")
+function nn.ELU:init(alpha) rawset(self, "alpha", alpha or 1) end
+function nn.ELU:forward(x) return F.elu(x, self.alpha) end
+nn.CELU = nn.class("CELU")
+function nn.CELU:init(alpha) rawset(self, "alpha", alpha or 1) end
+function nn.CELU:forward(x) return F.celu(x, self.alpha) end
+nn.GELU = nn.class("GELU")
+function nn.GELU:init(approximate) rawset(self, "approximate", approximate) end
+function nn.GELU:forward(x) return F.gelu(x, self.approximate) end
+nn.SiLU = nn.class("SiLU")
+function nn.SiLU:forward(x) return F.silu(x) end
+nn.Softmax = nn.class("Softmax")
+function nn.Softmax:init(dim) rawset(self, "dim", dim or 2) end
+function nn.Softmax:forward(x) return F.softmax(x, self.dim) end
+nn.LogSoftmax = nn.class("LogSoftmax")
+function nn.LogSoftmax:init(dim) rawset(self, "dim", dim or 2) end
+function nn.LogSoftmax:forward(x) return F.log_softmax(x, self.dim) end
+
+return nn
