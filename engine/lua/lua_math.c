@@ -171,6 +171,11 @@ static int l_bmm(lua_State *L) {
   return 1;
 }
 
+static int l_matmul_reference(lua_State *L) {
+  sgL_push(L, sg_matmul_reference(sgL_check(L, 1, "matmul"), sgL_check(L, 2, "matmul")));
+  return 1;
+}
+
 static const luaL_Reg FNS[] = {
 #define E(n) {#n, l_##n}, {#n "_", l_##n##_},
   E(add) E(sub) E(mul) E(div) E(pow) E(minimum) E(maximum) E(eq) E(ne) E(lt) E(le) E(gt) E(ge)
@@ -181,7 +186,7 @@ static const luaL_Reg FNS[] = {
   {"sum", l_sum}, {"mean", l_mean}, {"prod", l_prod}, {"amax", l_amax}, {"amin", l_amin}, {"all", l_all},
   {"any", l_any}, {"count_nonzero", l_count_nonzero}, {"var", l_var}, {"std", l_std}, {"norm", l_norm},
   {"max", l_max}, {"min", l_min}, {"argmax", l_argmax}, {"argmin", l_argmin},
-  {"matmul", l_matmul}, {"bmm", l_bmm}, {NULL, NULL}};
+  {"matmul", l_matmul}, {"bmm", l_bmm}, {"_matmul_reference", l_matmul_reference}, {NULL, NULL}};
 
 static const luaL_Reg META[] = {
   {"__add", l_add}, {"__sub", l_sub}, {"__mul", l_mul}, {"__div", l_div}, {"__pow", l_pow},

@@ -57,6 +57,8 @@ sg_tensor *sg_count_nonzero(sg_tensor *a, const bool *dims, bool keepdim);
 /* ---- linear algebra (ops/matmul.c) ---- */
 sg_tensor *sg_matmul(sg_tensor *a, sg_tensor *b);
 sg_tensor *sg_bmm(sg_tensor *a, sg_tensor *b);
+/* the plain triple loop, for tests of the BLAS path */
+sg_tensor *sg_matmul_reference(sg_tensor *a, sg_tensor *b);
 
 /* ---- joining, indexing, shape (ops/shape.c, ops/index.c) ---- */
 sg_tensor *sg_cat(int n, sg_tensor **ts, int dim);

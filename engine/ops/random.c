@@ -59,7 +59,9 @@ static sg_tensor *draw(int kind, int64_t lo, int64_t hi, int ndim, const int64_t
     uint32_t r[4];
     philox(base + (uint64_t)b, 0, key, r);
     double v[4];
-    if (kind == 0) for (int k = 0; k < 4; k++) v[k] = u01(r[k]);
+    if (kind == 0) /* as many random bits as the dtype holds, so rounding never reaches 1.0 */
+      for (int k = 0; k < 4; k++)
+        v[k] = dt == SG_F16 ? (double)(r[k] >> 21) * (1.0 / 2048) : dt == SG_BF16 ? (double)(r[k] >> 24) * (1.0 / 256) : u01(r[k]);
     else if (kind == 1) { /* Box-Muller on lanes (0,1) and (2,3) */
       for (int k = 0; k < 4; k += 2) {
         double u1 = ((double)r[k] + 1.0) / 4294967296.0, u2 = (double)r[k + 1] / 4294967296.0;
@@ -68,11 +70,12 @@ static sg_tensor *draw(int kind, int64_t lo, int64_t hi, int ndim, const int64_t
         v[k + 1] = rad * sin(2 * M_PI * u2);
       }
     } else {
-      uint64_t range = (uint64_t)(hi - lo);
-      for (int k = 0; k < 4; k++) {
+      uint64_t range = (uint64_t)hi - (uint64_t)lo;
+      for (int k = 0; k < 4 && b * 4 + k < n; k++) { /* integers are stored exactly, not through double */
         uint64_t x = ((uint64_t)r[k] << 32) | r[(k + 1) & 3];
-        v[k] = (double)(lo + (int64_t)(x % range));
+        sg_store_i64(p + (b * 4 + k) * (int64_t)es, dt, (int64_t)((uint64_t)lo + x % range));
       }
+      continue;
     }
     for (int k = 0; k < 4 && b * 4 + k < n; k++) sg_store_f64(p + (b * 4 + k) * (int64_t)es, dt, v[k]);
   }
@@ -83,5 +86,13 @@ sg_tensor *sg_rand(int ndim, const int64_t *size, sg_dtype dt) { return draw(0, 
 sg_tensor *sg_randn(int ndim, const int64_t *size, sg_dtype dt) { return draw(1, 0, 0, ndim, size, dt); }
 sg_tensor *sg_randint(int64_t lo, int64_t hi, int ndim, const int64_t *size, sg_dtype dt) {
   if (hi <= lo) { sg_error_set("randint: empty range [%lld, %lld)", (long long)lo, (long long)hi); return NULL; }
+  if (!sg_dtype_is_float(dt)) { /* the range must fit the dtype, as in PyTorch */
+    double mx = dt == SG_U8 ? 256 : dt == SG_I32 ? 2147483648.0 : dt == SG_BOOL ? 2 : 9.3e18;
+    double mn = dt == SG_U8 || dt == SG_BOOL ? 0 : dt == SG_I32 ? -2147483648.0 : -9.3e18;
+    if ((double)lo < mn || (double)hi > mx) {
+      sg_error_set("randint: range [%lld, %lld) does not fit dtype %s", (long long)lo, (long long)hi, sg_dtype_name(dt));
+      return NULL;
+    }
+  }
   return draw(2, lo, hi, ndim, size, dt);
 }
