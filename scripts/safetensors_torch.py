@@ -27,7 +27,8 @@ def save(path, tensors, meta):
     header, blobs, off = {}, [], 0
     for k in sorted(tensors):
         t = tensors[k].contiguous()
-        raw = t.view(torch.uint8).numpy().tobytes() if t.numel() else b""
+        flat = t.reshape(-1)
+        raw = flat.view(torch.uint8).numpy().tobytes() if t.numel() else b""
         header[k] = {"dtype": NAME[t.dtype], "shape": list(t.shape), "data_offsets": [off, off + len(raw)]}
         blobs.append(raw)
         off += len(raw)
@@ -37,7 +38,9 @@ def save(path, tensors, meta):
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
-if sys.argv[1] == "write":
+if __name__ != "__main__":
+    pass
+elif sys.argv[1] == "write":
     save(sys.argv[2], {"w": torch.arange(6, dtype=torch.float32).reshape(2, 3) / 4,
                        "h": torch.tensor([1.5, -2.25], dtype=torch.float16),
                        "b": torch.tensor([1.0, 3.0], dtype=torch.bfloat16),

@@ -8,6 +8,7 @@ sg.version = "0.1.0"
 sg.autograd = require "semseg.autograd"
 sg.gradcheck = sg.autograd.gradcheck
 sg.nn = require "semseg.nn"
+require "semseg.layers" -- adds the layer modules to sg.nn
 sg.optim = require "semseg.optim"
 sg.F = require "semseg.functional"
 sg.loss = require "semseg.losses"

@@ -186,6 +186,68 @@ function Module:repr(indent)
   return table.concat(lines, "\n")
 end
 
+-- Counts like Keras: trainable parameters, and non-trainable floating-point
+-- buffers (BatchNorm's running mean and variance; not its batch counter).
+function Module:parameter_counts()
+  local trainable, buffers = 0, 0
+  for _, p in ipairs(self:parameters()) do trainable = trainable + p:numel() end
+  for _, b in ipairs(self:buffers()) do
+    if b.dtype == "f32" or b.dtype == "f64" or b.dtype == "f16" or b.dtype == "bf16" then buffers = buffers + b:numel() end
+  end
+  return trainable, buffers
+end
+
+local function group_digits(n)
+  local s = tostring(n)
+  local out = s:reverse():gsub("(%d%d%d)", "%1,"):reverse()
+  return (out:gsub("^,", ""))
+end
+
+-- summary(input_shape [, {print = false}]): runs one forward pass on zeros and
+-- returns (and prints) a Keras-style table: layer, output shape, parameters.
+function Module:summary(input_shape, opts)
+  opts = opts or {}
+  local rows, originals = {}, {}
+  for _, entry in ipairs(self:modules()) do
+    local name, m = entry[1], entry[2]
+    local own = 0
+    for _, k in ipairs(m._reg.order) do
+      if m._reg.kind[k] == "param" then own = own + m._reg.value[k]:numel() end
+    end
+    if #m:children() == 0 or own > 0 then
+      local fwd = m.forward
+      originals[#originals + 1] = m
+      rawset(m, "forward", function(self_, ...)
+        local out = fwd(self_, ...)
+        local shape = type(out) == "userdata" and ("[" .. table.concat(out.shape, ",") .. "]") or type(out)
+        local _, buf = self_:parameter_counts() -- Keras counts a layer's moving statistics in its row
+        rows[#rows + 1] = {name ~= "" and name or self_.__name, self_.__name, shape, own + buf}
+        return out
+      end)
+    end
+  end
+  local was_training = self.training
+  self:eval()
+  local ok, err = pcall(function()
+    core.no_grad(function() self:forward(core.zeros(input_shape)) end)
+  end)
+  for _, m in ipairs(originals) do rawset(m, "forward", nil) end
+  self:train(was_training)
+  if not ok then error("summary: forward on input " .. "[" .. table.concat(input_shape, ",") .. "] failed: " .. tostring(err), 2) end
+  local trainable, buffers = self:parameter_counts()
+  local lines = {string.format("%-40s %-22s %14s", "Layer (type)", "Output shape", "Param #"), string.rep("=", 78)}
+  for _, r in ipairs(rows) do
+    lines[#lines + 1] = string.format("%-40s %-22s %14s", r[1] .. " (" .. r[2] .. ")", r[3], group_digits(r[4]))
+  end
+  lines[#lines + 1] = string.rep("=", 78)
+  lines[#lines + 1] = "Total params: " .. group_digits(trainable + buffers)
+  lines[#lines + 1] = "Trainable params: " .. group_digits(trainable)
+  lines[#lines + 1] = "Non-trainable params: " .. group_digits(buffers)
+  local text = table.concat(lines, "\n")
+  if opts.print ~= false then print(text) end
+  return {rows = rows, total = trainable + buffers, trainable = trainable, non_trainable = buffers, text = text}
+end
+
 -- ---------------------------------------------------------------- containers
 nn.Sequential = nn.class("Sequential")
 function nn.Sequential:init(...)
@@ -301,11 +363,10 @@ function nn.Linear:extra_repr()
 end
 
 -- ---------------------------------------------------------------- activations as modules
-for _, name in ipairs{"relu", "sigmoid", "tanh"} do
-  local cls = nn.class(name:sub(1, 1):upper() .. name:sub(2))
+for name, class_name in pairs{relu = "ReLU", sigmoid = "Sigmoid", tanh = "Tanh"} do
+  local cls = nn.class(class_name)
   cls.forward = function(_, x) return x[name](x) end
-  nn[cls.__name] = cls
+  nn[class_name] = cls
 end
-nn.ReLU = nn.Relu
 
 return nn
