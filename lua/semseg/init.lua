@@ -14,6 +14,7 @@ sg.F = require "semseg.functional"
 sg.loss = require "semseg.losses"
 sg.json = require "semseg.json"
 sg.safetensors = require "semseg.safetensors"
+sg.checkpoint = require "semseg.checkpoint"
 for _, name in ipairs{"softmax", "log_softmax", "logsumexp"} do sg[name] = sg.F[name]; sg.Tensor[name] = sg.F[name] end
 sg.optim.lr = require "semseg.schedulers"
 
