@@ -111,16 +111,18 @@ static void infer_shape(lua_State *L, int idx, int depth, int *ndim, int64_t *si
 
 static void fill_from_table(lua_State *L, int idx, int d, sg_tensor *t, int64_t *pos, char *base, bool *all_int) {
   int64_t n = (int64_t)luaL_len(L, idx);
-  if (n != t->size[d]) luaL_error(L, "tensor: ragged nested table (dim %d has %lld and %lld elements)", d + 1,
-                                  (long long)t->size[d], (long long)n);
+  if (n != t->size[d]) luaL_error(L, "tensor: ragged nested table (dim %d has %I and %I elements)", d + 1,
+                                  (lua_Integer)t->size[d], (lua_Integer)n);
   for (int64_t i = 1; i <= n; i++) {
     lua_geti(L, idx, i);
     if (d == t->ndim - 1) {
       if (lua_isboolean(L, -1)) sg_store_f64(base + (*pos)++ * (int64_t)sg_dtype_size(t->dtype), t->dtype, lua_toboolean(L, -1));
       else if (lua_type(L, -1) == LUA_TNUMBER) {
-        if (!lua_isinteger(L, -1)) *all_int = false;
-        sg_store_f64(base + (*pos)++ * (int64_t)sg_dtype_size(t->dtype), t->dtype, lua_tonumber(L, -1));
-      } else luaL_error(L, "tensor: element %lld of dim %d is a %s, not a number", (long long)i, d + 1, luaL_typename(L, -1));
+        char *p = base + (*pos)++ * (int64_t)sg_dtype_size(t->dtype);
+        if (!lua_isinteger(L, -1)) { *all_int = false; sg_store_f64(p, t->dtype, lua_tonumber(L, -1)); }
+        else if (sg_dtype_is_int(t->dtype)) sg_store_i64(p, t->dtype, (int64_t)lua_tointeger(L, -1));
+        else sg_store_f64(p, t->dtype, (double)lua_tointeger(L, -1));
+      } else luaL_error(L, "tensor: element %I of dim %d is a %s, not a number", (lua_Integer)i, d + 1, luaL_typename(L, -1));
     } else {
       if (!lua_istable(L, -1)) luaL_error(L, "tensor: ragged nested table (expected a table at dim %d)", d + 1);
       fill_from_table(L, lua_gettop(L), d + 1, t, pos, base, all_int);
@@ -147,7 +149,9 @@ static int l_tensor(lua_State *L) {
   else return luaL_error(L, "tensor: expected a number or a (nested) table of numbers, got %s", luaL_typename(L, 1));
   sg_tensor *t = sgL_push(L, sg_empty(ndim, size, o.dtype, SG_CPU));
   bool all_int = true;
-  if (ndim == 0) sg_store_f64(t->storage->data, t->dtype, lua_isboolean(L, 1) ? lua_toboolean(L, 1) : lua_tonumber(L, 1));
+  if (ndim == 0 && lua_isinteger(L, 1) && sg_dtype_is_int(t->dtype))
+    sg_store_i64(t->storage->data, t->dtype, (int64_t)lua_tointeger(L, 1));
+  else if (ndim == 0) sg_store_f64(t->storage->data, t->dtype, lua_isboolean(L, 1) ? lua_toboolean(L, 1) : lua_tonumber(L, 1));
   else if (sg_numel(t) > 0) { int64_t pos = 0; fill_from_table(L, 1, 0, t, &pos, t->storage->data, &all_int); }
   t->requires_grad = o.requires_grad;
   return 1;
@@ -176,7 +180,7 @@ static int l_empty(lua_State *L) { return create(L, "empty", 3); }
 
 static int like(lua_State *L, const char *op, double v) {
   sg_tensor *a = sgL_check(L, 1, op);
-  sgL_opts o = sgL_options(L, 2, op, a->dtype);
+  sgL_opts o = sgL_options(L, strcmp(op, "full_like") == 0 ? 3 : 2, op, a->dtype); /* full_like(t, v, opts) */
   sgL_push(L, sg_full(a->ndim, a->size, v, o.dtype, a->storage->device));
   return 1;
 }
@@ -209,7 +213,7 @@ static int l_linspace(lua_State *L) {
 static int l_eye(lua_State *L) {
   int64_t n = sgL_int(L, 1, "eye", "n");
   int64_t m = lua_type(L, 2) == LUA_TNUMBER ? sgL_int(L, 2, "eye", "m") : n;
-  if (n < 0 || m < 0) return luaL_error(L, "eye: negative size %lld x %lld", (long long)n, (long long)m);
+  if (n < 0 || m < 0) return luaL_error(L, "eye: negative size %I x %I", (lua_Integer)n, (lua_Integer)m);
   sgL_opts o = sgL_options(L, lua_type(L, 2) == LUA_TNUMBER ? 3 : 2, "eye", SG_F32);
   sgL_push(L, sg_eye(n, m, o.dtype));
   return 1;
@@ -224,7 +228,7 @@ static int random_create(lua_State *L, const char *op, int kind) {
     if (lua_type(L, 2) == LUA_TNUMBER && lua_type(L, 3) != LUA_TNONE && !lua_isnil(L, 3)) {
       lo = sgL_int(L, 1, op, "low"); hi = sgL_int(L, 2, op, "high"); start = 3;
     } else { hi = sgL_int(L, 1, op, "high"); start = 2; }
-    if (hi <= lo) return luaL_error(L, "randint: empty range [%lld, %lld)", (long long)lo, (long long)hi);
+    if (hi <= lo) return luaL_error(L, "randint: empty range [%I, %I)", (lua_Integer)lo, (lua_Integer)hi);
   }
   int ndim = sgL_shape(L, start, op, size, &next);
   sgL_opts o = sgL_options(L, next, op, kind == 2 ? SG_I64 : SG_F32);
@@ -274,7 +278,7 @@ static int m_item(lua_State *L) {
   double v = sg_get_flat(t, 0);
   if (t->dtype == SG_BOOL) lua_pushboolean(L, v != 0);
   else if (!sg_dtype_is_float(t->dtype)) lua_pushinteger(L, sg_load_i64(sg_data_ptr(t), t->dtype));
-  else if (v == (double)(lua_Integer)v && fabs(v) < 9007199254740992.0) lua_pushinteger(L, (lua_Integer)v);
+  else if (fabs(v) < 9007199254740992.0 && v == (double)(lua_Integer)v) lua_pushinteger(L, (lua_Integer)v);
   else lua_pushnumber(L, v); /* integral values come back as Lua integers: they print as 0, not 0.0 */
   return 1;
 }
@@ -286,8 +290,14 @@ static void push_elems(lua_State *L, const sg_tensor *t, int d, int64_t *idx) {
     if (d == t->ndim - 1) {
       double v = sg_get_f64(t, idx);
       if (t->dtype == SG_BOOL) lua_pushboolean(L, v != 0);
-      else if (sg_dtype_is_float(t->dtype)) lua_pushnumber(L, v);
-      else lua_pushinteger(L, (lua_Integer)v);
+      else if (sg_dtype_is_float(t->dtype)) { /* integral values as integers, like item() */
+        if (fabs(v) < 9007199254740992.0 && v == (double)(lua_Integer)v) lua_pushinteger(L, (lua_Integer)v);
+        else lua_pushnumber(L, v);
+      } else { /* exact for every i64, not through double */
+        int64_t off = t->offset;
+        for (int k = 0; k < t->ndim; k++) off += idx[k] * t->stride[k];
+        lua_pushinteger(L, sg_load_i64((char *)t->storage->data + off * (int64_t)sg_dtype_size(t->dtype), t->dtype));
+      }
     } else push_elems(L, t, d + 1, idx);
     lua_rawseti(L, -2, i + 1);
   }

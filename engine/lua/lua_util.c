@@ -49,6 +49,7 @@ sg_dtype sgL_dtype(lua_State *L, int idx, const char *op) {
 sg_tensor *sgL_operand(lua_State *L, int idx, const char *op, const sg_tensor *like) {
   sg_tensor *t = sgL_test(L, idx);
   if (t) return sg_tensor_incref(t);
+  if (luaL_testudata(L, idx, SG_TENSOR_MT)) sgL_check(L, idx, op); /* a closed tensor: raises */
   if (lua_isboolean(L, idx)) return sg_scalar(lua_toboolean(L, idx), like ? like->dtype : SG_BOOL, SG_CPU);
   if (lua_type(L, idx) == LUA_TNUMBER) {
     double v = lua_tonumber(L, idx);
@@ -96,7 +97,7 @@ int sgL_shape(lua_State *L, int idx, const char *op, int64_t *size, int *next) {
     for (lua_Integer k = 1; k <= len; k++) {
       lua_geti(L, idx, k);
       size[n] = sgL_int(L, -1, op, "size");
-      if (size[n] < 0) luaL_error(L, "%s: negative size %lld in dim %d", op, (long long)size[n], n + 1);
+      if (size[n] < 0) luaL_error(L, "%s: negative size %I in dim %d", op, (lua_Integer)size[n], n + 1);
       n++;
       lua_pop(L, 1);
     }
@@ -106,7 +107,7 @@ int sgL_shape(lua_State *L, int idx, const char *op, int64_t *size, int *next) {
   while (lua_type(L, idx + n) == LUA_TNUMBER) {
     if (n >= SG_MAX_DIMS) luaL_error(L, "%s: more than %d dims", op, SG_MAX_DIMS);
     size[n] = sgL_int(L, idx + n, op, "size");
-    if (size[n] < 0) luaL_error(L, "%s: negative size %lld in dim %d", op, (long long)size[n], n + 1);
+    if (size[n] < 0) luaL_error(L, "%s: negative size %I in dim %d", op, (lua_Integer)size[n], n + 1);
     n++;
   }
   if (n == 0 && !lua_isnoneornil(L, idx) && !lua_isstring(L, idx))
@@ -132,6 +133,8 @@ sgL_opts sgL_options(lua_State *L, int idx, const char *op, sg_dtype def) {
   if (lua_getfield(L, idx, "device") != LUA_TNIL) o.device = parse_device(L, lua_gettop(L), op);
   if (lua_getfield(L, idx, "requires_grad") != LUA_TNIL) o.requires_grad = lua_toboolean(L, -1);
   lua_pop(L, 3);
+  if (o.requires_grad && !sg_dtype_is_float(o.dtype))
+    luaL_error(L, "%s: only floating-point tensors can require grad, got %s", op, sg_dtype_name(o.dtype));
   return o;
 }
 
