@@ -610,7 +610,7 @@ static const luaL_Reg MODULE_FNS[] = {
 static const luaL_Reg METHODS[] = {
   {"size", m_size}, {"stride", m_stride}, {"numel", m_numel}, {"dim", m_dim}, {"item", m_item},
   {"totable", m_totable}, {"is_contiguous", m_is_contiguous}, {"is_view_of", m_is_view_of},
-  {"view", m_view_}, {"reshape", m_reshape}, {"permute", m_permute}, {"transpose", m_transpose},
+  {"view", m_view_}, {"reshape", m_reshape}, {"permute", m_permute}, {"transpose", m_transpose}, {"t", m_transpose},
   {"narrow", m_narrow}, {"slice", m_slice}, {"select", m_select}, {"expand", m_expand}, {"expand_as", m_expand_as},
   {"squeeze", m_squeeze}, {"unsqueeze", m_unsqueeze}, {"flatten", m_flatten}, {"contiguous", m_contiguous},
   {"clone", m_clone}, {"detach", m_detach}, {"to", m_to}, {"type", m_to}, {"float", m_float}, {"double", m_double},
