@@ -16,7 +16,7 @@ test("sum over dim sets, keepdim", function()
   -- f32 and the non-contiguous input
   check.eq(sg.tensor(X):sum({1, 3}):totable(), {25.5, 21})
   check.eq(x:transpose(1, 3):sum(1):totable(), {{2.5, 23}, {5, 16}})
-  check.eq(x:transpose(1, 3):sum(3):totable(), {{5, -3}, {3, 19}, {-3, 21}, {2.5, 2}})
+  check.eq(x:transpose(1, 3):sum(3):totable(), {{8, -6}, {6, 16}, {12, 6}, {-0.5, 5}})
   -- integer and bool sums are i64
   check.eq(sg.tensor({1, 2, 3}, "i32"):sum().dtype, "i64")
   check.eq(sg.tensor({true, true, false}, "bool"):sum():item(), 2)
