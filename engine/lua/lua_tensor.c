@@ -317,8 +317,12 @@ static int m_view(lua_State *L, bool reshape) {
   sg_tensor *t = sgL_check(L, 1, op);
   int64_t size[SG_MAX_DIMS];
   int next, ndim = 0;
-  if (lua_istable(L, 2)) ndim = sgL_shape(L, 2, op, size, &next);
-  else {
+  (void)next;
+  if (lua_istable(L, 2)) { /* sizes may include one -1: not sgL_shape, which rejects negatives */
+    lua_Integer n = luaL_len(L, 2);
+    if (n > SG_MAX_DIMS) return luaL_error(L, "%s: more than %d dims", op, SG_MAX_DIMS);
+    for (int k = 0; k < (int)n; k++) { lua_geti(L, 2, k + 1); size[ndim++] = sgL_int(L, -1, op, "size"); lua_pop(L, 1); }
+  } else {
     for (int k = 2; !lua_isnone(L, k); k++) {
       if (ndim >= SG_MAX_DIMS) return luaL_error(L, "%s: more than %d dims", op, SG_MAX_DIMS);
       size[ndim++] = sgL_int(L, k, op, "size");
@@ -487,6 +491,19 @@ static int m_zero_(lua_State *L) { lua_settop(L, 1); lua_pushinteger(L, 0); retu
 /* ---------------------------------------------------------------- indexing */
 /* t[i] (select, 1-based), t[{a,b}] (inclusive range on dim 1),
  * t[{{a,b}, k, {}}] (per-dim: range, index or everything) */
+/* A 1-based (or negative) position inside an index table; releases `held`
+ * before raising so that nothing leaks. */
+static int64_t index_pos(lua_State *L, int idx, sg_tensor *held) {
+  int isint = 0;
+  int64_t i = (int64_t)lua_tointegerx(L, idx, &isint);
+  if (!isint || i == 0) {
+    sg_tensor_decref(held);
+    if (!isint) luaL_error(L, "index: positions must be integers (got %s)", luaL_typename(L, idx));
+    luaL_error(L, "index: 0 is out of range (indices count from 1)");
+  }
+  return i;
+}
+
 static sg_tensor *index_view(lua_State *L, sg_tensor *t, int key) {
   if (lua_type(L, key) == LUA_TNUMBER) {
     int64_t i = sgL_int(L, key, "index", "index");
@@ -495,34 +512,31 @@ static sg_tensor *index_view(lua_State *L, sg_tensor *t, int key) {
   }
   if (!lua_istable(L, key)) luaL_error(L, "index: expected a number or a table, got %s", luaL_typename(L, key));
   lua_Integer n = luaL_len(L, key);
-  lua_geti(L, key, 1);
-  bool single_range = lua_type(L, -1) == LUA_TNUMBER && n == 2;
-  lua_pop(L, 1);
-  sg_tensor *cur = sg_tensor_incref(t);
+  lua_geti(L, key, 1); lua_geti(L, key, 2);
+  bool single_range = n == 2 && lua_type(L, -2) == LUA_TNUMBER && lua_type(L, -1) == LUA_TNUMBER;
+  lua_pop(L, 2);
   if (single_range) { /* {a, b}: a range on the first dim */
     lua_geti(L, key, 1); lua_geti(L, key, 2);
-    int64_t a = sgL_int(L, -2, "index", "range start"), b = sgL_int(L, -1, "index", "range end");
+    int64_t a = index_pos(L, -2, NULL), b = index_pos(L, -1, NULL);
     lua_pop(L, 2);
-    if (t->ndim == 0) { sg_tensor_decref(cur); luaL_error(L, "index: cannot index a 0-dim tensor"); }
-    sg_tensor *r = sg_slice(cur, 0, lua_pos(a, t->size[0]), lua_pos(b, t->size[0]) + 1, 1);
-    sg_tensor_decref(cur);
-    return r;
+    if (t->ndim == 0) luaL_error(L, "index: cannot index a 0-dim tensor");
+    return sg_slice(t, 0, lua_pos(a, t->size[0]), lua_pos(b, t->size[0]) + 1, 1);
   }
+  sg_tensor *cur = sg_tensor_incref(t);
   if (n > t->ndim) { sg_tensor_decref(cur); luaL_error(L, "index: %d indices for a tensor of %d dims", (int)n, t->ndim); }
   int d = 0;
   for (lua_Integer k = 1; k <= n && cur; k++) {
     lua_geti(L, key, k);
     sg_tensor *next = NULL;
     if (lua_type(L, -1) == LUA_TNUMBER) {
-      int64_t i = lua_tointeger(L, -1);
-      if (i == 0) { sg_tensor_decref(cur); luaL_error(L, "index: 0 is out of range (indices count from 1)"); }
+      int64_t i = index_pos(L, -1, cur);
       next = sg_select(cur, d, i > 0 ? i - 1 : i);
     } else if (lua_istable(L, -1)) {
       lua_Integer m = luaL_len(L, -1);
       if (m == 0) { next = sg_tensor_incref(cur); d++; }
       else {
         lua_geti(L, -1, 1); lua_geti(L, -2, m >= 2 ? 2 : 1);
-        int64_t a = lua_tointeger(L, -2), b = lua_tointeger(L, -1);
+        int64_t a = index_pos(L, -2, cur), b = index_pos(L, -1, cur);
         lua_pop(L, 2);
         next = sg_slice(cur, d, lua_pos(a, cur->size[d]), lua_pos(b, cur->size[d]) + 1, 1);
         d++;
