@@ -523,8 +523,17 @@ static void ungrad_row_f32(char **p, const int64_t *s, int64_t n, void *vc) {
   }
 }
 
+/* Which saved tensors the derivative reads: only those must be unmodified
+ * (the other one is still used for its shape and dtype). */
+static bool un_reads_x(int op) { return op == SG_ABS || op == SG_LOG || op == SG_LOG1P || op == SG_SQUARE; }
+static bool un_reads_y(int op) {
+  return op == SG_EXP || op == SG_SQRT || op == SG_RSQRT || op == SG_SIGMOID || op == SG_TANH || op == SG_RELU;
+}
+
 static int unary_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
-  sg_tensor *x = sg_node_saved(n, 0), *y = x ? sg_node_saved(n, 1) : NULL;
+  int op = (int)n->i[0];
+  sg_tensor *x = un_reads_x(op) ? sg_node_saved(n, 0) : n->saved[0];
+  sg_tensor *y = x ? (un_reads_y(op) ? sg_node_saved(n, 1) : n->saved[1]) : NULL;
   if (!y) return -1;
   sg_tensor *gc = sg_to_dtype(g, y->dtype), *xc = gc ? sg_to_dtype(x, y->dtype) : NULL;
   sg_tensor *out = xc ? sg_empty_like(y) : NULL;
