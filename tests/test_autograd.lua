@@ -178,6 +178,11 @@ test("requires_grad rules", function()
   -- int results of float inputs carry no history
   check.eq(G(sg.tensor({1.5})):argmax():needs_grad(), false)
   check.eq(G(sg.tensor({1.5})):gt(0):needs_grad(), false)
+  -- sg.tensor(t) copies into a new leaf
+  local c = sg.tensor(x * 2)
+  check.eq(c.is_leaf, true); check.eq(c:needs_grad(), false)
+  local c2 = sg.tensor(G(sg.tensor({1.0})) * 2, {requires_grad = true})
+  check.eq(c2.is_leaf, true); check.eq(c2:needs_grad(), true)
 end)
 
 test("backward errors: twice through a graph, non-scalar, modified in place", function()

@@ -134,9 +134,12 @@ static void fill_from_table(lua_State *L, int idx, int d, sg_tensor *t, int64_t 
 /* sg.tensor({{1,2},{3,4}} [, opts]); numbers give f32 unless a dtype is asked */
 static int l_tensor(lua_State *L) {
   sgL_opts o = sgL_options(L, 2, "tensor", SG_F32);
-  if (sgL_test(L, 1)) {
-    sg_tensor *c = sg_to_dtype(sgL_check(L, 1, "tensor"), o.dtype);
+  if (luaL_testudata(L, 1, SG_TENSOR_MT)) { /* a copy of a tensor (sgL_check raises for a closed one) */
+    sg_tensor *src = sgL_check(L, 1, "tensor");
+    bool prev = sg_set_grad_enabled(false); /* the copy is a new leaf, without history */
+    sg_tensor *c = sg_to_dtype(src, o.dtype);
     sg_tensor *d = c ? sg_clone(c) : NULL;
+    sg_set_grad_enabled(prev);
     sg_tensor_decref(c);
     sgL_push(L, d);
     d->requires_grad = o.requires_grad;
@@ -158,6 +161,16 @@ static int l_tensor(lua_State *L) {
 }
 
 /* ---------------------------------------------------------------- creation */
+/* sgL_push for creation functions: errors from sg_empty ("tensor: ...") name the op. */
+static sg_tensor *push_new(lua_State *L, const char *op, sg_tensor *t) {
+  if (!t) {
+    const char *m = sg_error_get();
+    if (strncmp(m, "tensor: ", 8) == 0) luaL_error(L, "%s: %s", op, m + 8);
+    sgL_error(L);
+  }
+  return sgL_push(L, t);
+}
+
 static int create(lua_State *L, const char *op, int kind) {
   int64_t size[SG_MAX_DIMS];
   int next, start = kind == 2 ? 2 : 1; /* full(shape, value) */
@@ -170,7 +183,7 @@ static int create(lua_State *L, const char *op, int kind) {
   if (kind == 0) t = sg_zeros(ndim, size, o.dtype, o.device);
   else if (kind == 3) t = sg_empty(ndim, size, o.dtype, o.device);
   else t = sg_full(ndim, size, kind == 1 ? 1.0 : value, o.dtype, o.device);
-  sgL_push(L, t)->requires_grad = o.requires_grad;
+  push_new(L, op, t)->requires_grad = o.requires_grad;
   return 1;
 }
 static int l_zeros(lua_State *L) { return create(L, "zeros", 0); }
@@ -181,7 +194,7 @@ static int l_empty(lua_State *L) { return create(L, "empty", 3); }
 static int like(lua_State *L, const char *op, double v) {
   sg_tensor *a = sgL_check(L, 1, op);
   sgL_opts o = sgL_options(L, strcmp(op, "full_like") == 0 ? 3 : 2, op, a->dtype); /* full_like(t, v, opts) */
-  sgL_push(L, sg_full(a->ndim, a->size, v, o.dtype, a->storage->device));
+  push_new(L, op, sg_full(a->ndim, a->size, v, o.dtype, a->storage->device));
   return 1;
 }
 static int l_zeros_like(lua_State *L) { return like(L, "zeros_like", 0); }
@@ -198,7 +211,7 @@ static int l_arange(lua_State *L) {
   double start = nnum >= 2 ? lua_tonumber(L, 1) : 0, end = nnum >= 2 ? lua_tonumber(L, 2) : lua_tonumber(L, 1);
   double step = nnum == 3 ? lua_tonumber(L, 3) : 1;
   sgL_opts o = sgL_options(L, nnum + 1, "arange", ints ? SG_I64 : SG_F32);
-  sgL_push(L, sg_arange(start, end, step, o.dtype))->requires_grad = o.requires_grad;
+  push_new(L, "arange", sg_arange(start, end, step, o.dtype))->requires_grad = o.requires_grad;
   return 1;
 }
 
@@ -206,7 +219,7 @@ static int l_linspace(lua_State *L) {
   double a = luaL_checknumber(L, 1), b = luaL_checknumber(L, 2);
   int64_t n = sgL_int(L, 3, "linspace", "steps");
   sgL_opts o = sgL_options(L, 4, "linspace", SG_F32);
-  sgL_push(L, sg_linspace(a, b, n, o.dtype));
+  push_new(L, "linspace", sg_linspace(a, b, n, o.dtype));
   return 1;
 }
 
@@ -215,7 +228,7 @@ static int l_eye(lua_State *L) {
   int64_t m = lua_type(L, 2) == LUA_TNUMBER ? sgL_int(L, 2, "eye", "m") : n;
   if (n < 0 || m < 0) return luaL_error(L, "eye: negative size %I x %I", (lua_Integer)n, (lua_Integer)m);
   sgL_opts o = sgL_options(L, lua_type(L, 2) == LUA_TNUMBER ? 3 : 2, "eye", SG_F32);
-  sgL_push(L, sg_eye(n, m, o.dtype));
+  push_new(L, "eye", sg_eye(n, m, o.dtype));
   return 1;
 }
 
@@ -236,7 +249,7 @@ static int random_create(lua_State *L, const char *op, int kind) {
     return luaL_error(L, "%s: dtype must be floating point, got %s", op, sg_dtype_name(o.dtype));
   sg_tensor *t = kind == 0 ? sg_rand(ndim, size, o.dtype) : kind == 1 ? sg_randn(ndim, size, o.dtype)
                                                                       : sg_randint(lo, hi, ndim, size, o.dtype);
-  sgL_push(L, t)->requires_grad = o.requires_grad;
+  push_new(L, op, t)->requires_grad = o.requires_grad;
   return 1;
 }
 static int l_rand(lua_State *L) { return random_create(L, "rand", 0); }
