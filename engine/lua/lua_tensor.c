@@ -24,6 +24,21 @@ static void fmt_value(fmt_ctx *c, double v, char *out, size_t n) {
   else snprintf(out, n, "%.*f", c->prec, v);
 }
 
+/* Element at idx as text; integers are read exactly (not through double). */
+static void fmt_elem(fmt_ctx *c, const int64_t *idx, char *out, size_t n) {
+  const sg_tensor *t = c->t;
+  if (sg_dtype_is_int(t->dtype)) {
+    int64_t off = t->offset;
+    for (int d = 0; d < t->ndim; d++) off += idx[d] * t->stride[d];
+    snprintf(out, n, "%lld",
+             (long long)sg_load_i64((const char *)t->storage->data + off * (int64_t)sg_dtype_size(t->dtype), t->dtype));
+  } else fmt_value(c, sg_get_f64(t, idx), out, n);
+}
+
+static void flat_idx(const sg_tensor *t, int64_t i, int64_t *idx) {
+  for (int d = t->ndim - 1; d >= 0; d--) { idx[d] = i % t->size[d]; i /= t->size[d]; }
+}
+
 #define EDGE 3 /* values shown at each end of a summarised dim */
 
 static void fmt_dim(fmt_ctx *c, int d, int64_t *idx, bool summarise, int indent) {
@@ -39,7 +54,7 @@ static void fmt_dim(fmt_ctx *c, int d, int64_t *idx, bool summarise, int indent)
     idx[d] = i;
     if (d == t->ndim - 1) {
       char s[64];
-      fmt_value(c, sg_get_f64(t, idx), s, sizeof s);
+      fmt_elem(c, idx, s, sizeof s);
       for (int k = (int)strlen(s); k < c->width; k++) luaL_addchar(c->b, ' ');
       luaL_addstring(c->b, s);
       if (i < n - 1) luaL_addstring(c->b, ", ");
@@ -79,12 +94,14 @@ static int t_tostring(lua_State *L) {
   if (c.fl && integral && !c.sci) c.prec = 1;
   for (int64_t i = 0; i < n && i < 100000; i++) {
     char s[64];
-    fmt_value(&c, sg_get_flat(t, i), s, sizeof s);
+    int64_t ix[SG_MAX_DIMS];
+    flat_idx(t, i, ix);
+    fmt_elem(&c, ix, s, sizeof s);
     if ((int)strlen(s) > c.width) c.width = (int)strlen(s);
   }
   if (t->ndim == 0) {
     char s[64];
-    fmt_value(&c, sg_get_flat(t, 0), s, sizeof s);
+    fmt_elem(&c, (int64_t[1]){0}, s, sizeof s);
     luaL_addstring(&b, s);
   } else {
     int64_t idx[SG_MAX_DIMS] = {0};
