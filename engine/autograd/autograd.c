@@ -120,7 +120,9 @@ static int accumulate_leaf(sg_tensor *leaf, sg_tensor *g) {
     leaf->grad = c;
     return 0;
   }
-  return sg_add_(leaf->grad, g) ? 0 : -1;
+  sg_tensor *r = sg_add_(leaf->grad, g); /* returns a new reference to leaf->grad */
+  sg_tensor_decref(r);
+  return r ? 0 : -1;
 }
 
 typedef struct { sg_node **v; size_t n, cap; } node_vec;

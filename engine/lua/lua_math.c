@@ -19,7 +19,9 @@ static int binary(lua_State *L, sg_binop op, bool inplace) {
   sg_tensor *b = tb ? sg_tensor_incref(tb) : sgL_operand(L, 2, name, ta);
   sgL_push(L, b);
   if (inplace) {
-    if (!sg_binary_(op, a, b)) return sgL_error(L);
+    sg_tensor *r = sg_binary_(op, a, b); /* a new reference to a */
+    if (!r) return sgL_error(L);
+    sg_tensor_decref(r);
     lua_settop(L, 1);
     return 1;
   }
@@ -38,7 +40,9 @@ BIN(le, SG_LE) BIN(gt, SG_GT) BIN(ge, SG_GE) BIN(logical_and, SG_AND) BIN(logica
 static int unary(lua_State *L, sg_unop op, bool inplace) {
   sg_tensor *a = sgL_check(L, 1, sg_unop_name(op));
   if (inplace) {
-    if (!sg_unary_(op, a)) return sgL_error(L);
+    sg_tensor *r = sg_unary_(op, a);
+    if (!r) return sgL_error(L);
+    sg_tensor_decref(r);
     lua_settop(L, 1);
     return 1;
   }
@@ -59,7 +63,13 @@ static double opt_bound(lua_State *L, int idx, double def) {
 static int clamp(lua_State *L, bool inplace) {
   sg_tensor *a = sgL_check(L, 1, "clamp");
   double lo = opt_bound(L, 2, -INFINITY), hi = opt_bound(L, 3, INFINITY);
-  if (inplace) { if (!sg_clamp_(a, lo, hi)) return sgL_error(L); lua_settop(L, 1); return 1; }
+  if (inplace) {
+    sg_tensor *r = sg_clamp_(a, lo, hi);
+    if (!r) return sgL_error(L);
+    sg_tensor_decref(r);
+    lua_settop(L, 1);
+    return 1;
+  }
   sgL_push(L, sg_clamp(a, lo, hi));
   return 1;
 }
