@@ -120,7 +120,7 @@ static int accumulate_leaf(sg_tensor *leaf, sg_tensor *g) {
     leaf->grad = c;
     return 0;
   }
-  sg_tensor *r = sg_add_(leaf->grad, g); /* a new reference to leaf->grad */
+  sg_tensor *r = sg_add_(leaf->grad, g); /* returns a new reference to leaf->grad */
   sg_tensor_decref(r);
   return r ? 0 : -1;
 }

@@ -140,7 +140,7 @@ sg_tensor *sg_linspace(double start, double end, int64_t n, sg_dtype dt) {
   double step = n > 1 ? (end - start) / (double)(n - 1) : 0;
   /* fill from both ends like PyTorch so the last value is exactly `end` */
   for (int64_t i = 0; i < n; i++) {
-    double v = i < n / 2 ? start + step * (double)i : end - step * (double)(n - 1 - i);
+    double v = n == 1 ? start : i < n / 2 ? start + step * (double)i : end - step * (double)(n - 1 - i);
     sg_store_f64((char *)t->storage->data + i * (int64_t)es, dt, v);
   }
   return t;

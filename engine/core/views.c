@@ -53,6 +53,9 @@ static int resolve_shape(const char *op, const sg_tensor *t, int ndim, const int
     } else if (in[d] < 0) {
       sg_error_set("%s: negative size %lld in dim %d", op, (long long)in[d], d + 1);
       return -1;
+    } else if (in[d] && known > SG_MAX_NUMEL / in[d]) {
+      sg_error_set("%s: shape %s is too large", op, sg_shape_str(ndim, in, (char[96]){0}, 96));
+      return -1;
     } else known *= in[d];
   }
   int64_t n = sg_numel(t);
@@ -127,8 +130,7 @@ sg_tensor *sg_permute(sg_tensor *t, const int *perm) {
 
 sg_tensor *sg_transpose(sg_tensor *t, int d0, int d1) {
   if ((d0 = sg_wrap_dim("transpose", d0, t->ndim)) < 0 || (d1 = sg_wrap_dim("transpose", d1, t->ndim)) < 0) return NULL;
-  if (t->ndim == 0) return sg_alias(t);
-  int perm[SG_MAX_DIMS];
+  int perm[SG_MAX_DIMS]; /* a 0-dim tensor gets an empty permutation: a differentiable alias */
   for (int d = 0; d < t->ndim; d++) perm[d] = d;
   perm[d0] = d1; perm[d1] = d0;
   return sg_permute(t, perm);
@@ -220,6 +222,16 @@ sg_tensor *sg_expand(sg_tensor *t, int ndim, const int64_t *size) {
     }
     sz[d] = want;
     st[d] = (td >= 0 && have == want) ? t->stride[td] : 0;
+  }
+  /* keep numel representable (it is computed in int64 everywhere) */
+  bool empty = false;
+  for (int d = 0; d < ndim; d++) empty = empty || sz[d] == 0;
+  for (int64_t d = 0, n = 1; d < ndim && !empty; d++) {
+    if (n > SG_MAX_NUMEL / sz[d]) {
+      sg_error_set("expand: shape %s is too large", sg_shape_str(ndim, sz, (char[96]){0}, 96));
+      return NULL;
+    }
+    n *= sz[d];
   }
   sg_tensor *v = sg_alias(t);
   if (!v) return NULL;

@@ -8,7 +8,8 @@ static int binary(lua_State *L, sg_binop op, bool inplace) {
   const char *name = sg_binop_name(op);
   sg_tensor *ta = sgL_test(L, 1), *tb = sgL_test(L, 2);
   if (!ta && !tb) {
-    if (lua_type(L, 1) == LUA_TUSERDATA || lua_type(L, 2) == LUA_TUSERDATA) sgL_check(L, ta ? 2 : 1, name);
+    if (lua_type(L, 1) == LUA_TUSERDATA || lua_type(L, 2) == LUA_TUSERDATA)
+      sgL_check(L, lua_type(L, 1) == LUA_TUSERDATA ? 1 : 2, name); /* a closed tensor: raises */
     return luaL_error(L, "%s: at least one argument must be a tensor (got %s and %s)", name, luaL_typename(L, 1),
                       luaL_typename(L, 2));
   }
@@ -18,7 +19,7 @@ static int binary(lua_State *L, sg_binop op, bool inplace) {
   sg_tensor *b = tb ? sg_tensor_incref(tb) : sgL_operand(L, 2, name, ta);
   sgL_push(L, b);
   if (inplace) {
-    sg_tensor *r = sg_binary_(op, a, b); /* returns a new reference to a */
+    sg_tensor *r = sg_binary_(op, a, b); /* a new reference to a */
     if (!r) return sgL_error(L);
     sg_tensor_decref(r);
     lua_settop(L, 1);

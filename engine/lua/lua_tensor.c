@@ -24,6 +24,21 @@ static void fmt_value(fmt_ctx *c, double v, char *out, size_t n) {
   else snprintf(out, n, "%.*f", c->prec, v);
 }
 
+/* Element at idx as text; integers are read exactly (not through double). */
+static void fmt_elem(fmt_ctx *c, const int64_t *idx, char *out, size_t n) {
+  const sg_tensor *t = c->t;
+  if (sg_dtype_is_int(t->dtype)) {
+    int64_t off = t->offset;
+    for (int d = 0; d < t->ndim; d++) off += idx[d] * t->stride[d];
+    snprintf(out, n, "%lld",
+             (long long)sg_load_i64((const char *)t->storage->data + off * (int64_t)sg_dtype_size(t->dtype), t->dtype));
+  } else fmt_value(c, sg_get_f64(t, idx), out, n);
+}
+
+static void flat_idx(const sg_tensor *t, int64_t i, int64_t *idx) {
+  for (int d = t->ndim - 1; d >= 0; d--) { idx[d] = i % t->size[d]; i /= t->size[d]; }
+}
+
 #define EDGE 3 /* values shown at each end of a summarised dim */
 
 static void fmt_dim(fmt_ctx *c, int d, int64_t *idx, bool summarise, int indent) {
@@ -39,7 +54,7 @@ static void fmt_dim(fmt_ctx *c, int d, int64_t *idx, bool summarise, int indent)
     idx[d] = i;
     if (d == t->ndim - 1) {
       char s[64];
-      fmt_value(c, sg_get_f64(t, idx), s, sizeof s);
+      fmt_elem(c, idx, s, sizeof s);
       for (int k = (int)strlen(s); k < c->width; k++) luaL_addchar(c->b, ' ');
       luaL_addstring(c->b, s);
       if (i < n - 1) luaL_addstring(c->b, ", ");
@@ -79,12 +94,14 @@ static int t_tostring(lua_State *L) {
   if (c.fl && integral && !c.sci) c.prec = 1;
   for (int64_t i = 0; i < n && i < 100000; i++) {
     char s[64];
-    fmt_value(&c, sg_get_flat(t, i), s, sizeof s);
+    int64_t ix[SG_MAX_DIMS];
+    flat_idx(t, i, ix);
+    fmt_elem(&c, ix, s, sizeof s);
     if ((int)strlen(s) > c.width) c.width = (int)strlen(s);
   }
   if (t->ndim == 0) {
     char s[64];
-    fmt_value(&c, sg_get_flat(t, 0), s, sizeof s);
+    fmt_elem(&c, (int64_t[1]){0}, s, sizeof s);
     luaL_addstring(&b, s);
   } else {
     int64_t idx[SG_MAX_DIMS] = {0};
@@ -118,8 +135,10 @@ static void fill_from_table(lua_State *L, int idx, int d, sg_tensor *t, int64_t 
     if (d == t->ndim - 1) {
       if (lua_isboolean(L, -1)) sg_store_f64(base + (*pos)++ * (int64_t)sg_dtype_size(t->dtype), t->dtype, lua_toboolean(L, -1));
       else if (lua_type(L, -1) == LUA_TNUMBER) {
-        if (!lua_isinteger(L, -1)) *all_int = false;
-        sg_store_f64(base + (*pos)++ * (int64_t)sg_dtype_size(t->dtype), t->dtype, lua_tonumber(L, -1));
+        char *p = base + (*pos)++ * (int64_t)sg_dtype_size(t->dtype);
+        if (!lua_isinteger(L, -1)) { *all_int = false; sg_store_f64(p, t->dtype, lua_tonumber(L, -1)); }
+        else if (sg_dtype_is_int(t->dtype)) sg_store_i64(p, t->dtype, (int64_t)lua_tointeger(L, -1));
+        else sg_store_f64(p, t->dtype, (double)lua_tointeger(L, -1));
       } else luaL_error(L, "tensor: element %I of dim %d is a %s, not a number", (lua_Integer)i, d + 1, luaL_typename(L, -1));
     } else {
       if (!lua_istable(L, -1)) luaL_error(L, "tensor: ragged nested table (expected a table at dim %d)", d + 1);
@@ -132,9 +151,12 @@ static void fill_from_table(lua_State *L, int idx, int d, sg_tensor *t, int64_t 
 /* sg.tensor({{1,2},{3,4}} [, opts]); numbers give f32 unless a dtype is asked */
 static int l_tensor(lua_State *L) {
   sgL_opts o = sgL_options(L, 2, "tensor", SG_F32);
-  if (sgL_test(L, 1)) {
-    sg_tensor *c = sg_to_dtype(sgL_check(L, 1, "tensor"), o.dtype);
+  if (luaL_testudata(L, 1, SG_TENSOR_MT)) { /* a copy of a tensor (sgL_check raises for a closed one) */
+    sg_tensor *src = sgL_check(L, 1, "tensor");
+    bool prev = sg_set_grad_enabled(false); /* the copy is a new leaf, without history */
+    sg_tensor *c = sg_to_dtype(src, o.dtype);
     sg_tensor *d = c ? sg_clone(c) : NULL;
+    sg_set_grad_enabled(prev);
     sg_tensor_decref(c);
     sgL_push(L, d);
     d->requires_grad = o.requires_grad;
@@ -147,13 +169,25 @@ static int l_tensor(lua_State *L) {
   else return luaL_error(L, "tensor: expected a number or a (nested) table of numbers, got %s", luaL_typename(L, 1));
   sg_tensor *t = sgL_push(L, sg_empty(ndim, size, o.dtype, SG_CPU));
   bool all_int = true;
-  if (ndim == 0) sg_store_f64(t->storage->data, t->dtype, lua_isboolean(L, 1) ? lua_toboolean(L, 1) : lua_tonumber(L, 1));
+  if (ndim == 0 && lua_isinteger(L, 1) && sg_dtype_is_int(t->dtype))
+    sg_store_i64(t->storage->data, t->dtype, (int64_t)lua_tointeger(L, 1));
+  else if (ndim == 0) sg_store_f64(t->storage->data, t->dtype, lua_isboolean(L, 1) ? lua_toboolean(L, 1) : lua_tonumber(L, 1));
   else if (sg_numel(t) > 0) { int64_t pos = 0; fill_from_table(L, 1, 0, t, &pos, t->storage->data, &all_int); }
   t->requires_grad = o.requires_grad;
   return 1;
 }
 
 /* ---------------------------------------------------------------- creation */
+/* sgL_push for creation functions: errors from sg_empty ("tensor: ...") name the op. */
+static sg_tensor *push_new(lua_State *L, const char *op, sg_tensor *t) {
+  if (!t) {
+    const char *m = sg_error_get();
+    if (strncmp(m, "tensor: ", 8) == 0) luaL_error(L, "%s: %s", op, m + 8);
+    sgL_error(L);
+  }
+  return sgL_push(L, t);
+}
+
 static int create(lua_State *L, const char *op, int kind) {
   int64_t size[SG_MAX_DIMS];
   int next, start = kind == 2 ? 2 : 1; /* full(shape, value) */
@@ -166,7 +200,7 @@ static int create(lua_State *L, const char *op, int kind) {
   if (kind == 0) t = sg_zeros(ndim, size, o.dtype, o.device);
   else if (kind == 3) t = sg_empty(ndim, size, o.dtype, o.device);
   else t = sg_full(ndim, size, kind == 1 ? 1.0 : value, o.dtype, o.device);
-  sgL_push(L, t)->requires_grad = o.requires_grad;
+  push_new(L, op, t)->requires_grad = o.requires_grad;
   return 1;
 }
 static int l_zeros(lua_State *L) { return create(L, "zeros", 0); }
@@ -176,8 +210,8 @@ static int l_empty(lua_State *L) { return create(L, "empty", 3); }
 
 static int like(lua_State *L, const char *op, double v) {
   sg_tensor *a = sgL_check(L, 1, op);
-  sgL_opts o = sgL_options(L, 2, op, a->dtype);
-  sgL_push(L, sg_full(a->ndim, a->size, v, o.dtype, a->storage->device));
+  sgL_opts o = sgL_options(L, strcmp(op, "full_like") == 0 ? 3 : 2, op, a->dtype); /* full_like(t, v, opts) */
+  push_new(L, op, sg_full(a->ndim, a->size, v, o.dtype, a->storage->device));
   return 1;
 }
 static int l_zeros_like(lua_State *L) { return like(L, "zeros_like", 0); }
@@ -194,7 +228,7 @@ static int l_arange(lua_State *L) {
   double start = nnum >= 2 ? lua_tonumber(L, 1) : 0, end = nnum >= 2 ? lua_tonumber(L, 2) : lua_tonumber(L, 1);
   double step = nnum == 3 ? lua_tonumber(L, 3) : 1;
   sgL_opts o = sgL_options(L, nnum + 1, "arange", ints ? SG_I64 : SG_F32);
-  sgL_push(L, sg_arange(start, end, step, o.dtype))->requires_grad = o.requires_grad;
+  push_new(L, "arange", sg_arange(start, end, step, o.dtype))->requires_grad = o.requires_grad;
   return 1;
 }
 
@@ -202,7 +236,7 @@ static int l_linspace(lua_State *L) {
   double a = luaL_checknumber(L, 1), b = luaL_checknumber(L, 2);
   int64_t n = sgL_int(L, 3, "linspace", "steps");
   sgL_opts o = sgL_options(L, 4, "linspace", SG_F32);
-  sgL_push(L, sg_linspace(a, b, n, o.dtype));
+  push_new(L, "linspace", sg_linspace(a, b, n, o.dtype));
   return 1;
 }
 
@@ -211,7 +245,7 @@ static int l_eye(lua_State *L) {
   int64_t m = lua_type(L, 2) == LUA_TNUMBER ? sgL_int(L, 2, "eye", "m") : n;
   if (n < 0 || m < 0) return luaL_error(L, "eye: negative size %I x %I", (lua_Integer)n, (lua_Integer)m);
   sgL_opts o = sgL_options(L, lua_type(L, 2) == LUA_TNUMBER ? 3 : 2, "eye", SG_F32);
-  sgL_push(L, sg_eye(n, m, o.dtype));
+  push_new(L, "eye", sg_eye(n, m, o.dtype));
   return 1;
 }
 
@@ -224,7 +258,7 @@ static int random_create(lua_State *L, const char *op, int kind) {
     if (lua_type(L, 2) == LUA_TNUMBER && lua_type(L, 3) != LUA_TNONE && !lua_isnil(L, 3)) {
       lo = sgL_int(L, 1, op, "low"); hi = sgL_int(L, 2, op, "high"); start = 3;
     } else { hi = sgL_int(L, 1, op, "high"); start = 2; }
-    if (hi <= lo) return luaL_error(L, "randint: empty range [%I, %I)", (long long)lo, (long long)hi);
+    if (hi <= lo) return luaL_error(L, "randint: empty range [%I, %I)", (lua_Integer)lo, (lua_Integer)hi);
   }
   int ndim = sgL_shape(L, start, op, size, &next);
   sgL_opts o = sgL_options(L, next, op, kind == 2 ? SG_I64 : SG_F32);
@@ -232,7 +266,7 @@ static int random_create(lua_State *L, const char *op, int kind) {
     return luaL_error(L, "%s: dtype must be floating point, got %s", op, sg_dtype_name(o.dtype));
   sg_tensor *t = kind == 0 ? sg_rand(ndim, size, o.dtype) : kind == 1 ? sg_randn(ndim, size, o.dtype)
                                                                       : sg_randint(lo, hi, ndim, size, o.dtype);
-  sgL_push(L, t)->requires_grad = o.requires_grad;
+  push_new(L, op, t)->requires_grad = o.requires_grad;
   return 1;
 }
 static int l_rand(lua_State *L) { return random_create(L, "rand", 0); }
@@ -274,7 +308,7 @@ static int m_item(lua_State *L) {
   double v = sg_get_flat(t, 0);
   if (t->dtype == SG_BOOL) lua_pushboolean(L, v != 0);
   else if (!sg_dtype_is_float(t->dtype)) lua_pushinteger(L, sg_load_i64(sg_data_ptr(t), t->dtype));
-  else if (v == (double)(lua_Integer)v && fabs(v) < 9007199254740992.0) lua_pushinteger(L, (lua_Integer)v);
+  else if (fabs(v) < 9007199254740992.0 && v == (double)(lua_Integer)v) lua_pushinteger(L, (lua_Integer)v);
   else lua_pushnumber(L, v); /* integral values come back as Lua integers: they print as 0, not 0.0 */
   return 1;
 }
@@ -286,8 +320,14 @@ static void push_elems(lua_State *L, const sg_tensor *t, int d, int64_t *idx) {
     if (d == t->ndim - 1) {
       double v = sg_get_f64(t, idx);
       if (t->dtype == SG_BOOL) lua_pushboolean(L, v != 0);
-      else if (sg_dtype_is_float(t->dtype)) lua_pushnumber(L, v);
-      else lua_pushinteger(L, (lua_Integer)v);
+      else if (sg_dtype_is_float(t->dtype)) { /* integral values as integers, like item() */
+        if (fabs(v) < 9007199254740992.0 && v == (double)(lua_Integer)v) lua_pushinteger(L, (lua_Integer)v);
+        else lua_pushnumber(L, v);
+      } else { /* exact for every i64, not through double */
+        int64_t off = t->offset;
+        for (int k = 0; k < t->ndim; k++) off += idx[k] * t->stride[k];
+        lua_pushinteger(L, sg_load_i64((char *)t->storage->data + off * (int64_t)sg_dtype_size(t->dtype), t->dtype));
+      }
     } else push_elems(L, t, d + 1, idx);
     lua_rawseti(L, -2, i + 1);
   }
@@ -307,8 +347,12 @@ static int m_view(lua_State *L, bool reshape) {
   sg_tensor *t = sgL_check(L, 1, op);
   int64_t size[SG_MAX_DIMS];
   int next, ndim = 0;
-  if (lua_istable(L, 2)) ndim = sgL_shape(L, 2, op, size, &next);
-  else {
+  (void)next;
+  if (lua_istable(L, 2)) { /* sizes may include one -1: not sgL_shape, which rejects negatives */
+    lua_Integer n = luaL_len(L, 2);
+    if (n > SG_MAX_DIMS) return luaL_error(L, "%s: more than %d dims", op, SG_MAX_DIMS);
+    for (int k = 0; k < (int)n; k++) { lua_geti(L, 2, k + 1); size[ndim++] = sgL_int(L, -1, op, "size"); lua_pop(L, 1); }
+  } else {
     for (int k = 2; !lua_isnone(L, k); k++) {
       if (ndim >= SG_MAX_DIMS) return luaL_error(L, "%s: more than %d dims", op, SG_MAX_DIMS);
       size[ndim++] = sgL_int(L, k, op, "size");
@@ -477,6 +521,19 @@ static int m_zero_(lua_State *L) { lua_settop(L, 1); lua_pushinteger(L, 0); retu
 /* ---------------------------------------------------------------- indexing */
 /* t[i] (select, 1-based), t[{a,b}] (inclusive range on dim 1),
  * t[{{a,b}, k, {}}] (per-dim: range, index or everything) */
+/* A 1-based (or negative) position inside an index table; releases `held`
+ * before raising so that nothing leaks. */
+static int64_t index_pos(lua_State *L, int idx, sg_tensor *held) {
+  int isint = 0;
+  int64_t i = (int64_t)lua_tointegerx(L, idx, &isint);
+  if (!isint || i == 0) {
+    sg_tensor_decref(held);
+    if (!isint) luaL_error(L, "index: positions must be integers (got %s)", luaL_typename(L, idx));
+    luaL_error(L, "index: 0 is out of range (indices count from 1)");
+  }
+  return i;
+}
+
 static sg_tensor *index_view(lua_State *L, sg_tensor *t, int key) {
   if (lua_type(L, key) == LUA_TNUMBER) {
     int64_t i = sgL_int(L, key, "index", "index");
@@ -485,34 +542,31 @@ static sg_tensor *index_view(lua_State *L, sg_tensor *t, int key) {
   }
   if (!lua_istable(L, key)) luaL_error(L, "index: expected a number or a table, got %s", luaL_typename(L, key));
   lua_Integer n = luaL_len(L, key);
-  lua_geti(L, key, 1);
-  bool single_range = lua_type(L, -1) == LUA_TNUMBER && n == 2;
-  lua_pop(L, 1);
-  sg_tensor *cur = sg_tensor_incref(t);
+  lua_geti(L, key, 1); lua_geti(L, key, 2);
+  bool single_range = n == 2 && lua_type(L, -2) == LUA_TNUMBER && lua_type(L, -1) == LUA_TNUMBER;
+  lua_pop(L, 2);
   if (single_range) { /* {a, b}: a range on the first dim */
     lua_geti(L, key, 1); lua_geti(L, key, 2);
-    int64_t a = sgL_int(L, -2, "index", "range start"), b = sgL_int(L, -1, "index", "range end");
+    int64_t a = index_pos(L, -2, NULL), b = index_pos(L, -1, NULL);
     lua_pop(L, 2);
-    if (t->ndim == 0) { sg_tensor_decref(cur); luaL_error(L, "index: cannot index a 0-dim tensor"); }
-    sg_tensor *r = sg_slice(cur, 0, lua_pos(a, t->size[0]), lua_pos(b, t->size[0]) + 1, 1);
-    sg_tensor_decref(cur);
-    return r;
+    if (t->ndim == 0) luaL_error(L, "index: cannot index a 0-dim tensor");
+    return sg_slice(t, 0, lua_pos(a, t->size[0]), lua_pos(b, t->size[0]) + 1, 1);
   }
+  sg_tensor *cur = sg_tensor_incref(t);
   if (n > t->ndim) { sg_tensor_decref(cur); luaL_error(L, "index: %d indices for a tensor of %d dims", (int)n, t->ndim); }
   int d = 0;
   for (lua_Integer k = 1; k <= n && cur; k++) {
     lua_geti(L, key, k);
     sg_tensor *next = NULL;
     if (lua_type(L, -1) == LUA_TNUMBER) {
-      int64_t i = lua_tointeger(L, -1);
-      if (i == 0) { sg_tensor_decref(cur); luaL_error(L, "index: 0 is out of range (indices count from 1)"); }
+      int64_t i = index_pos(L, -1, cur);
       next = sg_select(cur, d, i > 0 ? i - 1 : i);
     } else if (lua_istable(L, -1)) {
       lua_Integer m = luaL_len(L, -1);
       if (m == 0) { next = sg_tensor_incref(cur); d++; }
       else {
         lua_geti(L, -1, 1); lua_geti(L, -2, m >= 2 ? 2 : 1);
-        int64_t a = lua_tointeger(L, -2), b = lua_tointeger(L, -1);
+        int64_t a = index_pos(L, -2, cur), b = index_pos(L, -1, cur);
         lua_pop(L, 2);
         next = sg_slice(cur, d, lua_pos(a, cur->size[d]), lua_pos(b, cur->size[d]) + 1, 1);
         d++;
@@ -600,7 +654,7 @@ static const luaL_Reg MODULE_FNS[] = {
 static const luaL_Reg METHODS[] = {
   {"size", m_size}, {"stride", m_stride}, {"numel", m_numel}, {"dim", m_dim}, {"item", m_item},
   {"totable", m_totable}, {"is_contiguous", m_is_contiguous}, {"is_view_of", m_is_view_of},
-  {"view", m_view_}, {"reshape", m_reshape}, {"permute", m_permute}, {"transpose", m_transpose},
+  {"view", m_view_}, {"reshape", m_reshape}, {"permute", m_permute}, {"transpose", m_transpose}, {"t", m_transpose},
   {"narrow", m_narrow}, {"slice", m_slice}, {"select", m_select}, {"expand", m_expand}, {"expand_as", m_expand_as},
   {"squeeze", m_squeeze}, {"unsqueeze", m_unsqueeze}, {"flatten", m_flatten}, {"contiguous", m_contiguous},
   {"clone", m_clone}, {"detach", m_detach}, {"to", m_to}, {"type", m_to}, {"float", m_float}, {"double", m_double},

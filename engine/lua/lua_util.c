@@ -49,6 +49,7 @@ sg_dtype sgL_dtype(lua_State *L, int idx, const char *op) {
 sg_tensor *sgL_operand(lua_State *L, int idx, const char *op, const sg_tensor *like) {
   sg_tensor *t = sgL_test(L, idx);
   if (t) return sg_tensor_incref(t);
+  if (luaL_testudata(L, idx, SG_TENSOR_MT)) sgL_check(L, idx, op); /* a closed tensor: raises */
   if (lua_isboolean(L, idx)) return sg_scalar(lua_toboolean(L, idx), like ? like->dtype : SG_BOOL, SG_CPU);
   if (lua_type(L, idx) == LUA_TNUMBER) {
     double v = lua_tonumber(L, idx);
@@ -132,6 +133,8 @@ sgL_opts sgL_options(lua_State *L, int idx, const char *op, sg_dtype def) {
   if (lua_getfield(L, idx, "device") != LUA_TNIL) o.device = parse_device(L, lua_gettop(L), op);
   if (lua_getfield(L, idx, "requires_grad") != LUA_TNIL) o.requires_grad = lua_toboolean(L, -1);
   lua_pop(L, 3);
+  if (o.requires_grad && !sg_dtype_is_float(o.dtype))
+    luaL_error(L, "%s: only floating-point tensors can require grad, got %s", op, sg_dtype_name(o.dtype));
   return o;
 }
 

@@ -245,7 +245,7 @@ static sg_dtype compute_type(sg_binop op, sg_tensor *a, sg_tensor *b, sg_dtype *
   sg_dtype ct = sg_promote(a->dtype, b->dtype);
   if (is_logical(op)) ct = SG_BOOL;
   if (op == SG_DIV && !sg_dtype_is_float(ct)) ct = SG_F32; /* true division */
-  if ((op == SG_ADD || op == SG_SUB || op == SG_MUL) && ct == SG_BOOL) ct = SG_I64;
+  /* bool + bool and bool * bool stay bool (logical or / and), as in PyTorch */
   *out = (is_compare(op) || is_logical(op)) ? SG_BOOL : ct;
   /* 16-bit floats compute in f32 and round once when stored */
   if (ct == SG_F16 || ct == SG_BF16) ct = SG_F32;
@@ -254,10 +254,19 @@ static sg_dtype compute_type(sg_binop op, sg_tensor *a, sg_tensor *b, sg_dtype *
 
 static int binary_bw(sg_node *n, sg_tensor *g, sg_tensor **gin);
 
+static bool check_types(const char *name, sg_binop op, const sg_tensor *a, const sg_tensor *b) {
+  if (op == SG_SUB && a->dtype == SG_BOOL && b->dtype == SG_BOOL) {
+    sg_error_set("%s: subtracting two bool tensors is not supported (use logical_and / logical_not)", name);
+    return false;
+  }
+  return true;
+}
+
 sg_tensor *sg_binary(sg_binop op, sg_tensor *a, sg_tensor *b) {
   const char *name = BIN_NAMES[op];
   int nd; int64_t sz[SG_MAX_DIMS];
-  if (!same_device(name, a, b) || !sg_broadcast_shapes(name, a->ndim, a->size, b->ndim, b->size, &nd, sz)) return NULL;
+  if (!same_device(name, a, b) || !check_types(name, op, a, b) ||
+      !sg_broadcast_shapes(name, a->ndim, a->size, b->ndim, b->size, &nd, sz)) return NULL;
   sg_dtype ot, ct = compute_type(op, a, b, &ot);
   sg_tensor *out = sg_empty(nd, sz, ot, a->storage->device);
   if (!out) return NULL;
@@ -311,14 +320,15 @@ static sg_node *record_inplace(const char *op, sg_backward_fn bw, sg_tensor *a, 
 sg_tensor *sg_binary_(sg_binop op, sg_tensor *a, sg_tensor *b) {
   const char *name = BIN_NAMES[op];
   int nd; int64_t sz[SG_MAX_DIMS];
-  if (!same_device(name, a, b) || !sg_broadcast_shapes(name, a->ndim, a->size, b->ndim, b->size, &nd, sz)) return NULL;
+  if (!same_device(name, a, b) || !check_types(name, op, a, b) ||
+      !sg_broadcast_shapes(name, a->ndim, a->size, b->ndim, b->size, &nd, sz)) return NULL;
   if (nd != a->ndim || sg_shape_numel(nd, sz) != sg_numel(a)) {
     sg_error_set("%s_: the result of shape %s does not fit the destination of shape %s", name,
                  sg_shape_str(nd, sz, (char[96]){0}, 96), SG_SHAPE_STR(a));
     return NULL;
   }
   sg_dtype ot, ct = compute_type(op, a, b, &ot);
-  if (sg_dtype_is_float(ot) && !sg_dtype_is_float(a->dtype)) {
+  if ((sg_dtype_is_float(ot) && !sg_dtype_is_float(a->dtype)) || (a->dtype == SG_BOOL && ot != SG_BOOL)) {
     sg_error_set("%s_: the result type %s cannot be stored in place into a %s tensor", name, sg_dtype_name(ot),
                  sg_dtype_name(a->dtype));
     return NULL;
@@ -326,15 +336,26 @@ sg_tensor *sg_binary_(sg_binop op, sg_tensor *a, sg_tensor *b) {
   sg_tensor *in[2] = {a, b};
   if (inplace_check(name, a, 2, in)) return NULL;
   bool track = !is_compare(op) && !is_logical(op) && sg_dtype_is_float(a->dtype) && sg_needs_grad(2, in);
+  bool saves = op == SG_MUL || op == SG_DIV || op == SG_POW || op == SG_MINIMUM || op == SG_MAXIMUM;
+  sg_tensor *a_old = NULL, *b_old = NULL;
+  if (track && saves) { /* the write below destroys a's old values: backward needs a copy */
+    bool prev = sg_set_grad_enabled(false);
+    a_old = sg_clone(a);
+    b_old = !a_old ? NULL : b->storage == a->storage ? sg_clone(b) : sg_tensor_incref(b);
+    sg_set_grad_enabled(prev);
+    if (!b_old) { sg_tensor_decref(a_old); return NULL; }
+  }
   sg_node *n = track ? record_inplace(name, binary_bw, a, 2, in) : NULL;
-  if (n) { /* save operands before the write: a's old values get a stale version and error if needed */
+  if (n) {
     n->i[0] = op;
-    if (op == SG_MUL || op == SG_DIV || op == SG_POW || op == SG_MINIMUM || op == SG_MAXIMUM) {
-      sg_node_save(n, a);
-      sg_node_save(n, b);
+    if (saves) {
+      sg_node_save(n, a_old);
+      sg_node_save(n, b_old);
     }
     if (op == SG_POW) sg_node_save(n, a);
   }
+  sg_tensor_decref(a_old);
+  sg_tensor_decref(b_old);
   /* a is operand 0 and 1 at once: safe, every element is read before written */
   if (run_binary(op, a, a, b, ct)) return NULL;
   atomic_fetch_add(&a->storage->version, 1);
@@ -502,8 +523,17 @@ static void ungrad_row_f32(char **p, const int64_t *s, int64_t n, void *vc) {
   }
 }
 
+/* Which saved tensors the derivative reads: only those must be unmodified
+ * (the other one is still used for its shape and dtype). */
+static bool un_reads_x(int op) { return op == SG_ABS || op == SG_LOG || op == SG_LOG1P || op == SG_SQUARE; }
+static bool un_reads_y(int op) {
+  return op == SG_EXP || op == SG_SQRT || op == SG_RSQRT || op == SG_SIGMOID || op == SG_TANH || op == SG_RELU;
+}
+
 static int unary_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
-  sg_tensor *x = sg_node_saved(n, 0), *y = x ? sg_node_saved(n, 1) : NULL;
+  int op = (int)n->i[0];
+  sg_tensor *x = un_reads_x(op) ? sg_node_saved(n, 0) : n->saved[0];
+  sg_tensor *y = x ? (un_reads_y(op) ? sg_node_saved(n, 1) : n->saved[1]) : NULL;
   if (!y) return -1;
   sg_tensor *gc = sg_to_dtype(g, y->dtype), *xc = gc ? sg_to_dtype(x, y->dtype) : NULL;
   sg_tensor *out = xc ? sg_empty_like(y) : NULL;

@@ -285,19 +285,27 @@ sg_tensor *sg_norm(sg_tensor *a, double p, const bool *dims, bool keepdim) {
 
 /* ---- values and indices along one dim ---- */
 static int index_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
-  /* the winner of each row gets the gradient */
+  /* the winner of each row gets the gradient: g where arange(size) == index, else 0 */
   sg_tensor *idx = sg_node_saved(n, 0);
   if (!idx) return -1;
   int dim = (int)n->i[0];
+  const sg_shape *in = &n->in_shape[0];
   sg_tensor *gk = sg_tensor_incref(g), *ik = sg_tensor_incref(idx);
   if (!n->i[1]) {
     sg_tensor *a = sg_unsqueeze(gk, dim), *b = sg_unsqueeze(ik, dim);
     sg_tensor_decref(gk); sg_tensor_decref(ik);
     gk = a; ik = b;
   }
-  sg_tensor *z = gk && ik ? sg_zeros(n->in_shape[0].ndim, n->in_shape[0].size, g->dtype, SG_CPU) : NULL;
-  gin[0] = z ? sg_scatter(z, dim, ik, gk) : NULL;
-  sg_tensor_decref(gk); sg_tensor_decref(ik); sg_tensor_decref(z);
+  int64_t vsz[SG_MAX_DIMS];
+  for (int d = 0; d < in->ndim; d++) vsz[d] = d == dim ? in->size[d] : 1;
+  sg_tensor *ar = gk && ik ? sg_arange(0, (double)in->size[dim], 1, SG_I64) : NULL;
+  sg_tensor *arv = ar ? sg_view(ar, in->ndim, vsz) : NULL;
+  sg_tensor *mask = arv ? sg_binary(SG_EQ, arv, ik) : NULL;
+  sg_tensor *z = mask ? sg_scalar(0, g->dtype, g->storage->device) : NULL;
+  sg_tensor *w = z ? sg_where(mask, gk, z) : NULL;
+  gin[0] = w;
+  sg_tensor_decref(gk); sg_tensor_decref(ik); sg_tensor_decref(ar); sg_tensor_decref(arv);
+  sg_tensor_decref(mask); sg_tensor_decref(z);
   return gin[0] ? 0 : -1;
 }
 
@@ -308,16 +316,16 @@ static int extreme_dim(rkind k, sg_tensor *a, int dim, bool keepdim, sg_tensor *
   if (a->ndim) dims[dim] = true;
   sg_tensor *idx = reduce(k, a, a->ndim ? dims : NULL, keepdim);
   if (!idx) return -1;
-  sg_tensor *ik = keepdim ? sg_tensor_incref(idx) : (a->ndim ? sg_unsqueeze(idx, dim) : sg_tensor_incref(idx));
+  /* the values are the row extremes (the element at idx: same first-NaN rule) */
   bool prev = sg_set_grad_enabled(false);
-  sg_tensor *v = ik ? (a->ndim ? sg_gather(a, dim, ik) : sg_clone(a)) : NULL;
+  sg_tensor *vv = reduce(k == R_ARGMAX ? R_MAX : R_MIN, a, a->ndim ? dims : NULL, keepdim);
   sg_set_grad_enabled(prev);
-  sg_tensor *vv = v && !keepdim && a->ndim ? sg_squeeze(v, dim) : sg_tensor_incref(v);
-  sg_tensor_decref(ik); sg_tensor_decref(v);
   if (!vv) { sg_tensor_decref(idx); return -1; }
   if (sg_dtype_is_float(a->dtype) && a->ndim) {
     sg_node *n = sg_record(name, index_bw, vv, 1, &a);
     if (n) { n->i[0] = dim; n->i[1] = keepdim; sg_node_save(n, idx); }
+  } else if (sg_dtype_is_float(a->dtype)) {
+    sg_record(name, sum_bw, vv, 1, &a); /* 0-dim: the value is the input */
   }
   *values = vv;
   *indices = idx;

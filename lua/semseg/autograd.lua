@@ -14,7 +14,8 @@ function M.gradcheck(fn, inputs, opts)
   for i, x in ipairs(inputs) do
     if type(x) == "userdata" then
       local needs = x:needs_grad()
-      xs[i] = x:detach():to("f64"):clone()
+      local fl = x.dtype == "f16" or x.dtype == "bf16" or x.dtype == "f32" or x.dtype == "f64"
+      xs[i] = fl and x:detach():to("f64"):clone() or x:detach():clone() -- index tensors keep their dtype
       if needs then xs[i]:requires_grad() end
     else
       xs[i] = x
