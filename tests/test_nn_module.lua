@@ -69,3 +69,13 @@ test("initialisers follow their formulas", function()
   nn.init.constant(w, 0.5)
   check.eq(w:mean():item(), 0.5)
 end)
+
+test("to(dtype) casts parameters and buffers; an unavailable device is a clear error", function()
+  local m = sg.nn.Sequential(sg.nn.Conv2d(1, 2, 3), sg.nn.BatchNorm2d(2))
+  m:to("f64")
+  for _, p in ipairs(m:parameters()) do check.eq(p.dtype, "f64"); check.truthy(p:needs_grad()) end
+  check.eq(m:get(2).running_mean.dtype, "f64")
+  check.eq(m:get(2).num_batches_tracked.dtype, "i64")
+  check.eq(m(sg.randn({1, 1, 5, 5}, "f64")).dtype, "f64")
+  check.errors(function() m:to("cuda") end, "not available in this build")
+end)

@@ -116,6 +116,27 @@ function Module:train(on)
 end
 function Module:eval() return self:train(false) end
 
+-- to("cpu" | "cuda" | dtype): moves or casts parameters and floating buffers
+-- (build optimizers after this, as in PyTorch: parameters are new tensors)
+function Module:to(where)
+  local is_device = where == "cpu" or (type(where) == "string" and where:sub(1, 4) == "cuda")
+  self:apply(function(m)
+    local reg = m._reg
+    for _, k in ipairs(reg.order) do
+      local kind, v = reg.kind[k], reg.value[k]
+      if (kind == "param" or kind == "buffer") and v then
+        local float = v.dtype == "f32" or v.dtype == "f64" or v.dtype == "f16" or v.dtype == "bf16"
+        if is_device or float then
+          local moved = v:detach():to(where)
+          if kind == "param" then moved = moved:clone():requires_grad() end
+          reg.value[k] = moved
+        end
+      end
+    end
+  end)
+  return self
+end
+
 function Module:zero_grad()
   for _, p in ipairs(self:parameters()) do p.grad = nil end
 end
