@@ -109,7 +109,7 @@ static int synth_one(const sg_synth_opts *o, uint64_t seed, float *img, int64_t 
       for (int m = 0; m < count; m++, b += 8) {
         mito *q = &M[nm++];
         double ang = M_PI * sg_aug_uniform(seed, ST_MITO, b + 1);
-        q->a = cs * (0.12 + 0.12 * sg_aug_uniform(seed, ST_MITO, b + 2));
+        q->a = cs * (0.14 + 0.14 * sg_aug_uniform(seed, ST_MITO, b + 2));
         q->b = q->a * (0.35 + 0.3 * sg_aug_uniform(seed, ST_MITO, b + 3));
         q->cx = P[k].x + 0.25 * cs * (2 * sg_aug_uniform(seed, ST_MITO, b + 4) - 1);
         q->cy = P[k].y + 0.25 * cs * (2 * sg_aug_uniform(seed, ST_MITO, b + 5) - 1);
