@@ -41,7 +41,7 @@
 -- never modified. recipe:serialize() gives Lua source that sg.data.recipe_load
 -- turns back into the same recipe.
 local core = require "semseg.core"
-local K = core.data_core
+local K = core.data_core or error("semseg.augment: semseg.core has no data_core (sgL_open_data is not registered)")
 
 local M = {core = K}
 
