@@ -236,7 +236,6 @@ static const luaL_Reg DATA_FNS[] = {
   {"uniform", l_uniform}, {"normal", l_normal}, {"subseed", l_subseed}, {"synthetic_cells", l_synthetic_cells},
   {NULL, NULL}};
 
-void sgL_open_data(lua_State *L, int mod, int methods); /* also declared in binding.h */
 void sgL_open_data(lua_State *L, int mod, int methods) {
   (void)methods;
   lua_newtable(L);

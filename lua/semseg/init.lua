@@ -10,6 +10,7 @@ sg.gradcheck = sg.autograd.gradcheck
 sg.nn = require "semseg.nn"
 require "semseg.layers" -- adds the layer modules to sg.nn
 sg.optim = require "semseg.optim"
+sg.data = require "semseg.augment"
 sg.F = require "semseg.functional"
 sg.loss = require "semseg.losses"
 sg.json = require "semseg.json"
