@@ -396,10 +396,11 @@ end)
 ---------------------------------------------------------------- bad files
 -- A hand-made little-endian TIFF: one 2x2 strip; bits and the strip's byte
 -- count are parameters, so it can be unsupported or point past the end.
-local function handmade_tiff(bits, bytecount, packbits)
+local function handmade_tiff(bits, bytecount, packbits, size)
+  size = size or 2
   local entries = {
-    {256, 3, 1, 2}, {257, 3, 1, 2}, {258, 3, 1, bits}, {259, 3, 1, packbits and 32773 or 1}, {262, 3, 1, 1},
-    {273, 4, 1, 0}, {277, 3, 1, 1}, {278, 3, 1, 2}, {279, 4, 1, bytecount},
+    {256, 4, 1, size}, {257, 4, 1, size}, {258, 3, 1, bits}, {259, 3, 1, packbits and 32773 or 1}, {262, 3, 1, 1},
+    {273, 4, 1, 0}, {277, 3, 1, 1}, {278, 4, 1, size}, {279, 4, 1, bytecount},
   }
   local ifd_size = 2 + #entries * 12 + 4
   local data_off = 8 + ifd_size
@@ -433,6 +434,7 @@ local function bad_files()
   f.past_end_tif = tmp(".tif"); spit(f.past_end_tif, handmade_tiff(8, 4000, true))
   f.ok_tif = tmp(".tif"); spit(f.ok_tif, handmade_tiff(8, 4))
   f.ok_packbits_tif = tmp(".tif"); spit(f.ok_packbits_tif, handmade_tiff(8, 5, true))
+  f.huge_tif = tmp(".tif"); spit(f.huge_tif, handmade_tiff(8, 5, true, 100000)) -- claims 10^10 pixels
   return f
 end
 
@@ -456,7 +458,46 @@ test("errors: missing, empty, truncated, corrupt, unsupported files name the fil
   check.errors(function() IO.info(f.text_png) end, "unknown image format")
   check.errors(function() IO.read_tiff(f.bits4_tif) end, "read_tiff: " .. f.bits4_tif .. ": unsupported bit depth 4")
   check.errors(function() IO.read_tiff(f.past_end_tif) end, "read_tiff: " .. f.past_end_tif .. ": truncated file")
+  check.errors(function() IO.read_tiff(f.huge_tif) end,
+               "read_tiff: " .. f.huge_tif .. ": truncated or corrupt file: 1 page of 100000x100000x1 u8 samples cannot come from 127 bytes")
   check.errors(function() IO.read_png("/tmp") end, "read_png: /tmp: is a directory")
+end)
+
+test("errors: damaged copies of good files read or fail cleanly, never crash", function()
+  math.randomseed(12345)
+  local srcs = {}
+  local function add(write, ext, t, opts)
+    local p = tmp(ext)
+    write(p, t, opts)
+    srcs[#srcs + 1] = {ext, slurp(p)}
+  end
+  add(IO.write_png, ".png", sg.randint(0, 256, {3, 24, 30}, "u8"))
+  add(IO.write_png, ".png", sg.randint(0, 65536, {1, 24, 30}, "i32"), {bits = 16})
+  add(IO.write_tiff, ".tif", sg.randint(0, 65536, {3, 24, 30}, "i32"), {sample = "u16", compression = "lzw", tile = 16})
+  add(IO.write_tiff, ".tif", sg.rand({3, 24, 30}), {stack = true, compression = "deflate"})
+  add(IO.write_tiff, ".tif", sg.randint(0, 256, {3, 24, 30}, "u8"), {compression = "packbits", planar = "separate"})
+  local p = {[".png"] = tmp(".png"), [".tif"] = tmp(".tif")}
+  local failed = 0
+  for _ = 1, 300 do
+    local src = srcs[math.random(#srcs)]
+    local s = src[2]
+    if math.random(2) == 1 then
+      s = s:sub(1, math.random(1, #s - 1))
+    else
+      for _ = 1, math.random(1, 6) do
+        local i = math.random(9, #s)
+        s = s:sub(1, i - 1) .. string.char(math.random(0, 255)) .. s:sub(i + 1)
+      end
+    end
+    spit(p[src[1]], s)
+    local ok, err = pcall(IO.read_image, p[src[1]], {stack = src[1] == ".tif"})
+    if not ok then
+      failed = failed + 1
+      check.truthy(tostring(err):find(p[src[1]], 1, true), "the error names the file: " .. tostring(err))
+    end
+    pcall(IO.info, p[src[1]])
+  end
+  check.truthy(failed > 100, "most damaged files are refused")
 end)
 
 test("errors: unsupported tensors and options for writing", function()

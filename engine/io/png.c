@@ -309,6 +309,7 @@ typedef struct {
   sg_sample sample;
   int bits;
   bool own; /* the message being raised is ours, not libpng's */
+  int64_t fsize;
 } png_ctx;
 
 static void png_on_error(png_structp p, png_const_charp msg) {
@@ -388,6 +389,11 @@ static int png_read_inner(png_ctx *c) {
     return -1;
   }
   int64_t H = h, W = w, C = channels;
+  if ((double)rowbytes * h > (double)c->fsize * 1100 + (1 << 20)) { /* deflate expands 1032:1 at most */
+    snprintf(c->err, sizeof c->err, "truncated or corrupt file: a %ux%u image cannot come from %lld bytes", w, h,
+             (long long)c->fsize);
+    return -1;
+  }
   bool hwc = c->o->hwc;
   int64_t shape_chw[3] = {C, H, W}, shape_hwc[3] = {H, W, C};
   c->out = sg_empty(3, hwc ? shape_hwc : shape_chw, sg_sample_dtype(c->sample), SG_CPU);
@@ -411,8 +417,7 @@ static int png_read_inner(png_ctx *c) {
 
 static int png_read_common(png_ctx *c) {
   sg_magic m;
-  int64_t size;
-  c->f = sg_io_open_read(c->op, c->path, &m, &size);
+  c->f = sg_io_open_read(c->op, c->path, &m, &c->fsize);
   if (!c->f) return -1;
   int rc = -1;
   if (m != SG_MAGIC_PNG) {

@@ -187,6 +187,15 @@ static int describe(tctx *c, TIFF *tif, tpage *p, bool palette_index, int page) 
   return 0;
 }
 
+/* The most bytes a file of fsize bytes can plausibly decode to: a corrupt
+ * header must not make us allocate terabytes before the decoder fails. */
+static double max_decoded(uint16_t comp, int64_t fsize) {
+  double ratio = comp == COMPRESSION_NONE ? 1 : comp == COMPRESSION_PACKBITS ? 64
+               : comp == COMPRESSION_ADOBE_DEFLATE || comp == COMPRESSION_DEFLATE ? 1100
+               : comp == COMPRESSION_LZW ? 3000 : 1e5;
+  return (double)fsize * ratio + (1 << 20);
+}
+
 static bool same_format(const tpage *a, const tpage *b) {
   return a->w == b->w && a->h == b->h && a->channels == b->channels && a->sample == b->sample;
 }
@@ -374,6 +383,13 @@ sg_tensor *sg_read_tiff(const char *path, const sg_read_opts *o) {
       if (o->stack) size[nd++] = p1 - p0;
       if (o->hwc) { size[nd++] = H; size[nd++] = W; if (!(o->stack && C == 1)) size[nd++] = C; }
       else { if (!(o->stack && C == 1)) size[nd++] = C; size[nd++] = H; size[nd++] = W; }
+      double need = (double)(p1 - p0) * (double)p.w * p.h * p.spp * (double)sg_sample_size(p.sample);
+      if (need > max_decoded(p.comp, c.fsize)) {
+        fail(&c, "truncated or corrupt file: %lld page%s of %ux%ux%u %s samples cannot come from %lld bytes",
+             (long long)(p1 - p0), p1 - p0 == 1 ? "" : "s", p.w, p.h, p.spp, sg_sample_name(p.sample),
+             (long long)c.fsize);
+        goto bad;
+      }
       out = sg_empty(nd, size, sg_sample_dtype(p.sample), SG_CPU);
       if (!out) {
         fail(&c, "%s", sg_error_get());
