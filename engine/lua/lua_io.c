@@ -13,8 +13,6 @@
 #include "../io/image_io.h"
 #include <string.h>
 
-/* also declared in binding.h */
-void sgL_open_io(lua_State *L, int mod, int methods);
 
 /* opts[name] as a string, or NULL when absent; error when not a string */
 static const char *opt_str(lua_State *L, int idx, const char *op, const char *name) {

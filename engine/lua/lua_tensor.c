@@ -190,7 +190,7 @@ static sg_tensor *push_new(lua_State *L, const char *op, sg_tensor *t) {
 
 static int create(lua_State *L, const char *op, int kind) {
   int64_t size[SG_MAX_DIMS];
-  int next, start = kind == 2 ? 2 : 1; /* full(shape, value) */
+  int next, start = kind == 2 ? 2 : 1; /* full(value, shape [, opts]) */
   double value = kind == 2 ? luaL_checknumber(L, 1) : 0;
   if (kind == 2 && !lua_isnumber(L, 1)) luaL_error(L, "full: argument #1 must be the fill value");
   int ndim = sgL_shape(L, start, op, size, &next);

@@ -34,6 +34,7 @@ int luaopen_semseg_core(lua_State *L) {
   sgL_open_bytes(L, mod, methods);
   sgL_open_nn(L, mod, methods);
   sgL_open_data(L, mod, methods);
+  sgL_open_io(L, mod, methods);
   lua_pushvalue(L, methods);
   lua_setfield(L, mod, "Tensor"); /* the method table: users may add methods */
   lua_pop(L, 1);
