@@ -68,6 +68,10 @@ static dnnl_stream_t strm;
 static entry_t cache[CACHE_CAP];
 static uint64_t clock_;
 static bool exit_registered;
+/* Blocked copies of arguments, shared by all entries (calls are serialized
+ * by the lock) and only ever grown, so steady state allocates nothing. */
+static void *scratch[MAX_IO];
+static size_t scratch_size[MAX_IO];
 
 #define CK(fn, args)                                                                 \
   do {                                                                               \
@@ -91,6 +95,11 @@ static void release_all(void) {
   pthread_mutex_lock(&lock);
   for (int k = 0; k < CACHE_CAP; k++)
     if (cache[k].used) entry_free(&cache[k]);
+  for (int k = 0; k < MAX_IO; k++) {
+    free(scratch[k]);
+    scratch[k] = NULL;
+    scratch_size[k] = 0;
+  }
   if (strm) dnnl_stream_destroy(strm);
   if (eng) dnnl_engine_destroy(eng);
   strm = NULL;
@@ -266,7 +275,17 @@ static int run(entry_t *e, void *const bufs[4]) {
     args[k].arg = io->arg;
     args[k].memory = user[k];
     if (!io->reorder) continue;
-    CK(dnnl_memory_create, (&prim[k], &io->prim, eng, DNNL_MEMORY_ALLOCATE));
+    size_t need = dnnl_memory_desc_get_size(&io->prim);
+    if (need > scratch_size[k]) {
+      free(scratch[k]);
+      scratch_size[k] = 0;
+      if (!(scratch[k] = aligned_alloc(64, (need + 63) / 64 * 64))) {
+        sg_error_set("conv (oneDNN): out of memory for a %zu-byte reorder buffer", need);
+        goto fail;
+      }
+      scratch_size[k] = need;
+    }
+    CK(dnnl_memory_create, (&prim[k], &io->prim, eng, scratch[k]));
     args[k].memory = prim[k];
     if (!io->out) {
       dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, user[k]}, {DNNL_ARG_TO, prim[k]}};
