@@ -6,6 +6,12 @@ CFLAGS  += -std=gnu11 $(OPT) -g -fPIC -pthread $(WARN) -I/usr/include/lua5.4 \
            -I/usr/include/x86_64-linux-gnu/openblas-pthread $(EXTRA_CFLAGS)
 LDLIBS  := -lopenblas -lpng -ltiff -ledit -lm -ldl -pthread
 LUA_A   := /usr/lib/x86_64-linux-gnu/liblua5.4.a
+# oneDNN convolution fast path when its header is installed (make DNNL=0 builds without it)
+DNNL    ?= $(if $(wildcard /usr/include/oneapi/dnnl/dnnl.h),1,0)
+ifeq ($(DNNL),1)
+CFLAGS  += -DSG_HAVE_DNNL
+LDLIBS  += -ldnnl
+endif
 BUILD   ?= build
 
 DEB_PKGS := liblua5.4-dev lua5.4 libpng-dev libtiff-dev libopenblas-dev libdnnl-dev libedit-dev pkg-config

@@ -1,6 +1,7 @@
 /* sg.nn_functional: convolution, pooling, batch norm, upsampling. */
 #include "binding.h"
 #include "../ops/nn_ops.h"
+#include "../backend_cpu/dnnl_conv.h"
 #include <math.h>
 #include <string.h>
 
@@ -221,11 +222,27 @@ static int l_upsample(lua_State *L) {
   return 1;
 }
 
+/* _conv_path() -> "dnnl" | "blas" | "reference" | "none": what ran the last
+ * convolution computation (forward or backward) */
+static int l_conv_path(lua_State *L) {
+  lua_pushstring(L, sg_conv_last_path());
+  return 1;
+}
+/* _dnnl([on]) -> compiled, enabled, cached primitives; on: true/false, or
+ * "env" to follow SEMSEG_DNNL again */
+static int l_dnnl(lua_State *L) {
+  if (lua_type(L, 1) == LUA_TSTRING && strcmp(lua_tostring(L, 1), "env") == 0) sg_dnnl_set_enabled(-1);
+  else if (!lua_isnoneornil(L, 1)) sg_dnnl_set_enabled(lua_toboolean(L, 1));
+  lua_pushboolean(L, sg_dnnl_compiled());
+  lua_pushboolean(L, sg_dnnl_enabled());
+  lua_pushinteger(L, sg_dnnl_cache_size());
+  return 3;
+}
 
 static const luaL_Reg FNS[] = {
   {"conv2d", l_conv2d}, {"conv_transpose2d", l_conv_transpose2d}, {"max_pool2d", l_max_pool2d},
   {"max_unpool2d", l_max_unpool2d}, {"avg_pool2d", l_avg_pool2d}, {"adaptive_avg_pool2d", l_adaptive_avg_pool2d},
-  {"batch_norm", l_batch_norm}, {"upsample", l_upsample}, {NULL, NULL}};
+  {"batch_norm", l_batch_norm}, {"upsample", l_upsample}, {"_conv_path", l_conv_path}, {"_dnnl", l_dnnl}, {NULL, NULL}};
 
 void sgL_open_nn(lua_State *L, int mod, int methods) {
   (void)methods;

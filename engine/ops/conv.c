@@ -13,6 +13,7 @@
 #include "nn_ops.h"
 #include "ops.h"
 #include "../autograd/autograd.h"
+#include "../backend_cpu/dnnl_conv.h"
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +49,7 @@ sg_conv_opts sg_conv_defaults(void) {
 
 typedef struct {
   int64_t N, G, Cb, Hb, Wb, Cs, Hs, Ws, kh, kw, sh, sw, ph, pw, dh, dw;
-  bool f64, transposed;
+  bool f64, transposed, reference;
 } geom;
 
 /* ---------------------------------------------------------------- im2col */
@@ -237,6 +238,20 @@ static void add_bias(bool f64, void *out, const void *b, int64_t N, int64_t C, i
     }
 }
 
+/* ---------------------------------------------------------------- oneDNN dispatch */
+/* One of the three primitives through oneDNN (f32, not the reference path):
+ * 1 done, 0 not handled (take the BLAS path), -1 error. bias: fused bias for
+ * SG_DNNL_FWD, bias gradient for SG_DNNL_BWD_WEIGHTS, or NULL. */
+static int try_dnnl(sg_dnnl_kind kind, const geom *g, const void *big, const void *w, const void *small,
+                    const void *bias) {
+  if (g->f64 || g->reference) return 0;
+  sg_dnnl_geom d = {g->N, g->G, g->Cb, g->Hb, g->Wb, g->Cs, g->Hs, g->Ws,
+                    g->kh, g->kw, g->sh, g->sw, g->ph, g->pw, g->dh, g->dw};
+  int rc = sg_dnnl_conv(kind, &d, (float *)big, (float *)w, (float *)small, (float *)bias);
+  if (rc == 1) sg_conv_note_path("dnnl");
+  return rc;
+}
+
 /* ---------------------------------------------------------------- backward */
 static int conv_bw(sg_node *n, sg_tensor *gout, sg_tensor **gin) {
   const geom *g = n->ctx;
@@ -244,12 +259,17 @@ static int conv_bw(sg_node *n, sg_tensor *gout, sg_tensor **gin) {
   sg_tensor *go = sg_nn_contig(gout, dt);
   if (!go) return -1;
   int rc = 0;
+  sg_tensor *gb_dnnl = NULL; /* bias gradient computed by oneDNN with the weight gradient */
   /* gout lives on the output side: small for conv2d, big for the transposed op */
   if (n->needs[0]) {
     sg_tensor *w = sg_node_saved(n, 1), *wc = w ? sg_nn_contig(w, dt) : NULL;
     sg_tensor *gx = wc ? sg_empty(n->in_shape[0].ndim, n->in_shape[0].size, dt, SG_CPU) : NULL;
-    if (gx && (g->transposed ? big_to_small(g, sg_data_ptr(go), sg_data_ptr(wc), sg_data_ptr(gx))
-                             : small_to_big(g, sg_data_ptr(go), sg_data_ptr(wc), sg_data_ptr(gx)))) {
+    int d = !gx ? 0
+            : g->transposed ? try_dnnl(SG_DNNL_FWD, g, sg_data_ptr(go), sg_data_ptr(wc), sg_data_ptr(gx), NULL)
+                            : try_dnnl(SG_DNNL_BWD_DATA, g, sg_data_ptr(gx), sg_data_ptr(wc), sg_data_ptr(go), NULL);
+    if (!d && gx) sg_conv_note_path("blas");
+    if (gx && (d < 0 || (!d && (g->transposed ? big_to_small(g, sg_data_ptr(go), sg_data_ptr(wc), sg_data_ptr(gx))
+                                              : small_to_big(g, sg_data_ptr(go), sg_data_ptr(wc), sg_data_ptr(gx)))))) {
       sg_tensor_decref(gx);
       gx = NULL;
     }
@@ -259,15 +279,30 @@ static int conv_bw(sg_node *n, sg_tensor *gout, sg_tensor **gin) {
   if (!rc && n->needs[1]) {
     sg_tensor *x = sg_node_saved(n, 0), *xc = x ? sg_nn_contig(x, dt) : NULL;
     sg_tensor *gw = xc ? sg_empty(n->in_shape[1].ndim, n->in_shape[1].size, dt, SG_CPU) : NULL;
-    if (gw && (g->transposed ? weight_grad(g, sg_data_ptr(go), sg_data_ptr(xc), sg_data_ptr(gw))
-                             : weight_grad(g, sg_data_ptr(xc), sg_data_ptr(go), sg_data_ptr(gw)))) {
+    /* conv2d's bias gradient comes out of the same oneDNN primitive */
+    if (gw && !g->transposed && n->needs[2] && !g->f64 && !g->reference) {
+      int64_t C = go->size[1];
+      gb_dnnl = sg_empty(1, &C, dt, SG_CPU);
+      if (!gb_dnnl) { sg_tensor_decref(gw); gw = NULL; }
+    }
+    int d = !gw ? 0
+            : g->transposed ? try_dnnl(SG_DNNL_BWD_WEIGHTS, g, sg_data_ptr(go), sg_data_ptr(gw), sg_data_ptr(xc), NULL)
+                            : try_dnnl(SG_DNNL_BWD_WEIGHTS, g, sg_data_ptr(xc), sg_data_ptr(gw), sg_data_ptr(go),
+                                       gb_dnnl ? sg_data_ptr(gb_dnnl) : NULL);
+    if (d != 1 && gb_dnnl) { sg_tensor_decref(gb_dnnl); gb_dnnl = NULL; }
+    if (!d && gw) sg_conv_note_path("blas");
+    if (gw && (d < 0 || (!d && (g->transposed ? weight_grad(g, sg_data_ptr(go), sg_data_ptr(xc), sg_data_ptr(gw))
+                                              : weight_grad(g, sg_data_ptr(xc), sg_data_ptr(go), sg_data_ptr(gw)))))) {
       sg_tensor_decref(gw);
       gw = NULL;
     }
     sg_tensor_decref(xc);
     if (!(gin[1] = gw)) rc = -1;
   }
-  if (!rc && n->needs[2]) {
+  if (!rc && n->needs[2] && gb_dnnl) {
+    gin[2] = gb_dnnl;
+    gb_dnnl = NULL;
+  } else if (!rc && n->needs[2]) {
     int64_t C = go->size[1], S = go->size[2] * go->size[3];
     sg_tensor *gb = sg_empty(1, &C, dt, SG_CPU);
     if (gb) {
@@ -281,6 +316,7 @@ static int conv_bw(sg_node *n, sg_tensor *gout, sg_tensor **gin) {
     }
     if (!(gin[2] = gb)) rc = -1;
   }
+  sg_tensor_decref(gb_dnnl);
   sg_tensor_decref(go);
   return rc;
 }
@@ -328,7 +364,7 @@ static sg_tensor *conv_common(bool transposed, sg_tensor *x, sg_tensor *w, sg_te
   memset(&g, 0, sizeof g);
   g.N = x->size[0]; g.G = G; g.kh = w->size[2]; g.kw = w->size[3];
   g.sh = o->stride[0]; g.sw = o->stride[1]; g.dh = o->dilation[0]; g.dw = o->dilation[1];
-  g.f64 = x->dtype == SG_F64; g.transposed = transposed;
+  g.f64 = x->dtype == SG_F64; g.transposed = transposed; g.reference = o->reference;
   int64_t out_ch;
   if (!transposed) {
     g.Cb = x->size[1]; g.Hb = x->size[2]; g.Wb = x->size[3]; g.Cs = w->size[0];
@@ -406,23 +442,29 @@ static sg_tensor *conv_common(bool transposed, sg_tensor *x, sg_tensor *w, sg_te
     return NULL;
   }
   sg_tensor *xc = sg_nn_contig(x, x->dtype), *wc = xc ? sg_nn_contig(w, x->dtype) : NULL;
-  sg_tensor *out = wc ? sg_empty(4, osz, x->dtype, SG_CPU) : NULL;
+  sg_tensor *bc = wc && bias ? sg_nn_contig(bias, x->dtype) : NULL;
+  sg_tensor *out = wc && (bc || !bias) ? sg_empty(4, osz, x->dtype, SG_CPU) : NULL;
   int rc = out ? 0 : -1;
+  bool bias_done = false;
   if (out) {
     void *xp = sg_data_ptr(xc), *wp = sg_data_ptr(wc), *op_ = sg_data_ptr(out);
     if (o->reference) {
+      sg_conv_note_path("reference");
       if (transposed) rc = ref_small_to_big(&g, xp, wp, op_);
       else ref_big_to_small(&g, xp, wp, op_);
     } else {
-      rc = transposed ? small_to_big(&g, xp, wp, op_) : big_to_small(&g, xp, wp, op_);
+      int d = transposed ? try_dnnl(SG_DNNL_BWD_DATA, &g, op_, wp, xp, NULL)
+                         : try_dnnl(SG_DNNL_FWD, &g, xp, wp, op_, bc ? sg_data_ptr(bc) : NULL);
+      if (d < 0) rc = -1;
+      else if (d == 1) bias_done = !transposed;
+      else {
+        sg_conv_note_path("blas");
+        rc = transposed ? small_to_big(&g, xp, wp, op_) : big_to_small(&g, xp, wp, op_);
+      }
     }
   }
-  if (!rc && bias) {
-    sg_tensor *bc = sg_nn_contig(bias, x->dtype);
-    if (bc) add_bias(g.f64, sg_data_ptr(out), sg_data_ptr(bc), osz[0], osz[1], osz[2] * osz[3]);
-    else rc = -1;
-    sg_tensor_decref(bc);
-  }
+  if (!rc && bc && !bias_done) add_bias(g.f64, sg_data_ptr(out), sg_data_ptr(bc), osz[0], osz[1], osz[2] * osz[3]);
+  sg_tensor_decref(bc);
   sg_tensor_decref(xc);
   sg_tensor_decref(wc);
   if (rc) { sg_tensor_decref(out); return NULL; }

@@ -1,0 +1,341 @@
+/* oneDNN convolution primitives for conv2d / conv_transpose2d (f32 NCHW).
+ *
+ * Each call looks up a cached entry keyed by (kind, bias, geometry) holding
+ * the primitive descriptor the library chose with format_tag_any, the
+ * primitive, and for every tensor argument the plain user layout, the
+ * layout the primitive wants and a reorder between them when they differ.
+ * User buffers are wrapped without a copy; only arguments whose chosen layout
+ * is blocked go through a temporary buffer. One cpu engine and one stream are
+ * created on first use; everything is released at exit. */
+#include "dnnl_conv.h"
+#include "../core/tensor.h"
+#include <stdlib.h>
+#include <string.h>
+
+static _Thread_local const char *last_path = "none";
+const char *sg_conv_last_path(void) { return last_path; }
+void sg_conv_note_path(const char *path) { last_path = path; }
+
+static int forced = -1; /* sg_dnnl_set_enabled; -1: environment */
+static int env_choice = -1;
+
+void sg_dnnl_set_enabled(int on) { forced = on < 0 ? -1 : on != 0; }
+
+#ifdef SG_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl_debug.h>
+#include <pthread.h>
+
+bool sg_dnnl_compiled(void) { return true; }
+
+bool sg_dnnl_enabled(void) {
+  if (forced >= 0) return forced;
+  if (env_choice < 0) {
+    const char *e = getenv("SEMSEG_DNNL");
+    env_choice = !(e && (strcmp(e, "0") == 0 || strcmp(e, "off") == 0 || strcmp(e, "false") == 0));
+  }
+  return env_choice;
+}
+
+#define MAX_IO 4
+#define CACHE_CAP 64
+#define NGEOM 16
+
+typedef struct {
+  int arg;                 /* DNNL_ARG_* */
+  int buf;                 /* which caller buffer: 0 big, 1 w, 2 small, 3 bias */
+  bool out;                /* written by the primitive */
+  dnnl_memory_desc_t user; /* plain layout of the caller's buffer */
+  dnnl_memory_desc_t prim; /* layout the primitive wants */
+  dnnl_primitive_t reorder; /* user -> prim for inputs, prim -> user for outputs; NULL when equal */
+} io_t;
+
+typedef struct {
+  bool used;
+  int kind;
+  bool bias;
+  int64_t geo[NGEOM];
+  uint64_t stamp;
+  dnnl_primitive_desc_t hint, pd;
+  dnnl_primitive_t prim;
+  int nio;
+  io_t io[MAX_IO];
+} entry_t;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static dnnl_engine_t eng;
+static dnnl_stream_t strm;
+static entry_t cache[CACHE_CAP];
+static uint64_t clock_;
+static bool exit_registered;
+/* Blocked copies of arguments, shared by all entries (calls are serialized
+ * by the lock) and only ever grown, so steady state allocates nothing. */
+static void *scratch[MAX_IO];
+static size_t scratch_size[MAX_IO];
+
+#define CK(fn, args)                                                                 \
+  do {                                                                               \
+    dnnl_status_t st_ = fn args;                                                     \
+    if (st_ != dnnl_success) {                                                       \
+      sg_error_set("conv (oneDNN): %s failed: %s", #fn, dnnl_status2str(st_));       \
+      goto fail;                                                                     \
+    }                                                                                \
+  } while (0)
+
+static void entry_free(entry_t *e) {
+  for (int k = 0; k < e->nio; k++)
+    if (e->io[k].reorder) dnnl_primitive_destroy(e->io[k].reorder);
+  if (e->prim) dnnl_primitive_destroy(e->prim);
+  if (e->pd) dnnl_primitive_desc_destroy(e->pd);
+  if (e->hint) dnnl_primitive_desc_destroy(e->hint);
+  memset(e, 0, sizeof *e);
+}
+
+static void release_all(void) {
+  pthread_mutex_lock(&lock);
+  for (int k = 0; k < CACHE_CAP; k++)
+    if (cache[k].used) entry_free(&cache[k]);
+  for (int k = 0; k < MAX_IO; k++) {
+    free(scratch[k]);
+    scratch[k] = NULL;
+    scratch_size[k] = 0;
+  }
+  if (strm) dnnl_stream_destroy(strm);
+  if (eng) dnnl_engine_destroy(eng);
+  strm = NULL;
+  eng = NULL;
+  pthread_mutex_unlock(&lock);
+}
+
+int sg_dnnl_cache_size(void) {
+  int n = 0;
+  pthread_mutex_lock(&lock);
+  for (int k = 0; k < CACHE_CAP; k++) n += cache[k].used;
+  pthread_mutex_unlock(&lock);
+  return n;
+}
+
+static int ensure_engine(void) {
+  if (eng && strm) return 0;
+  if (!exit_registered) {
+    atexit(release_all);
+    exit_registered = true;
+  }
+  CK(dnnl_engine_create, (&eng, dnnl_cpu, 0));
+  CK(dnnl_stream_create, (&strm, eng, dnnl_stream_default_flags));
+  return 0;
+fail:
+  if (eng) dnnl_engine_destroy(eng);
+  eng = NULL;
+  return -1;
+}
+
+static void geo_key(const sg_dnnl_geom *g, int64_t *k) {
+  const int64_t v[NGEOM] = {g->N, g->G, g->Cb, g->Hb, g->Wb, g->Cs, g->Hs, g->Ws,
+                            g->kh, g->kw, g->sh, g->sw, g->ph, g->pw, g->dh, g->dw};
+  memcpy(k, v, sizeof v);
+}
+
+/* The plain descriptors of the four caller buffers (tag) or format_tag_any. */
+static dnnl_status_t make_mds(const sg_dnnl_geom *g, bool any, dnnl_memory_desc_t *big, dnnl_memory_desc_t *w,
+                              dnnl_memory_desc_t *small, dnnl_memory_desc_t *bias) {
+  dnnl_dims_t db = {g->N, g->Cb, g->Hb, g->Wb}, ds = {g->N, g->Cs, g->Hs, g->Ws}, dbias = {g->Cs};
+  dnnl_dims_t dw4 = {g->Cs, g->Cb, g->kh, g->kw}, dw5 = {g->G, g->Cs / g->G, g->Cb / g->G, g->kh, g->kw};
+  dnnl_status_t st;
+  dnnl_format_tag_t act = any ? dnnl_format_tag_any : dnnl_nchw;
+  if ((st = dnnl_memory_desc_init_by_tag(big, 4, db, dnnl_f32, act)) != dnnl_success) return st;
+  if ((st = dnnl_memory_desc_init_by_tag(small, 4, ds, dnnl_f32, act)) != dnnl_success) return st;
+  if (g->G > 1) st = dnnl_memory_desc_init_by_tag(w, 5, dw5, dnnl_f32, any ? dnnl_format_tag_any : dnnl_goihw);
+  else st = dnnl_memory_desc_init_by_tag(w, 4, dw4, dnnl_f32, any ? dnnl_format_tag_any : dnnl_oihw);
+  if (st != dnnl_success) return st;
+  return dnnl_memory_desc_init_by_tag(bias, 1, dbias, dnnl_f32, dnnl_a);
+}
+
+/* Builds the entry; returns 1 on success, 0 when oneDNN has no implementation
+ * (or rejects the geometry), -1 on other failures. */
+static int entry_build(entry_t *e, sg_dnnl_kind kind, const sg_dnnl_geom *g, bool has_bias) {
+  dnnl_memory_desc_t ub, uw, us, ubias, ab, aw, as, abias;
+  dnnl_convolution_desc_t fd, bd;
+  dnnl_dims_t strides = {g->sh, g->sw}, dil = {g->dh - 1, g->dw - 1}, pl = {g->ph, g->pw};
+  /* right/bottom padding that makes the last kernel position end in range
+   * (may be negative: rows the kernel never reaches, as PyTorch drops them) */
+  dnnl_dims_t pr = {(g->Hs - 1) * g->sh + (g->kh - 1) * g->dh + 1 - g->Hb - g->ph,
+                    (g->Ws - 1) * g->sw + (g->kw - 1) * g->dw + 1 - g->Wb - g->pw};
+  if (pr[0] + g->sh <= 0 || pr[1] + g->sw <= 0) return 0;
+  memset(e, 0, sizeof *e);
+  e->kind = (int)kind;
+  e->bias = has_bias;
+  geo_key(g, e->geo);
+  dnnl_status_t st;
+  if ((st = make_mds(g, false, &ub, &uw, &us, &ubias)) != dnnl_success ||
+      (st = make_mds(g, true, &ab, &aw, &as, &abias)) != dnnl_success) {
+    sg_error_set("conv (oneDNN): dnnl_memory_desc_init_by_tag failed: %s", dnnl_status2str(st));
+    return -1;
+  }
+  bool fwd_bias = kind == SG_DNNL_FWD && has_bias;
+  st = dnnl_dilated_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &ab, &aw,
+                                                  fwd_bias ? &abias : NULL, &as, strides, dil, pl, pr);
+  if (st != dnnl_success) return 0;
+  dnnl_primitive_desc_t fpd = NULL;
+  st = dnnl_primitive_desc_create(&fpd, &fd, NULL, eng, NULL);
+  if (st != dnnl_success) return 0;
+  if (kind == SG_DNNL_FWD) {
+    e->pd = fpd;
+    e->io[0] = (io_t){.arg = DNNL_ARG_SRC, .buf = 0, .user = ub};
+    e->io[1] = (io_t){.arg = DNNL_ARG_WEIGHTS, .buf = 1, .user = uw};
+    e->io[2] = (io_t){.arg = DNNL_ARG_DST, .buf = 2, .out = true, .user = us};
+    e->nio = 3;
+    if (has_bias) e->io[e->nio++] = (io_t){.arg = DNNL_ARG_BIAS, .buf = 3, .user = ubias};
+  } else {
+    e->hint = fpd;
+    if (kind == SG_DNNL_BWD_DATA)
+      st = dnnl_dilated_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &ab, &aw, &as, strides, dil,
+                                                            pl, pr);
+    else
+      st = dnnl_dilated_convolution_backward_weights_desc_init(&bd, dnnl_convolution_direct, &ab, &aw,
+                                                               has_bias ? &abias : NULL, &as, strides, dil, pl, pr);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(&e->pd, &bd, NULL, eng, fpd);
+    if (st != dnnl_success) {
+      entry_free(e);
+      return 0;
+    }
+    if (kind == SG_DNNL_BWD_DATA) {
+      e->io[0] = (io_t){.arg = DNNL_ARG_DIFF_DST, .buf = 2, .user = us};
+      e->io[1] = (io_t){.arg = DNNL_ARG_WEIGHTS, .buf = 1, .user = uw};
+      e->io[2] = (io_t){.arg = DNNL_ARG_DIFF_SRC, .buf = 0, .out = true, .user = ub};
+      e->nio = 3;
+    } else {
+      e->io[0] = (io_t){.arg = DNNL_ARG_SRC, .buf = 0, .user = ub};
+      e->io[1] = (io_t){.arg = DNNL_ARG_DIFF_DST, .buf = 2, .user = us};
+      e->io[2] = (io_t){.arg = DNNL_ARG_DIFF_WEIGHTS, .buf = 1, .out = true, .user = uw};
+      e->nio = 3;
+      if (has_bias) e->io[e->nio++] = (io_t){.arg = DNNL_ARG_DIFF_BIAS, .buf = 3, .out = true, .user = ubias};
+    }
+  }
+  CK(dnnl_primitive_create, (&e->prim, e->pd));
+  for (int k = 0; k < e->nio; k++) {
+    io_t *io = &e->io[k];
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(e->pd, dnnl_query_exec_arg_md, io->arg);
+    if (!md) {
+      sg_error_set("conv (oneDNN): dnnl_primitive_desc_query_md found no descriptor for argument %d", io->arg);
+      goto fail;
+    }
+    io->prim = *md;
+    if (dnnl_memory_desc_equal(&io->prim, &io->user)) continue;
+    dnnl_primitive_desc_t rpd = NULL;
+    if (io->out) CK(dnnl_reorder_primitive_desc_create, (&rpd, &io->prim, eng, &io->user, eng, NULL));
+    else CK(dnnl_reorder_primitive_desc_create, (&rpd, &io->user, eng, &io->prim, eng, NULL));
+    st = dnnl_primitive_create(&io->reorder, rpd);
+    dnnl_primitive_desc_destroy(rpd);
+    if (st != dnnl_success) {
+      io->reorder = NULL;
+      sg_error_set("conv (oneDNN): dnnl_primitive_create failed: %s", dnnl_status2str(st));
+      goto fail;
+    }
+  }
+  e->used = true;
+  return 1;
+fail:
+  entry_free(e);
+  return -1;
+}
+
+/* The cached entry for this call, building it (and evicting the least
+ * recently used one when full) on a miss. Caller holds the lock. */
+static int entry_get(sg_dnnl_kind kind, const sg_dnnl_geom *g, bool has_bias, entry_t **out) {
+  int64_t key[NGEOM];
+  geo_key(g, key);
+  int victim = 0;
+  for (int k = 0; k < CACHE_CAP; k++) {
+    entry_t *e = &cache[k];
+    if (e->used && e->kind == (int)kind && e->bias == has_bias && memcmp(e->geo, key, sizeof key) == 0) {
+      e->stamp = ++clock_;
+      *out = e;
+      return 1;
+    }
+    if (!e->used) victim = k;
+    else if (cache[victim].used && e->stamp < cache[victim].stamp) victim = k;
+  }
+  if (cache[victim].used) entry_free(&cache[victim]);
+  int rc = entry_build(&cache[victim], kind, g, has_bias);
+  if (rc == 1) {
+    cache[victim].stamp = ++clock_;
+    *out = &cache[victim];
+  }
+  return rc;
+}
+
+static int run(entry_t *e, void *const bufs[4]) {
+  dnnl_memory_t user[MAX_IO] = {0}, prim[MAX_IO] = {0};
+  dnnl_exec_arg_t args[MAX_IO];
+  int rc = -1;
+  for (int k = 0; k < e->nio; k++) {
+    io_t *io = &e->io[k];
+    CK(dnnl_memory_create, (&user[k], &io->user, eng, bufs[io->buf]));
+    args[k].arg = io->arg;
+    args[k].memory = user[k];
+    if (!io->reorder) continue;
+    size_t need = dnnl_memory_desc_get_size(&io->prim);
+    if (need > scratch_size[k]) {
+      free(scratch[k]);
+      scratch_size[k] = 0;
+      if (!(scratch[k] = aligned_alloc(64, (need + 63) / 64 * 64))) {
+        sg_error_set("conv (oneDNN): out of memory for a %zu-byte reorder buffer", need);
+        goto fail;
+      }
+      scratch_size[k] = need;
+    }
+    CK(dnnl_memory_create, (&prim[k], &io->prim, eng, scratch[k]));
+    args[k].memory = prim[k];
+    if (!io->out) {
+      dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, user[k]}, {DNNL_ARG_TO, prim[k]}};
+      CK(dnnl_primitive_execute, (io->reorder, strm, 2, ra));
+    }
+  }
+  CK(dnnl_primitive_execute, (e->prim, strm, e->nio, args));
+  for (int k = 0; k < e->nio; k++) {
+    io_t *io = &e->io[k];
+    if (!io->reorder || !io->out) continue;
+    dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, prim[k]}, {DNNL_ARG_TO, user[k]}};
+    CK(dnnl_primitive_execute, (io->reorder, strm, 2, ra));
+  }
+  CK(dnnl_stream_wait, (strm));
+  rc = 0;
+fail:
+  for (int k = 0; k < e->nio; k++) {
+    if (user[k]) dnnl_memory_destroy(user[k]);
+    if (prim[k]) dnnl_memory_destroy(prim[k]);
+  }
+  return rc;
+}
+
+int sg_dnnl_conv(sg_dnnl_kind kind, const sg_dnnl_geom *g, float *big, float *w, float *small, float *bias) {
+  if (!sg_dnnl_enabled()) return 0;
+  int64_t v[NGEOM];
+  geo_key(g, v);
+  for (int k = 0; k < NGEOM; k++)
+    if (v[k] < 0 || (v[k] == 0 && k != 12 && k != 13)) return 0; /* empty tensors: leave them to the loops */
+  if (g->Cb % g->G || g->Cs % g->G) return 0;
+  pthread_mutex_lock(&lock);
+  entry_t *e = NULL;
+  int rc = ensure_engine();
+  if (!rc) rc = entry_get(kind, g, bias != NULL, &e);
+  if (rc == 1) {
+    void *const bufs[4] = {big, w, small, bias};
+    rc = run(e, bufs) ? -1 : 1;
+  }
+  pthread_mutex_unlock(&lock);
+  return rc;
+}
+
+#else /* !SG_HAVE_DNNL */
+
+bool sg_dnnl_compiled(void) { return false; }
+bool sg_dnnl_enabled(void) { (void)env_choice; return false; }
+int sg_dnnl_cache_size(void) { return 0; }
+int sg_dnnl_conv(sg_dnnl_kind kind, const sg_dnnl_geom *g, float *big, float *w, float *small, float *bias) {
+  (void)kind; (void)g; (void)big; (void)w; (void)small; (void)bias;
+  return 0;
+}
+
+#endif

@@ -1,0 +1,46 @@
+/* oneDNN fast path for f32 2-d convolution (used by ops/conv.c).
+ *
+ * The geometry is conv.c's: a "big" image [N, Cb, Hb, Wb] (conv2d input,
+ * conv_transpose2d output), a "small" grid [N, Cs, Hs, Ws] (conv2d output,
+ * conv_transpose2d input) and a weight [Cs, Cb/G, kh, kw]. Three oneDNN
+ * convolution primitives cover forward and backward of both ops:
+ *   SG_DNNL_FWD:         small = conv(big, w) (+ bias[Cs] when bias != NULL)
+ *   SG_DNNL_BWD_DATA:    big   = adjoint conv(small, w)
+ *   SG_DNNL_BWD_WEIGHTS: w     = dL/dw (big, small); bias = sum of small over
+ *                        N, H, W when bias != NULL
+ * All buffers are contiguous f32 (plain NCHW / OIHW); outputs are overwritten.
+ *
+ * Built without oneDNN (SG_HAVE_DNNL undefined), sg_dnnl_conv() always
+ * answers "not handled" and the caller takes its BLAS path. */
+#ifndef SG_DNNL_CONV_H
+#define SG_DNNL_CONV_H
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum { SG_DNNL_FWD = 0, SG_DNNL_BWD_DATA = 1, SG_DNNL_BWD_WEIGHTS = 2 } sg_dnnl_kind;
+
+typedef struct {
+  int64_t N, G, Cb, Hb, Wb, Cs, Hs, Ws, kh, kw, sh, sw, ph, pw, dh, dw;
+} sg_dnnl_geom;
+
+/* 1: oneDNN computed it; 0: not handled (oneDNN absent or disabled, or it has
+ * no implementation for this geometry; nothing written); -1: failure, with
+ * sg_error naming the oneDNN call and its status. */
+int sg_dnnl_conv(sg_dnnl_kind kind, const sg_dnnl_geom *g, float *big, float *w, float *small, float *bias);
+
+/* True when the library was built with oneDNN. */
+bool sg_dnnl_compiled(void);
+/* True when conv ops should try oneDNN: compiled in, and not switched off by
+ * sg_dnnl_set_enabled(0) or (by default) the environment SEMSEG_DNNL=0. */
+bool sg_dnnl_enabled(void);
+/* 1 on, 0 off, -1 back to the environment's choice. */
+void sg_dnnl_set_enabled(int on);
+/* Number of cached oneDNN primitives (for tests). */
+int sg_dnnl_cache_size(void);
+
+/* Which implementation ran the last convolution computation on this thread
+ * (forward or backward): "dnnl", "blas", "reference" or "none". */
+const char *sg_conv_last_path(void);
+void sg_conv_note_path(const char *path);
+
+#endif
