@@ -11,13 +11,7 @@ for k = 1, 6 do a[k] = arg and tonumber(arg[k]) end
 local N, C, H, W, O = a[1] or 8, a[2] or 64, a[3] or 128, a[4] or 128, a[5] or 64
 local iters = a[6] or 5
 
--- wall clock (the engine exposes none; date(1) costs ~1 ms, negligible here)
-local function now()
-  local p = io.popen("date +%s.%N")
-  local t = tonumber(p:read("l"))
-  p:close()
-  return t
-end
+local now = sg.clock -- monotonic wall-clock seconds
 
 local compiled, enabled = F._dnnl()
 local paths = {}

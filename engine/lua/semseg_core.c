@@ -1,6 +1,7 @@
 /* luaopen_semseg_core: the C half of `require "semseg"`. */
 #include "binding.h"
 #include <pthread.h>
+#include <time.h>
 
 /* Lua cannot see tensor bytes: step the collector as they are allocated, and
  * run a full collection when an allocation fails, before retrying it. */
@@ -21,6 +22,14 @@ static void pressure(void *ud, size_t nbytes, bool urgent) {
 }
 
 
+/* sg.clock(): monotonic wall-clock seconds, for timing (os.clock is CPU time) */
+static int l_clock(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9);
+  return 1;
+}
+
 int luaopen_semseg_core(lua_State *L) {
   lua_newtable(L);
   int mod = lua_gettop(L);
@@ -35,6 +44,8 @@ int luaopen_semseg_core(lua_State *L) {
   sgL_open_nn(L, mod, methods);
   sgL_open_data(L, mod, methods);
   sgL_open_io(L, mod, methods);
+  lua_pushcfunction(L, l_clock);
+  lua_setfield(L, mod, "clock");
   lua_pushvalue(L, methods);
   lua_setfield(L, mod, "Tensor"); /* the method table: users may add methods */
   lua_pop(L, 1);
