@@ -25,6 +25,7 @@
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
+#include <wchar.h>
 
 int sg_repl(lua_State *L); /* called from engine/main.c; returns the exit status */
 
@@ -39,6 +40,7 @@ typedef struct {
   History *hist;
   HistEvent ev;
   bool tty, color;
+  bool interrupted; /* Ctrl-C typed at the prompt */
   const char *prompt;
   char histfile[PATH_MAX];
   int failures;
@@ -233,6 +235,31 @@ static char *prompt_fn(EditLine *el) {
   return (char *)(r && r->prompt ? r->prompt : PROMPT1);
 }
 
+/* libedit's own reader retries a read that a signal interrupted, so Ctrl-C
+ * would only take effect at the next key; this one gives up at once. Bytes
+ * are decoded to wide characters by the locale (UTF-8 input). */
+static int read_char_fn(EditLine *el, wchar_t *wc) {
+  (void)el;
+  mbstate_t st;
+  memset(&st, 0, sizeof st);
+  for (;;) {
+    if (got_sigint) return -1;
+    char c;
+    ssize_t k = read(STDIN_FILENO, &c, 1);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    if (k == 0) return 0; /* end of input */
+    wchar_t w;
+    size_t m = mbrtowc(&w, &c, 1, &st);
+    if (m == (size_t)-2) continue; /* more bytes of this character */
+    if (m == (size_t)-1) { *wc = (wchar_t)(unsigned char)c; return 1; }
+    *wc = m == 0 ? L'\0' : w;
+    return 1;
+  }
+}
+
 /* Reads one line without its newline into a malloc'ed string; NULL at end of
  * input. *interrupted is set when Ctrl-C abandoned the line. */
 static char *read_line(repl *r, const char *prompt, bool *interrupted) {
@@ -250,10 +277,15 @@ static char *read_line(repl *r, const char *prompt, bool *interrupted) {
   got_sigint = 0;
   catch_sigint(true, &old);
   int count = 0;
+  /* raw mode before the prompt shows: this libedit switches only when it
+   * first reads, and what is typed in between would be echoed and cooked */
+  el_set(r->el, EL_PREP_TERM, 1);
+  r->interrupted = false;
   const char *line = el_gets(r->el, &count);
   catch_sigint(false, &old);
-  if (got_sigint) {
+  if (got_sigint || r->interrupted) {
     got_sigint = 0;
+    r->interrupted = false;
     el_reset(r->el);
     *interrupted = true;
     fputs("^C\n", stdout);
@@ -580,6 +612,25 @@ static unsigned char complete(EditLine *el, int ch) {
   return rc;
 }
 
+/* Ctrl-C at the prompt is a key (signals are off while editing): it ends
+ * el_gets like Ctrl-D on an empty line, and read_line tells them apart. */
+static unsigned char interrupt_key(EditLine *el, int ch) {
+  (void)ch;
+  repl *r = NULL;
+  el_get(el, EL_CLIENTDATA, &r);
+  if (r) r->interrupted = true;
+  return CC_EOF;
+}
+
+/* Ctrl-Z at the prompt: suspend; libedit's SIGTSTP/SIGCONT handlers restore
+ * the terminal and redraw the line. */
+static unsigned char suspend_key(EditLine *el, int ch) {
+  (void)el;
+  (void)ch;
+  raise(SIGTSTP);
+  return CC_REDISPLAY;
+}
+
 /* ------------------------------------------------------------------- set-up */
 static void open_editor(repl *r) {
   r->el = el_init("semseg", stdin, stdout, stderr);
@@ -588,6 +639,7 @@ static void open_editor(repl *r) {
   el_set(r->el, EL_PROMPT, prompt_fn);
   el_set(r->el, EL_EDITOR, "emacs");
   el_set(r->el, EL_SIGNAL, 1);
+  el_set(r->el, EL_GETCFN, read_char_fn);
   r->hist = history_init();
   if (r->hist) {
     history(r->hist, &r->ev, H_SETSIZE, HISTORY_SIZE);
@@ -599,8 +651,15 @@ static void open_editor(repl *r) {
     else if (home && *home) snprintf(r->histfile, sizeof r->histfile, "%s/.semseg_history", home);
     if (r->histfile[0]) history(r->hist, &r->ev, H_LOAD, r->histfile);
   }
-  el_set(r->el, EL_ADDFN, "sg-complete", "complete a name, field or method", complete);
+  /* the wide form keeps these static strings (the narrow one leaks copies) */
+  el_wset(r->el, EL_ADDFN, L"sg-complete", L"complete a name, field or method", complete);
   el_set(r->el, EL_BIND, "^I", "sg-complete", NULL);
+  el_wset(r->el, EL_ADDFN, L"sg-interrupt", L"abandon the input being typed", interrupt_key);
+  el_set(r->el, EL_BIND, "^C", "sg-interrupt", NULL);
+  el_wset(r->el, EL_ADDFN, L"sg-suspend", L"suspend the REPL", suspend_key);
+  el_set(r->el, EL_BIND, "^Z", "sg-suspend", NULL);
+  /* while editing, ^C and ^Z arrive as keys rather than as signals */
+  el_set(r->el, EL_SETTY, "-d", "-isig", NULL);
   el_source(r->el, NULL); /* ~/.editrc */
 }
 
