@@ -48,7 +48,11 @@ $(BUILD)/lua/semseg/core.so: $(OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -shared -o $@ $^ $(LDLIBS)
 
-test: all
+# the pseudo-terminal driver of tests/test_repl.lua
+$(BUILD)/pty_run: tests/pty_run.c
+	$(CC) $(CFLAGS) -o $@ $< -lutil
+
+test: all $(BUILD)/pty_run
 	LUA_PATH="./?.lua;;" $(BUILD)/semseg run tests/run.lua
 
 asan:
