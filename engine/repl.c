@@ -179,7 +179,7 @@ static int print_results(lua_State *L) {
   strbuf b = {0};
   for (int i = 1; i <= n; i++) {
     if (i > 1) sb_str(&b, "\t");
-    repr(L, i, 2, true, &b);
+    repr(L, i, 3, true, &b);
   }
   if (b.s) {
     fwrite(b.s, 1, b.n, stdout);
@@ -683,7 +683,9 @@ int sg_repl(lua_State *L) {
   r.tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
   lua_settop(L, 0);
   if (r.tty) {
-    setlocale(LC_CTYPE, "");
+    /* libedit edits wide characters: without a multibyte locale it would
+     * drop the bytes of non-ASCII input, so fall back to UTF-8 */
+    if (!setlocale(LC_CTYPE, "") || MB_CUR_MAX == 1) setlocale(LC_CTYPE, "C.UTF-8");
     open_editor(&r);
     const char *term = getenv("TERM");
     r.color = r.tty && term && strcmp(term, "dumb") != 0 && !getenv("NO_COLOR");

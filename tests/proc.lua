@@ -98,7 +98,7 @@ function P.pty(script, home, args)
   local driver = assert(P.pty_run(), "no pty driver")
   local dir = P.tmpdir()
   P.write(dir .. "/script", table.concat(script, "\n") .. "\n")
-  local cmd = "env -u SEMSEG_HISTORY HOME=" .. P.q(home) .. " TERM=xterm NO_COLOR=1 " .. P.q(driver) ..
+  local cmd = "env -u SEMSEG_HISTORY HOME=" .. P.q(home) .. " TERM=xterm NO_COLOR=1 LC_ALL=C " .. P.q(driver) ..
               " -t 15 " .. P.semseg(table.unpack(args or {}))
   local raw, err, code = P.run(cmd, P.read(dir .. "/script"))
   local clean = raw:gsub("\27%[[%d;?]*[%a@]", ""):gsub("\27[%(%)][%w]", ""):gsub("\r", ""):gsub("\7", "")

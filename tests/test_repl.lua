@@ -42,6 +42,7 @@ test("banner, auto-print, tensors, multi-line input, errors, timing, Ctrl-D", fu
     "undefined_fn()",
     "t:sum():item()",
     "local big = 0; for i = 1, 3e5 do big = big + i end; return big",
+    "#'h\u{e9}llo w\u{f6}rld'", -- UTF-8 typed at the terminal keeps its bytes
   }), home)
   check.eq(code, 0, "exit code after Ctrl-D (" .. err .. ")\n" .. out)
   has(out, "semseg " .. sg.version)
@@ -57,6 +58,7 @@ test("banner, auto-print, tensors, multi-line input, errors, timing, Ctrl-D", fu
   has(out, "attempt to call a nil value (global 'undefined_fn')")
   has(out, "\n6\n")             -- the session goes on after the errors
   has(out, "\n45000150000\n")
+  has(out, "\n13\n")
   -- every successful command reports its time, e.g. "(0.12 ms)"
   local n = 0
   for _ in out:gmatch("\n%(%d+%.%d+ m?s%)\n") do n = n + 1 end
