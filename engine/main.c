@@ -7,6 +7,7 @@
  *
  * Exit status: 0 on success, 1 on an uncaught Lua error (message and
  * traceback on stderr) or an unreadable script, 2 on a usage error. */
+#include "cli.h"
 #include "lua/binding.h"
 #include <errno.h>
 #include <lualib.h>
@@ -16,7 +17,6 @@
 #include <string.h>
 
 extern const char *const sg_embedded_lua[];
-int sg_repl(lua_State *L); /* engine/repl.c: returns the exit status */
 
 enum { EXIT_USAGE = 2 };
 
@@ -49,7 +49,7 @@ static void install_embedded(lua_State *L) {
 
 /* Message handler: the error text (through __tostring for error objects)
  * followed by the traceback. */
-static int msghandler(lua_State *L) {
+int sg_msghandler(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (!msg) {
     if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) msg = lua_tostring(L, -1);
@@ -73,7 +73,7 @@ static int report(lua_State *L, int status) {
 /* Calls the function below the nargs arguments with a traceback handler. */
 static int docall(lua_State *L, int nargs, int nresults) {
   int base = lua_gettop(L) - nargs;
-  lua_pushcfunction(L, msghandler);
+  lua_pushcfunction(L, sg_msghandler);
   lua_insert(L, base);
   int status = lua_pcall(L, nargs, nresults, base);
   lua_remove(L, base);

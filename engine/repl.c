@@ -11,6 +11,7 @@
  * When stdin is not a terminal the same loop reads plain lines without
  * prompts, banner or timings (`echo '1+1' | semseg` prints 2); the exit
  * status is then 1 if any command failed. */
+#include "cli.h"
 #include "lua/binding.h"
 #include <ctype.h>
 #include <errno.h>
@@ -27,7 +28,6 @@
 #include <unistd.h>
 #include <wchar.h>
 
-int sg_repl(lua_State *L); /* called from engine/main.c; returns the exit status */
 
 #define PROMPT1 "sg> "
 #define PROMPT2 "..> "
@@ -190,15 +190,6 @@ static int print_results(lua_State *L) {
   return 0;
 }
 
-static int msghandler(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
-  if (!msg) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) msg = lua_tostring(L, -1);
-    else msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-  }
-  luaL_traceback(L, L, msg, 1);
-  return 1;
-}
 
 static void report(repl *r, const char *what) {
   const char *msg = lua_tostring(r->L, -1);
@@ -382,7 +373,7 @@ static int read_chunk(repl *r) {
 static void execute(repl *r) {
   lua_State *L = r->L;
   int base = lua_gettop(L); /* the function */
-  lua_pushcfunction(L, msghandler);
+  lua_pushcfunction(L, sg_msghandler);
   lua_insert(L, base);
   struct sigaction old;
   got_sigint = 0;
