@@ -1,7 +1,7 @@
 # semseg: one binary (build/semseg) and the same engine as a Lua module (build/semseg/core.so).
 CC      ?= cc
 OPT     ?= -O2
-WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  += -std=gnu11 $(OPT) -g -fPIC -pthread $(WARN) -I/usr/include/lua5.4 \
            -I/usr/include/x86_64-linux-gnu/openblas-pthread $(EXTRA_CFLAGS)
 LDLIBS  := -lopenblas -lpng -ltiff -ledit -lm -ldl -pthread
