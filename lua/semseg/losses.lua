@@ -14,6 +14,15 @@ local function reduce(loss, reduction, what)
   error(what .. ": reduction must be 'mean', 'sum' or 'none', got '" .. tostring(reduction) .. "'", 3)
 end
 
+-- reduce a per-pixel loss over the pixels whose target is not ignored
+local function reduce_valid(loss, valid, reduction, what)
+  if not valid then return reduce(loss, reduction, what) end
+  local m = valid:to(loss.dtype)
+  loss = loss * m
+  if (reduction or "mean") == "mean" then return loss:sum() / m:sum() end
+  return reduce(loss, reduction, what)
+end
+
 local function shape_str(t) return "[" .. table.concat(t.shape, ",") .. "]" end
 local function same_shape(a, b, what)
   if shape_str(a) ~= shape_str(b) then
@@ -120,11 +129,7 @@ function L.nll(logp, target, o)
   o = o or {}
   local ids, valid = class_targets(logp, target, o.ignore_index, "nll")
   local loss = -(logp * one_hot_like(ids, logp)):sum(2)
-  if valid then
-    loss = loss * valid:to(logp.dtype)
-    if (o.reduction or "mean") == "mean" then return loss:sum() / valid:to(logp.dtype):sum() end
-  end
-  return reduce(loss, o.reduction, "nll")
+  return reduce_valid(loss, valid, o.reduction, "nll")
 end
 
 -- binary focal loss (torchvision's sigmoid_focal_loss): alpha 0.25, gamma 2 by default
@@ -153,11 +158,7 @@ function L.focal(logits, target, o)
     local a = type(o.alpha) == "number" and nil or (type(o.alpha) == "table" and core.tensor(o.alpha) or o.alpha)
     loss = a and loss * (oh * class_view(a, logits)):sum(2) or loss * o.alpha
   end
-  if valid then
-    loss = loss * valid:to(logits.dtype)
-    if (o.reduction or "mean") == "mean" then return loss:sum() / valid:to(logits.dtype):sum() end
-  end
-  return reduce(loss, o.reduction, "focal")
+  return reduce_valid(loss, valid, o.reduction, "focal")
 end
 
 -- Soft overlap losses share one core: per-class tp, fp, fn over the chosen axes.
