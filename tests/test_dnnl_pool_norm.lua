@@ -1,5 +1,6 @@
 -- The oneDNN pooling and batch norm paths (f32) against the engine's own loops
--- (the same f32 inputs with oneDNN switched off): outputs, max-pool indices,
+-- (the same f32 inputs with oneDNN switched off), on plain layouts (few
+-- channels) and blocked ones (8 or more channels, reordered inside): outputs, max-pool indices,
 -- running statistics and every gradient. Skipped when built without oneDNN.
 local F = sg.nn_functional
 local compiled = F._dnnl()
@@ -45,6 +46,7 @@ local function compare(label, path_fn, want_path, inputs, fn)
   for k = 1, #l1 do close(l1[k].grad, l2[k].grad, label .. ": gradient " .. k) end
 end
 
+local CHANNELS = {1, 2, 3, 5, 6, 8, 12, 16, 20, 32}
 local function pool_opts(r, H, W)
   local kh, kw = r(1, math.min(4, H)), r(1, math.min(4, W))
   local o = {kernel={kh, kw}, stride={r(1, 3), r(1, 3)}, padding={r(0, kh // 2), r(0, kw // 2)}}
@@ -62,6 +64,9 @@ test("max_pool2d through oneDNN matches the loops, indices included", function()
     {{3, 2, 7, 5}, {kernel={3, 2}, stride={1, 2}, padding={1, 0}}},
     {{2, 16, 13, 13}, {kernel=3, stride=1, padding=1}},
     {{1, 1, 1, 1}, {kernel=1}},
+    {{2, 8, 6, 7}, {kernel=2, padding=1}},
+    {{1, 20, 9, 9}, {kernel={2, 3}, stride={2, 1}, padding={1, 1}}},
+    {{2, 32, 10, 10}, {kernel=3, stride=2}},
   }
   for k, c in ipairs(fixed) do
     compare("fixed case " .. k, F._pool_path, "dnnl", {sg.randn(c[1])},
@@ -69,7 +74,7 @@ test("max_pool2d through oneDNN matches the loops, indices included", function()
   end
   for k = 1, 40 do
     local H, W = r(1, 12), r(1, 12)
-    local xs = {r(1, 3), r(1, 6), H, W}
+    local xs = {r(1, 3), CHANNELS[r(#CHANNELS)], H, W}
     local o = pool_opts(r, H, W)
     local relu = r(2) == 1 -- ReLU outputs: many tied maxima (zeros); the first one wins
     local x = sg.randn(xs)
@@ -103,7 +108,7 @@ test("avg_pool2d through oneDNN matches the loops", function()
   local r = math.random
   for k = 1, 40 do
     local H, W = r(1, 12), r(1, 12)
-    local xs = {r(1, 3), r(1, 6), H, W}
+    local xs = {r(1, 3), CHANNELS[r(#CHANNELS)], H, W}
     local o = pool_opts(r, H, W)
     o.count_include_pad = r(2) == 1
     compare(string.format("random case %d (x {%d,%d,%d,%d}, kernel {%d,%d}, stride {%d,%d}, padding {%d,%d}, %s)", k,

@@ -30,7 +30,7 @@ void sg_bn_note_path(const char *path) { bn_path = path; }
 enum { K_POOL_FWD, K_POOL_BWD, K_BN_FWD, K_BN_BWD };
 #define CACHE_CAP 64
 #define NKEY 16
-#define NSCRATCH 4
+#define NSCRATCH 7 /* 0-3 batch norm and max pool workspace, 4-6 pooling reorders */
 #define MAX_ARGS 10
 
 typedef struct {
@@ -41,7 +41,11 @@ typedef struct {
   uint64_t stamp;
   dnnl_primitive_desc_t hint, pd;
   dnnl_primitive_t prim;
-  dnnl_memory_desc_t ws; /* max pooling workspace (plain, u8 or s32) */
+  /* pooling: the layouts the primitive runs on (a blocked one when oneDNN
+   * has a jit kernel for it: its plain-NCHW kernel is far slower than the
+   * two reorders) and the reorders from/to the caller's plain buffers */
+  dnnl_memory_desc_t big, small, ws, ws_plain; /* big: src / diff_src; small: dst / diff_dst */
+  dnnl_primitive_t r_big, r_small, r_ws; /* NULL when the layout is plain */
 } entry_t;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -63,6 +67,9 @@ static size_t scratch_size[NSCRATCH];
   } while (0)
 
 static void entry_free(entry_t *e) {
+  if (e->r_big) dnnl_primitive_destroy(e->r_big);
+  if (e->r_small) dnnl_primitive_destroy(e->r_small);
+  if (e->r_ws) dnnl_primitive_destroy(e->r_ws);
   if (e->prim) dnnl_primitive_destroy(e->prim);
   if (e->pd) dnnl_primitive_desc_destroy(e->pd);
   if (e->hint) dnnl_primitive_desc_destroy(e->hint);
@@ -149,11 +156,9 @@ static int entry_get(int kind, const int64_t *key, build_fn build, const void *s
     return -1;
   }
   if (rc == 0) { /* remember the refusal; keep nothing else */
-    if (e->prim) dnnl_primitive_destroy(e->prim);
-    if (e->pd) dnnl_primitive_desc_destroy(e->pd);
-    if (e->hint) dnnl_primitive_desc_destroy(e->hint);
-    e->prim = NULL;
-    e->pd = e->hint = NULL;
+    entry_free(e);
+    e->kind = kind;
+    memcpy(e->key, key, sizeof e->key);
   }
   e->used = true;
   e->ok = rc == 1;
@@ -182,6 +187,23 @@ fail:
   return rc;
 }
 
+/* runs reorder r: from (md, buf) to (md, buf) */
+static int run_reorder(dnnl_primitive_t r, const dnnl_memory_desc_t *fm, void *fb, const dnnl_memory_desc_t *tm,
+                       void *tb, const char *what) {
+  dnnl_memory_t a = NULL, b = NULL;
+  int rc = -1;
+  CK(what, dnnl_memory_create, (&a, fm, eng, fb));
+  CK(what, dnnl_memory_create, (&b, tm, eng, tb));
+  dnnl_exec_arg_t ea[2] = {{DNNL_ARG_FROM, a}, {DNNL_ARG_TO, b}};
+  CK(what, dnnl_primitive_execute, (r, strm, 2, ea));
+  CK(what, dnnl_stream_wait, (strm));
+  rc = 0;
+fail:
+  if (a) dnnl_memory_destroy(a);
+  if (b) dnnl_memory_destroy(b);
+  return rc;
+}
+
 static dnnl_status_t plain(dnnl_memory_desc_t *md, int nd, const int64_t *dims, dnnl_data_type_t dt) {
   dnnl_dims_t d;
   for (int k = 0; k < nd; k++) d[k] = dims[k];
@@ -200,40 +222,97 @@ static dnnl_alg_kind_t pool_alg(sg_dnnl_pool_alg a) {
                                      : dnnl_pooling_avg_exclude_padding;
 }
 
-static int pool_build(entry_t *e, const void *spec, bool backward) {
-  const pool_spec *s = spec;
+/* reorder primitive from -> to, or -1 with an error */
+static int make_reorder(dnnl_primitive_t *r, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+                        const char *what) {
+  dnnl_primitive_desc_t rpd = NULL;
+  CK(what, dnnl_reorder_primitive_desc_create, (&rpd, from, eng, to, eng, NULL));
+  dnnl_status_t st = dnnl_primitive_create(r, rpd);
+  dnnl_primitive_desc_destroy(rpd);
+  if (st != dnnl_success) {
+    *r = NULL;
+    sg_error_set("%s (oneDNN): dnnl_primitive_create failed: %s", what, dnnl_status2str(st));
+    return -1;
+  }
+  return 0;
+fail:
+  return -1;
+}
+
+/* pooling primitive descriptors on layout `tag`; 1 built, 0 not available */
+static int pool_pd(entry_t *e, const pool_spec *s, bool backward, dnnl_format_tag_t tag) {
   const sg_dnnl_pool_geom *g = s->g;
-  int64_t ds[4] = {g->N, g->C, g->H, g->W}, dd[4] = {g->N, g->C, g->oh, g->ow};
-  dnnl_memory_desc_t src, dst;
-  if (plain(&src, 4, ds, dnnl_f32) != dnnl_success || plain(&dst, 4, dd, dnnl_f32) != dnnl_success) return 0;
+  dnnl_dims_t ds = {g->N, g->C, g->H, g->W}, dd = {g->N, g->C, g->oh, g->ow};
+  if (dnnl_memory_desc_init_by_tag(&e->big, 4, ds, dnnl_f32, tag) != dnnl_success ||
+      dnnl_memory_desc_init_by_tag(&e->small, 4, dd, dnnl_f32, tag) != dnnl_success)
+    return 0;
   /* pool.c's floor-mode output size equals oneDNN's with symmetric padding */
   dnnl_dims_t strides = {g->sh, g->sw}, kernel = {g->kh, g->kw}, pad = {g->ph, g->pw};
   dnnl_pooling_desc_t fd, bd;
   dnnl_prop_kind_t prop =
       backward || s->alg == SG_DNNL_POOL_MAX ? dnnl_forward_training : dnnl_forward_inference;
-  if (dnnl_pooling_forward_desc_init(&fd, prop, pool_alg(s->alg), &src, &dst, strides, kernel, pad, pad) !=
+  if (dnnl_pooling_forward_desc_init(&fd, prop, pool_alg(s->alg), &e->big, &e->small, strides, kernel, pad, pad) !=
       dnnl_success)
     return 0;
   dnnl_primitive_desc_t fpd = NULL;
   if (dnnl_primitive_desc_create(&fpd, &fd, NULL, eng, NULL) != dnnl_success) return 0;
   if (!backward) {
     e->pd = fpd;
-  } else {
-    e->hint = fpd;
-    if (dnnl_pooling_backward_desc_init(&bd, pool_alg(s->alg), &src, &dst, strides, kernel, pad, pad) !=
-            dnnl_success ||
-        dnnl_primitive_desc_create(&e->pd, &bd, NULL, eng, fpd) != dnnl_success)
-      return 0;
+    return 1;
   }
+  e->hint = fpd;
+  if (dnnl_pooling_backward_desc_init(&bd, pool_alg(s->alg), &e->big, &e->small, strides, kernel, pad, pad) !=
+          dnnl_success ||
+      dnnl_primitive_desc_create(&e->pd, &bd, NULL, eng, fpd) != dnnl_success)
+    return 0;
+  return 1;
+}
+
+static bool is_jit(const entry_t *e) {
+  const char *impl = NULL;
+  return dnnl_primitive_desc_query(e->pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
+         strncmp(impl, "jit", 3) == 0;
+}
+
+static int pool_build(entry_t *e, const void *spec, bool backward) {
+  const pool_spec *s = spec;
+  const sg_dnnl_pool_geom *g = s->g;
+  int64_t dd[4] = {g->N, g->C, g->oh, g->ow};
+  const char *what = "pooling";
+  /* a blocked layout with a jit kernel when there are enough channels to
+   * fill the blocks, else plain NCHW */
+  const dnnl_format_tag_t tags[3] = {dnnl_nChw16c, dnnl_nChw8c, dnnl_nchw};
+  int rc = 0;
+  for (int t = g->C >= 16 ? 0 : g->C >= 8 ? 1 : 2; t < 3 && rc != 1; t++) {
+    if (e->pd) dnnl_primitive_desc_destroy(e->pd);
+    if (e->hint) dnnl_primitive_desc_destroy(e->hint);
+    e->pd = e->hint = NULL;
+    rc = pool_pd(e, s, backward, tags[t]);
+    if (rc == 1 && t < 2 && !is_jit(e)) rc = 0;
+  }
+  if (rc != 1) return 0;
   if (s->alg == SG_DNNL_POOL_MAX) {
-    /* the workspace must be the plain [N, C, oh, ow] grid of in-window offsets */
     const dnnl_memory_desc_t *ws = dnnl_primitive_desc_query_md(e->pd, dnnl_query_workspace_md, 0);
     if (!ws || (ws->data_type != dnnl_u8 && ws->data_type != dnnl_s32)) return 0;
-    dnnl_memory_desc_t want;
-    if (plain(&want, 4, dd, ws->data_type) != dnnl_success || !dnnl_memory_desc_equal(&want, ws)) return 0;
-    e->ws = want;
+    e->ws = *ws;
+    /* the plain [N, C, oh, ow] grid of in-window offsets */
+    if (plain(&e->ws_plain, 4, dd, ws->data_type) != dnnl_success) return 0;
+    if (!dnnl_memory_desc_equal(&e->ws, &e->ws_plain) &&
+        (backward ? make_reorder(&e->r_ws, &e->ws_plain, &e->ws, what)
+                  : make_reorder(&e->r_ws, &e->ws, &e->ws_plain, what)))
+      return -1;
   }
-  CK("pooling", dnnl_primitive_create, (&e->prim, e->pd));
+  dnnl_memory_desc_t pb, ps;
+  int64_t ds[4] = {g->N, g->C, g->H, g->W};
+  plain(&pb, 4, ds, dnnl_f32);
+  plain(&ps, 4, dd, dnnl_f32);
+  if (!dnnl_memory_desc_equal(&pb, &e->big)) {
+    /* forward: src in, dst out; backward: diff_dst in, diff_src out */
+    if (backward ? make_reorder(&e->r_big, &e->big, &pb, what) || make_reorder(&e->r_small, &ps, &e->small, what)
+                 : make_reorder(&e->r_big, &pb, &e->big, what) || make_reorder(&e->r_small, &e->small, &ps, what))
+      return -1;
+  }
+  CK(what, dnnl_primitive_create, (&e->prim, e->pd));
   return 1;
 fail:
   return -1;
@@ -304,6 +383,45 @@ static bool index_to_ws(const sg_dnnl_pool_geom *g, const int64_t *idx, void *ws
   return true;
 }
 
+/* Runs a cached pooling entry: forward (in = src, out = dst) or backward
+ * (in = diff_dst, out = diff_src), going through the blocked layout when the
+ * entry has one. Max pooling: forward fills *ws_plain with the plain
+ * workspace; backward reads it from *ws_plain (filled by the caller). */
+static int pool_run(entry_t *e, bool backward, const sg_dnnl_pool_geom *g, const float *in, float *out,
+                    void **ws_plain, const char *what) {
+  int64_t ds[4] = {g->N, g->C, g->H, g->W}, dd[4] = {g->N, g->C, g->oh, g->ow};
+  dnnl_memory_desc_t pb, ps;
+  plain(&pb, 4, ds, dnnl_f32);
+  plain(&ps, 4, dd, dnnl_f32);
+  const dnnl_memory_desc_t *pin = backward ? &ps : &pb, *pout = backward ? &pb : &ps;
+  const dnnl_memory_desc_t *min = backward ? &e->small : &e->big, *mout = backward ? &e->big : &e->small;
+  dnnl_primitive_t rin = backward ? e->r_small : e->r_big, rout = backward ? e->r_big : e->r_small;
+  bool mx = e->ws.ndims > 0; /* max pooling has a workspace */
+  void *bin = (void *)in, *bout = out, *bws = NULL;
+  if (rin) {
+    if (!(bin = scratch_get(4, dnnl_memory_desc_get_size(min), what)) ||
+        !(bout = scratch_get(5, dnnl_memory_desc_get_size(mout), what)) ||
+        run_reorder(rin, pin, (void *)in, min, bin, what))
+      return -1;
+  }
+  if (mx) {
+    if (!*ws_plain && !(*ws_plain = scratch_get(0, dnnl_memory_desc_get_size(&e->ws_plain), what))) return -1;
+    bws = *ws_plain;
+    if (e->r_ws) {
+      if (!(bws = scratch_get(6, dnnl_memory_desc_get_size(&e->ws), what))) return -1;
+      if (backward && run_reorder(e->r_ws, &e->ws_plain, *ws_plain, &e->ws, bws, what)) return -1;
+    }
+  }
+  int args[3] = {backward ? DNNL_ARG_DIFF_DST : DNNL_ARG_SRC, backward ? DNNL_ARG_DIFF_SRC : DNNL_ARG_DST,
+                 DNNL_ARG_WORKSPACE};
+  dnnl_memory_desc_t md[3] = {*min, *mout, e->ws};
+  void *bufs[3] = {bin, bout, bws};
+  if (execute(e, mx ? 3 : 2, args, md, bufs, what)) return -1;
+  if (rout && run_reorder(rout, mout, bout, pout, out, what)) return -1;
+  if (mx && e->r_ws && !backward && run_reorder(e->r_ws, &e->ws, bws, &e->ws_plain, *ws_plain, what)) return -1;
+  return 0;
+}
+
 int sg_dnnl_pool_fwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *src, float *dst, int64_t *idx) {
   if (!sg_dnnl_enabled() || !pool_geom_ok(g)) return 0;
   bool mx = alg == SG_DNNL_POOL_MAX;
@@ -317,19 +435,9 @@ int sg_dnnl_pool_fwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const flo
   int rc = ensure_engine(what);
   if (!rc) rc = entry_get(K_POOL_FWD, key, pool_build_fwd, &spec, &e);
   if (rc == 1) {
-    int64_t ds[4] = {g->N, g->C, g->H, g->W}, dd[4] = {g->N, g->C, g->oh, g->ow};
-    dnnl_memory_desc_t md[3];
-    plain(&md[0], 4, ds, dnnl_f32);
-    plain(&md[1], 4, dd, dnnl_f32);
-    int args[3] = {DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_WORKSPACE};
-    void *bufs[3] = {(void *)src, dst, NULL};
-    if (mx) {
-      md[2] = e->ws;
-      bufs[2] = scratch_get(0, dnnl_memory_desc_get_size(&e->ws), what);
-      if (!bufs[2]) rc = -1;
-    }
-    if (rc == 1 && execute(e, mx ? 3 : 2, args, md, bufs, what)) rc = -1;
-    if (rc == 1 && mx && !ws_to_index(g, bufs[2], e->ws.data_type == dnnl_u8, src, dst, idx)) rc = 0;
+    void *ws = NULL;
+    if (pool_run(e, false, g, src, dst, &ws, what)) rc = -1;
+    else if (mx && !ws_to_index(g, ws, e->ws.data_type == dnnl_u8, src, dst, idx)) rc = 0;
   }
   pthread_mutex_unlock(&lock);
   return rc;
@@ -349,19 +457,12 @@ int sg_dnnl_pool_bwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const flo
   int rc = ensure_engine(what);
   if (!rc) rc = entry_get(K_POOL_BWD, key, pool_build_bwd, &spec, &e);
   if (rc == 1) {
-    int64_t ds[4] = {g->N, g->C, g->H, g->W}, dd[4] = {g->N, g->C, g->oh, g->ow};
-    dnnl_memory_desc_t md[3];
-    plain(&md[0], 4, dd, dnnl_f32);
-    plain(&md[1], 4, ds, dnnl_f32);
-    int args[3] = {DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC, DNNL_ARG_WORKSPACE};
-    void *bufs[3] = {(void *)diff_dst, diff_src, NULL};
+    void *ws = NULL;
     if (mx) {
-      md[2] = e->ws;
-      bufs[2] = scratch_get(0, dnnl_memory_desc_get_size(&e->ws), what);
-      if (!bufs[2]) rc = -1;
-      else if (!index_to_ws(g, idx, bufs[2], e->ws.data_type == dnnl_u8)) rc = 0;
+      if (!(ws = scratch_get(0, dnnl_memory_desc_get_size(&e->ws_plain), what))) rc = -1;
+      else if (!index_to_ws(g, idx, ws, e->ws.data_type == dnnl_u8)) rc = 0;
     }
-    if (rc == 1 && execute(e, mx ? 3 : 2, args, md, bufs, what)) rc = -1;
+    if (rc == 1 && pool_run(e, true, g, diff_dst, diff_src, &ws, what)) rc = -1;
   }
   pthread_mutex_unlock(&lock);
   return rc;
