@@ -2,6 +2,7 @@
 #include "binding.h"
 #include "../ops/nn_ops.h"
 #include "../backend_cpu/dnnl_conv.h"
+#include "../backend_cpu/dnnl_pool_norm.h"
 #include <math.h>
 #include <string.h>
 
@@ -228,7 +229,18 @@ static int l_conv_path(lua_State *L) {
   lua_pushstring(L, sg_conv_last_path());
   return 1;
 }
-/* _dnnl([on]) -> compiled, enabled, cached primitives; on: true/false, or
+/* _pool_path() / _bn_path() -> "dnnl" | "loops" | "none": what ran the last
+ * pooling / batch norm computation (forward or backward) */
+static int l_pool_path(lua_State *L) {
+  lua_pushstring(L, sg_pool_last_path());
+  return 1;
+}
+static int l_bn_path(lua_State *L) {
+  lua_pushstring(L, sg_bn_last_path());
+  return 1;
+}
+/* _dnnl([on]) -> compiled, enabled, cached conv primitives, cached pooling and
+ * batch norm primitives; on: true/false, or
  * "env" to follow SEMSEG_DNNL again */
 static int l_dnnl(lua_State *L) {
   if (lua_type(L, 1) == LUA_TSTRING && strcmp(lua_tostring(L, 1), "env") == 0) sg_dnnl_set_enabled(-1);
@@ -236,13 +248,15 @@ static int l_dnnl(lua_State *L) {
   lua_pushboolean(L, sg_dnnl_compiled());
   lua_pushboolean(L, sg_dnnl_enabled());
   lua_pushinteger(L, sg_dnnl_cache_size());
-  return 3;
+  lua_pushinteger(L, sg_dnnl_pool_norm_cache_size());
+  return 4;
 }
 
 static const luaL_Reg FNS[] = {
   {"conv2d", l_conv2d}, {"conv_transpose2d", l_conv_transpose2d}, {"max_pool2d", l_max_pool2d},
   {"max_unpool2d", l_max_unpool2d}, {"avg_pool2d", l_avg_pool2d}, {"adaptive_avg_pool2d", l_adaptive_avg_pool2d},
-  {"batch_norm", l_batch_norm}, {"upsample", l_upsample}, {"_conv_path", l_conv_path}, {"_dnnl", l_dnnl}, {NULL, NULL}};
+  {"batch_norm", l_batch_norm}, {"upsample", l_upsample}, {"_conv_path", l_conv_path}, {"_dnnl", l_dnnl},
+  {"_pool_path", l_pool_path}, {"_bn_path", l_bn_path}, {NULL, NULL}};
 
 void sgL_open_nn(lua_State *L, int mod, int methods) {
   (void)methods;

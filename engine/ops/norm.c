@@ -1,9 +1,13 @@
 /* Batch normalisation over dim 1 of [N,C,...] tensors. Per-channel statistics
  * are computed in double (two passes); the backward is the standard closed
- * form, using the statistics kept from the forward pass. */
+ * form, using the statistics kept from the forward pass. f32 inputs go to
+ * oneDNN's batch normalisation first when it is available
+ * (backend_cpu/dnnl_pool_norm); the running statistics are updated here in
+ * double either way. */
 #include "nn_ops.h"
 #include "ops.h"
 #include "../autograd/autograd.h"
+#include "../backend_cpu/dnnl_pool_norm.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +15,9 @@
 typedef struct {
   int64_t C;
   bool training;
+  float eps;
   double *mean, *invstd; /* [C] each, one allocation after the struct */
+  float *fmean, *fvar;   /* f32 inputs: the mean and (biased) variance used, for oneDNN */
 } bn_ctx;
 
 /* [N, C, L] view sizes of x */
@@ -20,12 +26,59 @@ static void bn_dims(const sg_shape *s, int64_t *N, int64_t *C, int64_t *L) {
   for (int d = 2; d < s->ndim; d++) *L *= s->size[d];
 }
 
+/* The f32 backward through oneDNN: 1 done, 0 not handled, -1 error. */
+static int bn_bw_dnnl(sg_node *n, const bn_ctx *c, sg_tensor *x, sg_tensor *w, sg_tensor *g, sg_tensor **gin) {
+  int64_t N, C, L;
+  bn_dims(&n->in_shape[0], &N, &C, &L);
+  sg_tensor *xc = sg_nn_contig(x, SG_F32), *gc = xc ? sg_nn_contig(g, SG_F32) : NULL;
+  sg_tensor *wc = gc && w ? sg_nn_contig(w, SG_F32) : NULL;
+  sg_tensor *gx = gc && (!w || wc) && n->needs[0] ? sg_empty(n->in_shape[0].ndim, n->in_shape[0].size, SG_F32, SG_CPU)
+                                                  : NULL;
+  float *sums = gc && (!w || wc) && (gx || !n->needs[0]) ? malloc(sizeof(float) * (size_t)(2 * C)) : NULL;
+  int rc = -1;
+  if (!sums) {
+    if (gc && (!w || wc) && (gx || !n->needs[0])) sg_error_set("batch_norm: out of memory");
+    goto out;
+  }
+  rc = sg_dnnl_bn_bwd(c->training, N, C, L, c->eps, sg_data_ptr(xc), sg_data_ptr(gc), c->fmean, c->fvar,
+                      wc ? sg_data_ptr(wc) : NULL, gx ? sg_data_ptr(gx) : NULL, n->needs[1] ? sums : NULL,
+                      n->needs[2] ? sums + C : NULL);
+  if (rc != 1) goto out;
+  for (int k = 1; k <= 2; k++) {
+    if (!n->needs[k]) continue;
+    sg_tensor *t = sg_empty(1, &C, n->in_dtype[k], SG_CPU);
+    if (!t) { rc = -1; goto out; }
+    bool t64 = n->in_dtype[k] == SG_F64;
+    for (int64_t ch = 0; ch < C; ch++) SG_NN_ST(sg_data_ptr(t), t64, ch, sums[(k - 1) * C + ch]);
+    gin[k] = t;
+  }
+  gin[0] = gx;
+  gx = NULL;
+out:
+  if (rc != 1)
+    for (int k = 1; k <= 2; k++) {
+      sg_tensor_decref(gin[k]);
+      gin[k] = NULL;
+    }
+  free(sums);
+  sg_tensor_decref(gx);
+  sg_tensor_decref(xc); sg_tensor_decref(gc); sg_tensor_decref(wc);
+  return rc;
+}
+
 static int bn_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   const bn_ctx *c = n->ctx;
   sg_dtype dt = n->in_dtype[0];
   bool f64 = dt == SG_F64;
   sg_tensor *x = sg_node_saved(n, 0), *w = n->saved[1] ? sg_node_saved(n, 1) : NULL;
   if (!x || (n->saved[1] && !w)) return -1;
+  if (dt == SG_F32 && c->fmean) {
+    int drc = bn_bw_dnnl(n, c, x, w, g, gin);
+    sg_bn_note_path(drc == 1 ? "dnnl" : "loops");
+    if (drc) return drc < 0 ? -1 : 0;
+  } else {
+    sg_bn_note_path("loops");
+  }
   int64_t N, C, L;
   bn_dims(&n->in_shape[0], &N, &C, &L);
   sg_tensor *xc = sg_nn_contig(x, dt), *gc = xc ? sg_nn_contig(g, dt) : NULL;
@@ -133,21 +186,49 @@ sg_tensor *sg_batch_norm(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor *
     sg_error_set("%s: need eps >= 0 and momentum in [0, 1] (got eps %g, momentum %g)", op, eps, momentum);
     return NULL;
   }
-  bn_ctx *c = malloc(sizeof *c + sizeof(double) * 2 * (size_t)C + 1);
-  if (!c) { sg_error_set("%s: out of memory", op); return NULL; }
-  c->C = C; c->training = training;
-  c->mean = (double *)(c + 1); c->invstd = c->mean + C;
   bool f64 = x->dtype == SG_F64;
+  bn_ctx *c = malloc(sizeof *c + sizeof(double) * 2 * (size_t)C + (f64 ? 0 : sizeof(float) * 2 * (size_t)C) + 1);
+  if (!c) { sg_error_set("%s: out of memory", op); return NULL; }
+  c->C = C; c->training = training; c->eps = (float)eps;
+  c->mean = (double *)(c + 1); c->invstd = c->mean + C;
+  c->fmean = f64 ? NULL : (float *)(c->invstd + C);
+  c->fvar = f64 ? NULL : c->fmean + C;
   sg_tensor *xc = sg_nn_contig(x, x->dtype), *out = xc ? sg_empty(x->ndim, x->size, x->dtype, SG_CPU) : NULL;
   sg_tensor *wc = out && weight ? sg_nn_contig(weight, SG_F64) : NULL, *bc = out && bias ? sg_nn_contig(bias, SG_F64) : NULL;
   if (!out || (weight && !wc) || (bias && !bc)) goto fail;
   const void *xp = sg_data_ptr(xc);
-  if (training) {
+  int drc = 0; /* oneDNN: 1 computed out (and the batch statistics) */
+  if (!f64 && eps <= 1) {
+    if (!training)
+      for (int64_t ch = 0; ch < C; ch++) {
+        c->fmean[ch] = (float)sg_get_flat(rm, ch);
+        c->fvar[ch] = (float)sg_get_flat(rv, ch);
+      }
+    sg_tensor *w32 = weight ? sg_nn_contig(weight, SG_F32) : NULL, *b32 = bias ? sg_nn_contig(bias, SG_F32) : NULL;
+    if ((weight && !w32) || (bias && !b32)) drc = -1;
+    else
+      drc = sg_dnnl_bn_fwd(training, N, C, L, (float)eps, xp, sg_data_ptr(out), c->fmean, c->fvar,
+                           w32 ? sg_data_ptr(w32) : NULL, b32 ? sg_data_ptr(b32) : NULL);
+    sg_tensor_decref(w32); sg_tensor_decref(b32);
+    if (drc < 0) goto fail;
+  }
+  sg_bn_note_path(drc == 1 ? "dnnl" : "loops");
+  if (drc == 1 && !training) {
+    for (int64_t ch = 0; ch < C; ch++) {
+      c->mean[ch] = c->fmean[ch];
+      c->invstd[ch] = 1.0 / sqrt((double)c->fvar[ch] + eps);
+    }
+  } else if (training) {
     double M = (double)(N * L);
     double *tmp = malloc(sizeof(double) * 3 * (size_t)C + 1); /* biased var, new running mean, new running var */
     if (!tmp) { sg_error_set("%s: out of memory", op); goto fail; }
     double *var = tmp, *nm = tmp + C, *nv = tmp + 2 * C;
-    for (int64_t ch = 0; ch < C; ch++) {
+    for (int64_t ch = 0; ch < C && drc == 1; ch++) {
+      c->mean[ch] = c->fmean[ch];
+      var[ch] = c->fvar[ch];
+      c->invstd[ch] = 1.0 / sqrt(var[ch] + eps);
+    }
+    for (int64_t ch = 0; ch < C && drc != 1; ch++) {
       double s = 0, q = 0;
       for (int64_t b = 0; b < N; b++)
         for (int64_t k = 0; k < L; k++) s += SG_NN_LD(xp, f64, (b * C + ch) * L + k);
@@ -157,6 +238,10 @@ sg_tensor *sg_batch_norm(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor *
       c->mean[ch] = m;
       var[ch] = q / M;
       c->invstd[ch] = 1.0 / sqrt(var[ch] + eps);
+      if (!f64) {
+        c->fmean[ch] = (float)m;
+        c->fvar[ch] = (float)var[ch];
+      }
     }
     int rc = 0;
     if (rm) {
@@ -173,9 +258,13 @@ sg_tensor *sg_batch_norm(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor *
     for (int64_t ch = 0; ch < C; ch++) {
       c->mean[ch] = sg_get_flat(rm, ch);
       c->invstd[ch] = 1.0 / sqrt(sg_get_flat(rv, ch) + eps);
+      if (!f64) {
+        c->fmean[ch] = (float)c->mean[ch];
+        c->fvar[ch] = (float)sg_get_flat(rv, ch);
+      }
     }
   }
-  {
+  if (drc != 1) {
     void *op_ = sg_data_ptr(out);
     const double *wp = wc ? sg_data_ptr(wc) : NULL, *bp = bc ? sg_data_ptr(bc) : NULL;
     for (int64_t b = 0; b < N; b++)

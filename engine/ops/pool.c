@@ -1,8 +1,11 @@
 /* Pooling over the H, W planes of NCHW tensors: max (with indices) and its
- * unpooling, average, adaptive average. Plain loops, accumulation in double. */
+ * unpooling, average, adaptive average. Plain loops, accumulation in double;
+ * f32 max and average pooling (and adaptive pooling whose windows tile the
+ * plane) go to oneDNN first when it is available (backend_cpu/dnnl_pool_norm). */
 #include "nn_ops.h"
 #include "ops.h"
 #include "../autograd/autograd.h"
+#include "../backend_cpu/dnnl_pool_norm.h"
 #include <math.h>
 #include <string.h>
 
@@ -44,6 +47,11 @@ static bool window_plan(const char *op, const sg_tensor *x, const int64_t *k, co
   return true;
 }
 
+/* oneDNN geometry of a max or average pool: input x sizes, params k0 k1 s0 s1 p0 p1 */
+static sg_dnnl_pool_geom pool_geom(const int64_t *xs, int64_t oh, int64_t ow, const int64_t *par) {
+  return (sg_dnnl_pool_geom){xs[0], xs[1], xs[2], xs[3], oh, ow, par[0], par[1], par[2], par[3], par[4], par[5]};
+}
+
 /* ---------------------------------------------------------------- max pool */
 static int maxpool_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_tensor *idx = sg_node_saved(n, 0);
@@ -51,8 +59,15 @@ static int maxpool_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_dtype dt = n->in_dtype[0];
   bool f64 = dt == SG_F64;
   sg_tensor *gc = sg_nn_contig(g, dt);
-  sg_tensor *gx = gc ? sg_zeros(4, n->in_shape[0].size, dt, SG_CPU) : NULL;
-  if (gx) {
+  sg_tensor *gx = gc ? sg_empty(4, n->in_shape[0].size, dt, SG_CPU) : NULL;
+  int rc = 0;
+  if (gx && dt == SG_F32) {
+    sg_dnnl_pool_geom geo = pool_geom(n->in_shape[0].size, g->size[2], g->size[3], n->i);
+    rc = sg_dnnl_pool_bwd(SG_DNNL_POOL_MAX, &geo, sg_data_ptr(gc), sg_data_ptr(idx), sg_data_ptr(gx));
+  }
+  sg_pool_note_path(rc == 1 ? "dnnl" : "loops");
+  if (gx && rc == 0) {
+    memset(sg_data_ptr(gx), 0, (size_t)sg_numel(gx) * sg_dtype_size(dt));
     const int64_t *ip = sg_data_ptr(idx);
     const void *gp = sg_data_ptr(gc);
     void *xp = sg_data_ptr(gx);
@@ -65,6 +80,10 @@ static int maxpool_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
       }
   }
   sg_tensor_decref(gc);
+  if (rc < 0) {
+    sg_tensor_decref(gx);
+    gx = NULL;
+  }
   gin[0] = gx;
   return gx ? 0 : -1;
 }
@@ -82,8 +101,15 @@ int sg_max_pool2d(sg_tensor *x, const int64_t kernel[2], const int64_t stride[2]
   const void *xp = sg_data_ptr(xc);
   void *vp = sg_data_ptr(v);
   int64_t *ip = sg_data_ptr(ix);
-  int64_t planes = osz[0] * osz[1];
-  for (int64_t pl = 0; pl < planes; pl++) {
+  int64_t planes = osz[0] * osz[1], par[6] = {kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1]};
+  int rc = 0;
+  if (x->dtype == SG_F32) {
+    sg_dnnl_pool_geom geo = pool_geom(x->size, oh, ow, par);
+    rc = sg_dnnl_pool_fwd(SG_DNNL_POOL_MAX, &geo, xp, vp, ip);
+    if (rc < 0) { sg_tensor_decref(xc); sg_tensor_decref(v); sg_tensor_decref(ix); return -1; }
+  }
+  sg_pool_note_path(rc == 1 ? "dnnl" : "loops");
+  for (int64_t pl = 0; pl < planes && rc == 0; pl++) {
     int64_t base = pl * H * W;
     for (int64_t y = 0; y < oh; y++) {
       int64_t h0 = y * stride[0] - padding[0], h1 = h0 + kernel[0] < H ? h0 + kernel[0] : H;
@@ -106,7 +132,10 @@ int sg_max_pool2d(sg_tensor *x, const int64_t kernel[2], const int64_t stride[2]
   }
   sg_tensor_decref(xc);
   sg_node *n = sg_record(op, maxpool_bw, v, 1, &x);
-  if (n) sg_node_save(n, ix);
+  if (n) {
+    sg_node_save(n, ix);
+    memcpy(n->i, par, sizeof par);
+  }
   *values = v;
   *indices = ix;
   return 0;
@@ -208,7 +237,35 @@ static win adaptive_window(const int64_t *i, int64_t y, int64_t x) {
 
 typedef win (*window_fn)(const int64_t *, int64_t, int64_t);
 
-static void avg_forward(window_fn wf, const int64_t *par, const sg_tensor *xc, sg_tensor *out) {
+/* The oneDNN form of an average pool: avg_pool2d, or an adaptive pool whose
+ * windows tile the plane exactly; false when there is none. */
+static bool avg_dnnl_geom(window_fn wf, const int64_t *par, const int64_t *xs, int64_t oh, int64_t ow,
+                          sg_dnnl_pool_geom *g, sg_dnnl_pool_alg *alg) {
+  if (wf == avg_window) {
+    *g = pool_geom(xs, oh, ow, par);
+    *alg = par[6] ? SG_DNNL_POOL_AVG_INCL : SG_DNNL_POOL_AVG_EXCL;
+    return true;
+  }
+  if (xs[2] % oh || xs[3] % ow) return false;
+  int64_t kp[6] = {xs[2] / oh, xs[3] / ow, xs[2] / oh, xs[3] / ow, 0, 0};
+  *g = pool_geom(xs, oh, ow, kp);
+  *alg = SG_DNNL_POOL_AVG_INCL;
+  return true;
+}
+
+/* 0, or -1 with an error from oneDNN */
+static int avg_forward(window_fn wf, const int64_t *par, const sg_tensor *xc, sg_tensor *out) {
+  if (xc->dtype == SG_F32) {
+    sg_dnnl_pool_geom g;
+    sg_dnnl_pool_alg alg;
+    int rc = 0;
+    if (avg_dnnl_geom(wf, par, xc->size, out->size[2], out->size[3], &g, &alg))
+      rc = sg_dnnl_pool_fwd(alg, &g, sg_data_ptr(xc), sg_data_ptr(out), NULL);
+    sg_pool_note_path(rc == 1 ? "dnnl" : "loops");
+    if (rc) return rc < 0 ? -1 : 0;
+  } else {
+    sg_pool_note_path("loops");
+  }
   bool f64 = xc->dtype == SG_F64;
   int64_t H = xc->size[2], W = xc->size[3], oh = out->size[2], ow = out->size[3];
   int64_t planes = out->size[0] * out->size[1];
@@ -223,14 +280,24 @@ static void avg_forward(window_fn wf, const int64_t *par, const sg_tensor *xc, s
           for (int64_t w = r.w0; w < r.w1; w++) s += SG_NN_LD(xp, f64, (pl * H + h) * W + w);
         SG_NN_ST(op, f64, (pl * oh + y) * ow + x, r.div > 0 ? s / r.div : 0);
       }
+  return 0;
 }
 
 static int avg_backward(window_fn wf, sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_dtype dt = n->in_dtype[0];
   bool f64 = dt == SG_F64;
   const sg_shape *in = &n->in_shape[0];
-  sg_tensor *gc = sg_nn_contig(g, dt), *gx = gc ? sg_zeros(4, in->size, dt, SG_CPU) : NULL;
-  if (gx) {
+  sg_tensor *gc = sg_nn_contig(g, dt), *gx = gc ? sg_empty(4, in->size, dt, SG_CPU) : NULL;
+  int rc = 0;
+  if (gx && dt == SG_F32) {
+    sg_dnnl_pool_geom geo;
+    sg_dnnl_pool_alg alg;
+    if (avg_dnnl_geom(wf, n->i, in->size, gc->size[2], gc->size[3], &geo, &alg))
+      rc = sg_dnnl_pool_bwd(alg, &geo, sg_data_ptr(gc), NULL, sg_data_ptr(gx));
+  }
+  sg_pool_note_path(rc == 1 ? "dnnl" : "loops");
+  if (gx && rc == 0) {
+    memset(sg_data_ptr(gx), 0, (size_t)sg_numel(gx) * sg_dtype_size(dt));
     int64_t H = in->size[2], W = in->size[3], oh = gc->size[2], ow = gc->size[3];
     int64_t planes = gc->size[0] * gc->size[1];
     const void *gp = sg_data_ptr(gc);
@@ -249,6 +316,10 @@ static int avg_backward(window_fn wf, sg_node *n, sg_tensor *g, sg_tensor **gin)
         }
   }
   sg_tensor_decref(gc);
+  if (rc < 0) {
+    sg_tensor_decref(gx);
+    gx = NULL;
+  }
   gin[0] = gx;
   return gx ? 0 : -1;
 }
@@ -260,7 +331,10 @@ static sg_tensor *avg_common(const char *op, window_fn wf, sg_backward_fn bw, sg
                              int npar, int64_t oh, int64_t ow) {
   int64_t osz[4] = {x->size[0], x->size[1], oh, ow};
   sg_tensor *xc = sg_nn_contig(x, x->dtype), *out = xc ? sg_empty(4, osz, x->dtype, SG_CPU) : NULL;
-  if (out) avg_forward(wf, par, xc, out);
+  if (out && avg_forward(wf, par, xc, out)) {
+    sg_tensor_decref(out);
+    out = NULL;
+  }
   sg_tensor_decref(xc);
   if (!out) return NULL;
   sg_node *n = sg_record(op, bw, out, 1, &x);

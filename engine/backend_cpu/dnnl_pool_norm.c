@@ -1,0 +1,618 @@
+/* oneDNN pooling and batch normalisation primitives (f32, plain NCHW).
+ *
+ * Each call finds a cached entry keyed by (kind, algorithm or flags,
+ * geometry) holding the primitive descriptor and the primitive; the caller's
+ * buffers are wrapped without a copy (pooling and batch norm take the plain
+ * layouts directly, so there is nothing to reorder). Max pooling keeps its
+ * workspace (oneDNN's in-window offset of each maximum) in a shared grow-only
+ * buffer and converts it to and from pool.c's flat plane indices. One cpu
+ * engine and stream are created on first use, calls are serialized by a
+ * lock, and everything is released at exit. The on/off switch is the conv
+ * path's (sg_dnnl_enabled: SEMSEG_DNNL=0 or F._dnnl(false)). */
+#include "dnnl_pool_norm.h"
+#include "dnnl_conv.h"
+#include "../core/tensor.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static _Thread_local const char *pool_path = "none", *bn_path = "none";
+const char *sg_pool_last_path(void) { return pool_path; }
+void sg_pool_note_path(const char *path) { pool_path = path; }
+const char *sg_bn_last_path(void) { return bn_path; }
+void sg_bn_note_path(const char *path) { bn_path = path; }
+
+#ifdef SG_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl_debug.h>
+#include <pthread.h>
+
+enum { K_POOL_FWD, K_POOL_BWD, K_BN_FWD, K_BN_BWD };
+#define CACHE_CAP 64
+#define NKEY 16
+#define NSCRATCH 7 /* 0-3 batch norm and max pool workspace, 4-6 pooling reorders */
+#define MAX_ARGS 10
+
+typedef struct {
+  bool used;
+  bool ok; /* false: oneDNN cannot do it as we need (cached refusal) */
+  int kind;
+  int64_t key[NKEY];
+  uint64_t stamp;
+  dnnl_primitive_desc_t hint, pd;
+  dnnl_primitive_t prim;
+  /* pooling: the layouts the primitive runs on (a blocked one when oneDNN
+   * has a jit kernel for it: its plain-NCHW kernel is far slower than the
+   * two reorders) and the reorders from/to the caller's plain buffers */
+  dnnl_memory_desc_t big, small, ws, ws_plain; /* big: src / diff_src; small: dst / diff_dst */
+  dnnl_primitive_t r_big, r_small, r_ws; /* NULL when the layout is plain */
+} entry_t;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static dnnl_engine_t eng;
+static dnnl_stream_t strm;
+static entry_t cache[CACHE_CAP];
+static uint64_t clock_;
+static bool exit_registered;
+static void *scratch[NSCRATCH]; /* workspace, unwanted outputs; grow-only */
+static size_t scratch_size[NSCRATCH];
+
+#define CK(what, fn, args)                                                           \
+  do {                                                                               \
+    dnnl_status_t st_ = fn args;                                                     \
+    if (st_ != dnnl_success) {                                                       \
+      sg_error_set("%s (oneDNN): %s failed: %s", what, #fn, dnnl_status2str(st_));   \
+      goto fail;                                                                     \
+    }                                                                                \
+  } while (0)
+
+static void entry_free(entry_t *e) {
+  if (e->r_big) dnnl_primitive_destroy(e->r_big);
+  if (e->r_small) dnnl_primitive_destroy(e->r_small);
+  if (e->r_ws) dnnl_primitive_destroy(e->r_ws);
+  if (e->prim) dnnl_primitive_destroy(e->prim);
+  if (e->pd) dnnl_primitive_desc_destroy(e->pd);
+  if (e->hint) dnnl_primitive_desc_destroy(e->hint);
+  memset(e, 0, sizeof *e);
+}
+
+static void release_all(void) {
+  pthread_mutex_lock(&lock);
+  for (int k = 0; k < CACHE_CAP; k++)
+    if (cache[k].used) entry_free(&cache[k]);
+  for (int k = 0; k < NSCRATCH; k++) {
+    free(scratch[k]);
+    scratch[k] = NULL;
+    scratch_size[k] = 0;
+  }
+  if (strm) dnnl_stream_destroy(strm);
+  if (eng) dnnl_engine_destroy(eng);
+  strm = NULL;
+  eng = NULL;
+  pthread_mutex_unlock(&lock);
+}
+
+int sg_dnnl_pool_norm_cache_size(void) {
+  int n = 0;
+  pthread_mutex_lock(&lock);
+  for (int k = 0; k < CACHE_CAP; k++) n += cache[k].used && cache[k].ok;
+  pthread_mutex_unlock(&lock);
+  return n;
+}
+
+static int ensure_engine(const char *what) {
+  if (eng && strm) return 0;
+  if (!exit_registered) {
+    atexit(release_all);
+    exit_registered = true;
+  }
+  CK(what, dnnl_engine_create, (&eng, dnnl_cpu, 0));
+  CK(what, dnnl_stream_create, (&strm, eng, dnnl_stream_default_flags));
+  return 0;
+fail:
+  if (eng) dnnl_engine_destroy(eng);
+  eng = NULL;
+  return -1;
+}
+
+/* scratch buffer k of at least `bytes`, or NULL with an error */
+static void *scratch_get(int k, size_t bytes, const char *what) {
+  if (bytes <= scratch_size[k]) return scratch[k];
+  free(scratch[k]);
+  scratch_size[k] = 0;
+  size_t sz = (bytes + 63) / 64 * 64;
+  if (!(scratch[k] = aligned_alloc(64, sz ? sz : 64))) {
+    sg_error_set("%s (oneDNN): out of memory for a %zu-byte buffer", what, bytes);
+    return NULL;
+  }
+  scratch_size[k] = bytes;
+  return scratch[k];
+}
+
+typedef int (*build_fn)(entry_t *e, const void *spec);
+
+/* The cached entry for `key`, built by `build` on a miss (evicting the least
+ * recently used entry when full). 1: usable entry in *out; 0: oneDNN cannot
+ * do it; -1: error. Caller holds the lock. */
+static int entry_get(int kind, const int64_t *key, build_fn build, const void *spec, entry_t **out) {
+  int victim = 0;
+  for (int k = 0; k < CACHE_CAP; k++) {
+    entry_t *e = &cache[k];
+    if (e->used && e->kind == kind && memcmp(e->key, key, sizeof e->key) == 0) {
+      e->stamp = ++clock_;
+      *out = e;
+      return e->ok ? 1 : 0;
+    }
+    if (!e->used) victim = k;
+    else if (cache[victim].used && e->stamp < cache[victim].stamp) victim = k;
+  }
+  entry_t *e = &cache[victim];
+  if (e->used) entry_free(e);
+  e->kind = kind;
+  memcpy(e->key, key, sizeof e->key);
+  int rc = build(e, spec);
+  if (rc < 0) {
+    entry_free(e);
+    return -1;
+  }
+  if (rc == 0) { /* remember the refusal; keep nothing else */
+    entry_free(e);
+    e->kind = kind;
+    memcpy(e->key, key, sizeof e->key);
+  }
+  e->used = true;
+  e->ok = rc == 1;
+  e->stamp = ++clock_;
+  *out = e;
+  return rc;
+}
+
+/* Executes e->prim on (arg, buffer) pairs and waits. */
+static int execute(entry_t *e, int nargs, const int *arg, const dnnl_memory_desc_t *md, void *const *buf,
+                   const char *what) {
+  dnnl_memory_t mem[MAX_ARGS] = {0};
+  dnnl_exec_arg_t ea[MAX_ARGS];
+  int rc = -1;
+  for (int k = 0; k < nargs; k++) {
+    CK(what, dnnl_memory_create, (&mem[k], &md[k], eng, buf[k]));
+    ea[k].arg = arg[k];
+    ea[k].memory = mem[k];
+  }
+  CK(what, dnnl_primitive_execute, (e->prim, strm, nargs, ea));
+  CK(what, dnnl_stream_wait, (strm));
+  rc = 0;
+fail:
+  for (int k = 0; k < nargs; k++)
+    if (mem[k]) dnnl_memory_destroy(mem[k]);
+  return rc;
+}
+
+/* runs reorder r: from (md, buf) to (md, buf) */
+static int run_reorder(dnnl_primitive_t r, const dnnl_memory_desc_t *fm, void *fb, const dnnl_memory_desc_t *tm,
+                       void *tb, const char *what) {
+  dnnl_memory_t a = NULL, b = NULL;
+  int rc = -1;
+  CK(what, dnnl_memory_create, (&a, fm, eng, fb));
+  CK(what, dnnl_memory_create, (&b, tm, eng, tb));
+  dnnl_exec_arg_t ea[2] = {{DNNL_ARG_FROM, a}, {DNNL_ARG_TO, b}};
+  CK(what, dnnl_primitive_execute, (r, strm, 2, ea));
+  CK(what, dnnl_stream_wait, (strm));
+  rc = 0;
+fail:
+  if (a) dnnl_memory_destroy(a);
+  if (b) dnnl_memory_destroy(b);
+  return rc;
+}
+
+static dnnl_status_t plain(dnnl_memory_desc_t *md, int nd, const int64_t *dims, dnnl_data_type_t dt) {
+  dnnl_dims_t d;
+  for (int k = 0; k < nd; k++) d[k] = dims[k];
+  return dnnl_memory_desc_init_by_tag(md, nd, d, dt, nd == 1 ? dnnl_a : dnnl_nchw);
+}
+
+/* ---------------------------------------------------------------- pooling */
+typedef struct {
+  sg_dnnl_pool_alg alg;
+  const sg_dnnl_pool_geom *g;
+} pool_spec;
+
+static dnnl_alg_kind_t pool_alg(sg_dnnl_pool_alg a) {
+  return a == SG_DNNL_POOL_MAX ? dnnl_pooling_max
+         : a == SG_DNNL_POOL_AVG_INCL ? dnnl_pooling_avg_include_padding
+                                     : dnnl_pooling_avg_exclude_padding;
+}
+
+/* reorder primitive from -> to, or -1 with an error */
+static int make_reorder(dnnl_primitive_t *r, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+                        const char *what) {
+  dnnl_primitive_desc_t rpd = NULL;
+  CK(what, dnnl_reorder_primitive_desc_create, (&rpd, from, eng, to, eng, NULL));
+  dnnl_status_t st = dnnl_primitive_create(r, rpd);
+  dnnl_primitive_desc_destroy(rpd);
+  if (st != dnnl_success) {
+    *r = NULL;
+    sg_error_set("%s (oneDNN): dnnl_primitive_create failed: %s", what, dnnl_status2str(st));
+    return -1;
+  }
+  return 0;
+fail:
+  return -1;
+}
+
+/* pooling primitive descriptors on layout `tag`; 1 built, 0 not available */
+static int pool_pd(entry_t *e, const pool_spec *s, bool backward, dnnl_format_tag_t tag) {
+  const sg_dnnl_pool_geom *g = s->g;
+  dnnl_dims_t ds = {g->N, g->C, g->H, g->W}, dd = {g->N, g->C, g->oh, g->ow};
+  if (dnnl_memory_desc_init_by_tag(&e->big, 4, ds, dnnl_f32, tag) != dnnl_success ||
+      dnnl_memory_desc_init_by_tag(&e->small, 4, dd, dnnl_f32, tag) != dnnl_success)
+    return 0;
+  /* pool.c's floor-mode output size equals oneDNN's with symmetric padding */
+  dnnl_dims_t strides = {g->sh, g->sw}, kernel = {g->kh, g->kw}, pad = {g->ph, g->pw};
+  dnnl_pooling_desc_t fd, bd;
+  dnnl_prop_kind_t prop =
+      backward || s->alg == SG_DNNL_POOL_MAX ? dnnl_forward_training : dnnl_forward_inference;
+  if (dnnl_pooling_forward_desc_init(&fd, prop, pool_alg(s->alg), &e->big, &e->small, strides, kernel, pad, pad) !=
+      dnnl_success)
+    return 0;
+  dnnl_primitive_desc_t fpd = NULL;
+  if (dnnl_primitive_desc_create(&fpd, &fd, NULL, eng, NULL) != dnnl_success) return 0;
+  if (!backward) {
+    e->pd = fpd;
+    return 1;
+  }
+  e->hint = fpd;
+  if (dnnl_pooling_backward_desc_init(&bd, pool_alg(s->alg), &e->big, &e->small, strides, kernel, pad, pad) !=
+          dnnl_success ||
+      dnnl_primitive_desc_create(&e->pd, &bd, NULL, eng, fpd) != dnnl_success)
+    return 0;
+  return 1;
+}
+
+static bool is_jit(const entry_t *e) {
+  const char *impl = NULL;
+  return dnnl_primitive_desc_query(e->pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
+         strncmp(impl, "jit", 3) == 0;
+}
+
+static int pool_build(entry_t *e, const void *spec, bool backward) {
+  const pool_spec *s = spec;
+  const sg_dnnl_pool_geom *g = s->g;
+  int64_t dd[4] = {g->N, g->C, g->oh, g->ow};
+  const char *what = "pooling";
+  /* a blocked layout with a jit kernel when there are enough channels to
+   * fill the blocks, else plain NCHW */
+  const dnnl_format_tag_t tags[3] = {dnnl_nChw16c, dnnl_nChw8c, dnnl_nchw};
+  int rc = 0;
+  for (int t = g->C >= 16 ? 0 : g->C >= 8 ? 1 : 2; t < 3 && rc != 1; t++) {
+    if (e->pd) dnnl_primitive_desc_destroy(e->pd);
+    if (e->hint) dnnl_primitive_desc_destroy(e->hint);
+    e->pd = e->hint = NULL;
+    rc = pool_pd(e, s, backward, tags[t]);
+    if (rc == 1 && t < 2 && !is_jit(e)) rc = 0;
+  }
+  if (rc != 1) return 0;
+  if (s->alg == SG_DNNL_POOL_MAX) {
+    const dnnl_memory_desc_t *ws = dnnl_primitive_desc_query_md(e->pd, dnnl_query_workspace_md, 0);
+    if (!ws || (ws->data_type != dnnl_u8 && ws->data_type != dnnl_s32)) return 0;
+    e->ws = *ws;
+    /* the plain [N, C, oh, ow] grid of in-window offsets */
+    if (plain(&e->ws_plain, 4, dd, ws->data_type) != dnnl_success) return 0;
+    if (!dnnl_memory_desc_equal(&e->ws, &e->ws_plain) &&
+        (backward ? make_reorder(&e->r_ws, &e->ws_plain, &e->ws, what)
+                  : make_reorder(&e->r_ws, &e->ws, &e->ws_plain, what)))
+      return -1;
+  }
+  dnnl_memory_desc_t pb, ps;
+  int64_t ds[4] = {g->N, g->C, g->H, g->W};
+  plain(&pb, 4, ds, dnnl_f32);
+  plain(&ps, 4, dd, dnnl_f32);
+  if (!dnnl_memory_desc_equal(&pb, &e->big)) {
+    /* forward: src in, dst out; backward: diff_dst in, diff_src out */
+    if (backward ? make_reorder(&e->r_big, &e->big, &pb, what) || make_reorder(&e->r_small, &ps, &e->small, what)
+                 : make_reorder(&e->r_big, &pb, &e->big, what) || make_reorder(&e->r_small, &e->small, &ps, what))
+      return -1;
+  }
+  CK(what, dnnl_primitive_create, (&e->prim, e->pd));
+  return 1;
+fail:
+  return -1;
+}
+static int pool_build_fwd(entry_t *e, const void *spec) { return pool_build(e, spec, false); }
+static int pool_build_bwd(entry_t *e, const void *spec) { return pool_build(e, spec, true); }
+
+static bool pool_geom_ok(const sg_dnnl_pool_geom *g) {
+  const int64_t v[12] = {g->N, g->C, g->H, g->W, g->oh, g->ow, g->kh, g->kw, g->sh, g->sw, g->ph, g->pw};
+  for (int k = 0; k < 12; k++)
+    if (v[k] < 0 || (v[k] == 0 && k < 10)) return false;
+  return (g->H + 2 * g->ph - g->kh) / g->sh + 1 == g->oh && (g->W + 2 * g->pw - g->kw) / g->sw + 1 == g->ow &&
+         g->H + 2 * g->ph >= g->kh && g->W + 2 * g->pw >= g->kw;
+}
+
+static void pool_key(int alg, const sg_dnnl_pool_geom *g, int64_t *key) {
+  const int64_t v[NKEY] = {alg, g->N, g->C, g->H, g->W, g->oh, g->ow, g->kh, g->kw, g->sh, g->sw, g->ph, g->pw};
+  memcpy(key, v, sizeof v);
+}
+
+static bool has_nan(const float *x, int64_t n) {
+  int bad = 0;
+  for (int64_t k = 0; k < n; k++) bad |= x[k] != x[k];
+  return bad != 0;
+}
+
+static inline int64_t ws_at(const void *ws, bool u8, int64_t k) {
+  return u8 ? ((const uint8_t *)ws)[k] : ((const int32_t *)ws)[k];
+}
+
+/* idx <- flat plane positions from oneDNN's in-window offsets; false when one
+ * of them does not name an in-range input element holding exactly the value
+ * oneDNN returned (e.g. a window of -inf, where oneDNN returns the lowest
+ * finite float) */
+static bool ws_to_index(const sg_dnnl_pool_geom *g, const void *ws, bool u8, const float *src, const float *dst,
+                        int64_t *idx) {
+  int64_t planes = g->N * g->C, os = g->oh * g->ow, is = g->H * g->W, kk = g->kh * g->kw;
+  for (int64_t pl = 0; pl < planes; pl++)
+    for (int64_t y = 0; y < g->oh; y++)
+      for (int64_t x = 0; x < g->ow; x++) {
+        int64_t o = pl * os + y * g->ow + x, w = ws_at(ws, u8, o);
+        if (w < 0 || w >= kk) return false;
+        int64_t h = y * g->sh - g->ph + w / g->kw, c = x * g->sw - g->pw + w % g->kw;
+        if (h < 0 || h >= g->H || c < 0 || c >= g->W) return false;
+        uint32_t a, b;
+        memcpy(&a, &src[pl * is + h * g->W + c], 4);
+        memcpy(&b, &dst[o], 4);
+        if (a != b) return false;
+        idx[o] = h * g->W + c;
+      }
+  return true;
+}
+
+/* workspace <- in-window offsets of pool.c's indices; false when one is not
+ * inside its window */
+static bool index_to_ws(const sg_dnnl_pool_geom *g, const int64_t *idx, void *ws, bool u8) {
+  int64_t planes = g->N * g->C, os = g->oh * g->ow;
+  for (int64_t pl = 0; pl < planes; pl++)
+    for (int64_t y = 0; y < g->oh; y++)
+      for (int64_t x = 0; x < g->ow; x++) {
+        int64_t o = pl * os + y * g->ow + x, i = idx[o];
+        int64_t dh = i / g->W - (y * g->sh - g->ph), dw = i % g->W - (x * g->sw - g->pw);
+        if (i < 0 || dh < 0 || dh >= g->kh || dw < 0 || dw >= g->kw) return false;
+        int64_t w = dh * g->kw + dw;
+        if (u8) ((uint8_t *)ws)[o] = (uint8_t)w;
+        else ((int32_t *)ws)[o] = (int32_t)w;
+      }
+  return true;
+}
+
+/* Runs a cached pooling entry: forward (in = src, out = dst) or backward
+ * (in = diff_dst, out = diff_src), going through the blocked layout when the
+ * entry has one. Max pooling: forward fills *ws_plain with the plain
+ * workspace; backward reads it from *ws_plain (filled by the caller). */
+static int pool_run(entry_t *e, bool backward, const sg_dnnl_pool_geom *g, const float *in, float *out,
+                    void **ws_plain, const char *what) {
+  int64_t ds[4] = {g->N, g->C, g->H, g->W}, dd[4] = {g->N, g->C, g->oh, g->ow};
+  dnnl_memory_desc_t pb, ps;
+  plain(&pb, 4, ds, dnnl_f32);
+  plain(&ps, 4, dd, dnnl_f32);
+  const dnnl_memory_desc_t *pin = backward ? &ps : &pb, *pout = backward ? &pb : &ps;
+  const dnnl_memory_desc_t *min = backward ? &e->small : &e->big, *mout = backward ? &e->big : &e->small;
+  dnnl_primitive_t rin = backward ? e->r_small : e->r_big, rout = backward ? e->r_big : e->r_small;
+  bool mx = e->ws.ndims > 0; /* max pooling has a workspace */
+  void *bin = (void *)in, *bout = out, *bws = NULL;
+  if (rin) {
+    if (!(bin = scratch_get(4, dnnl_memory_desc_get_size(min), what)) ||
+        !(bout = scratch_get(5, dnnl_memory_desc_get_size(mout), what)) ||
+        run_reorder(rin, pin, (void *)in, min, bin, what))
+      return -1;
+  }
+  if (mx) {
+    if (!*ws_plain && !(*ws_plain = scratch_get(0, dnnl_memory_desc_get_size(&e->ws_plain), what))) return -1;
+    bws = *ws_plain;
+    if (e->r_ws) {
+      if (!(bws = scratch_get(6, dnnl_memory_desc_get_size(&e->ws), what))) return -1;
+      if (backward && run_reorder(e->r_ws, &e->ws_plain, *ws_plain, &e->ws, bws, what)) return -1;
+    }
+  }
+  int args[3] = {backward ? DNNL_ARG_DIFF_DST : DNNL_ARG_SRC, backward ? DNNL_ARG_DIFF_SRC : DNNL_ARG_DST,
+                 DNNL_ARG_WORKSPACE};
+  dnnl_memory_desc_t md[3] = {*min, *mout, e->ws};
+  void *bufs[3] = {bin, bout, bws};
+  if (execute(e, mx ? 3 : 2, args, md, bufs, what)) return -1;
+  if (rout && run_reorder(rout, mout, bout, pout, out, what)) return -1;
+  if (mx && e->r_ws && !backward && run_reorder(e->r_ws, &e->ws, bws, &e->ws_plain, *ws_plain, what)) return -1;
+  return 0;
+}
+
+int sg_dnnl_pool_fwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *src, float *dst, int64_t *idx) {
+  if (!sg_dnnl_enabled() || !pool_geom_ok(g)) return 0;
+  bool mx = alg == SG_DNNL_POOL_MAX;
+  if (mx && (!idx || has_nan(src, g->N * g->C * g->H * g->W))) return 0;
+  const char *what = mx ? "max_pool2d" : "avg_pool2d";
+  int64_t key[NKEY];
+  pool_key(alg, g, key);
+  pool_spec spec = {alg, g};
+  pthread_mutex_lock(&lock);
+  entry_t *e = NULL;
+  int rc = ensure_engine(what);
+  if (!rc) rc = entry_get(K_POOL_FWD, key, pool_build_fwd, &spec, &e);
+  if (rc == 1) {
+    void *ws = NULL;
+    if (pool_run(e, false, g, src, dst, &ws, what)) rc = -1;
+    else if (mx && !ws_to_index(g, ws, e->ws.data_type == dnnl_u8, src, dst, idx)) rc = 0;
+  }
+  pthread_mutex_unlock(&lock);
+  return rc;
+}
+
+int sg_dnnl_pool_bwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *diff_dst, const int64_t *idx,
+                     float *diff_src) {
+  if (!sg_dnnl_enabled() || !pool_geom_ok(g)) return 0;
+  bool mx = alg == SG_DNNL_POOL_MAX;
+  if (mx && !idx) return 0;
+  const char *what = mx ? "max_pool2d backward" : "avg_pool2d backward";
+  int64_t key[NKEY];
+  pool_key(alg, g, key);
+  pool_spec spec = {alg, g};
+  pthread_mutex_lock(&lock);
+  entry_t *e = NULL;
+  int rc = ensure_engine(what);
+  if (!rc) rc = entry_get(K_POOL_BWD, key, pool_build_bwd, &spec, &e);
+  if (rc == 1) {
+    void *ws = NULL;
+    if (mx) {
+      if (!(ws = scratch_get(0, dnnl_memory_desc_get_size(&e->ws_plain), what))) rc = -1;
+      else if (!index_to_ws(g, idx, ws, e->ws.data_type == dnnl_u8)) rc = 0;
+    }
+    if (rc == 1 && pool_run(e, true, g, diff_dst, diff_src, &ws, what)) rc = -1;
+  }
+  pthread_mutex_unlock(&lock);
+  return rc;
+}
+
+/* ---------------------------------------------------------------- batch norm */
+typedef struct {
+  bool training;
+  unsigned flags; /* dnnl_use_scale / dnnl_use_shift as the call wants */
+  int64_t N, C, L;
+  float eps;
+} bn_spec;
+
+static int bn_build(entry_t *e, const void *spec, bool backward) {
+  const bn_spec *s = spec;
+  int64_t dims[4] = {s->N, s->C, s->L, 1};
+  dnnl_memory_desc_t data;
+  if (plain(&data, 4, dims, dnnl_f32) != dnnl_success) return 0;
+  unsigned stats = s->training ? 0u : (unsigned)dnnl_use_global_stats;
+  dnnl_batch_normalization_desc_t fd, bd;
+  dnnl_prop_kind_t prop = backward || s->training ? dnnl_forward_training : dnnl_forward_inference;
+  unsigned fflags = stats | (backward ? (s->flags & (unsigned)dnnl_use_scale) : s->flags);
+  if (backward && (s->flags & (unsigned)dnnl_use_shift)) fflags |= (unsigned)dnnl_use_shift;
+  if (dnnl_batch_normalization_forward_desc_init(&fd, prop, &data, s->eps, fflags) != dnnl_success) return 0;
+  dnnl_primitive_desc_t fpd = NULL;
+  if (dnnl_primitive_desc_create(&fpd, &fd, NULL, eng, NULL) != dnnl_success) return 0;
+  if (!backward) {
+    e->pd = fpd;
+  } else {
+    e->hint = fpd;
+    dnnl_prop_kind_t bprop = s->flags & ((unsigned)dnnl_use_scale | (unsigned)dnnl_use_shift) ? dnnl_backward
+                                                                                              : dnnl_backward_data;
+    if (dnnl_batch_normalization_backward_desc_init(&bd, bprop, &data, &data, s->eps, stats | s->flags) !=
+            dnnl_success ||
+        dnnl_primitive_desc_create(&e->pd, &bd, NULL, eng, fpd) != dnnl_success)
+      return 0;
+  }
+  CK("batch_norm", dnnl_primitive_create, (&e->prim, e->pd));
+  return 1;
+fail:
+  return -1;
+}
+static int bn_build_fwd(entry_t *e, const void *spec) { return bn_build(e, spec, false); }
+static int bn_build_bwd(entry_t *e, const void *spec) { return bn_build(e, spec, true); }
+
+static void bn_key(const bn_spec *s, int64_t *key) {
+  uint32_t eb;
+  memcpy(&eb, &s->eps, 4);
+  const int64_t v[NKEY] = {s->training, s->flags, s->N, s->C, s->L, eb};
+  memcpy(key, v, sizeof v);
+}
+
+static bool bn_ok(int64_t N, int64_t C, int64_t L, float eps) {
+  return N > 0 && C > 0 && L > 0 && eps >= 0 && N <= INT64_MAX / C / L;
+}
+
+int sg_dnnl_bn_fwd(bool training, int64_t N, int64_t C, int64_t L, float eps, const float *x, float *y, float *mean,
+                   float *var, const float *scale, const float *shift) {
+  if (!sg_dnnl_enabled() || !bn_ok(N, C, L, eps)) return 0;
+  const char *what = "batch_norm";
+  bn_spec s = {training, (scale ? (unsigned)dnnl_use_scale : 0u) | (shift ? (unsigned)dnnl_use_shift : 0u), N, C,
+               L, eps};
+  int64_t key[NKEY];
+  bn_key(&s, key);
+  pthread_mutex_lock(&lock);
+  entry_t *e = NULL;
+  int rc = ensure_engine(what);
+  if (!rc) rc = entry_get(K_BN_FWD, key, bn_build_fwd, &s, &e);
+  if (rc == 1) {
+    int64_t dims[4] = {N, C, L, 1};
+    dnnl_memory_desc_t dmd, vmd;
+    plain(&dmd, 4, dims, dnnl_f32);
+    plain(&vmd, 1, &C, dnnl_f32);
+    int args[MAX_ARGS] = {DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE};
+    dnnl_memory_desc_t md[MAX_ARGS] = {dmd, dmd, vmd, vmd};
+    void *bufs[MAX_ARGS] = {(void *)x, y, mean, var};
+    int n = 4;
+    if (scale) { args[n] = DNNL_ARG_SCALE; md[n] = vmd; bufs[n++] = (void *)scale; }
+    if (shift) { args[n] = DNNL_ARG_SHIFT; md[n] = vmd; bufs[n++] = (void *)shift; }
+    if (execute(e, n, args, md, bufs, what)) rc = -1;
+  }
+  pthread_mutex_unlock(&lock);
+  return rc;
+}
+
+int sg_dnnl_bn_bwd(bool training, int64_t N, int64_t C, int64_t L, float eps, const float *x, const float *dy,
+                   const float *mean, const float *var, const float *scale, float *dx, float *dscale, float *dshift) {
+  if (!sg_dnnl_enabled() || !bn_ok(N, C, L, eps)) return 0;
+  const char *what = "batch_norm backward";
+  bn_spec s = {training, (scale ? (unsigned)dnnl_use_scale : 0u) | (dshift ? (unsigned)dnnl_use_shift : 0u), N, C,
+               L, eps};
+  int64_t key[NKEY];
+  bn_key(&s, key);
+  pthread_mutex_lock(&lock);
+  entry_t *e = NULL;
+  int rc = ensure_engine(what);
+  if (!rc) rc = entry_get(K_BN_BWD, key, bn_build_bwd, &s, &e);
+  if (rc == 1) {
+    int64_t dims[4] = {N, C, L, 1};
+    dnnl_memory_desc_t dmd, vmd;
+    plain(&dmd, 4, dims, dnnl_f32);
+    plain(&vmd, 1, &C, dnnl_f32);
+    if (!dx && !(dx = scratch_get(1, sizeof(float) * (size_t)(N * C * L), what))) rc = -1;
+    if (scale && !dscale && !(dscale = scratch_get(2, sizeof(float) * (size_t)C, what))) rc = -1;
+    int args[MAX_ARGS] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_DIFF_SRC};
+    dnnl_memory_desc_t md[MAX_ARGS] = {dmd, dmd, vmd, vmd, dmd};
+    void *bufs[MAX_ARGS] = {(void *)x, (void *)dy, (void *)mean, (void *)var, dx};
+    int n = 5;
+    if (scale) {
+      args[n] = DNNL_ARG_SCALE; md[n] = vmd; bufs[n++] = (void *)scale;
+      args[n] = DNNL_ARG_DIFF_SCALE; md[n] = vmd; bufs[n++] = dscale;
+    }
+    if (dshift) {
+      /* with use_shift oneDNN also expects the shift itself, which the
+       * gradients do not depend on: give it zeros */
+      float *zero = rc == 1 ? scratch_get(3, sizeof(float) * (size_t)C, what) : NULL;
+      if (zero) memset(zero, 0, sizeof(float) * (size_t)C);
+      else rc = -1;
+      args[n] = DNNL_ARG_SHIFT; md[n] = vmd; bufs[n++] = zero;
+      args[n] = DNNL_ARG_DIFF_SHIFT; md[n] = vmd; bufs[n++] = dshift;
+    }
+    if (rc == 1 && execute(e, n, args, md, bufs, what)) rc = -1;
+  }
+  pthread_mutex_unlock(&lock);
+  return rc;
+}
+
+#else /* !SG_HAVE_DNNL */
+
+int sg_dnnl_pool_fwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *src, float *dst, int64_t *idx) {
+  (void)alg; (void)g; (void)src; (void)dst; (void)idx;
+  return 0;
+}
+int sg_dnnl_pool_bwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *diff_dst, const int64_t *idx,
+                     float *diff_src) {
+  (void)alg; (void)g; (void)diff_dst; (void)idx; (void)diff_src;
+  return 0;
+}
+int sg_dnnl_bn_fwd(bool training, int64_t N, int64_t C, int64_t L, float eps, const float *x, float *y, float *mean,
+                   float *var, const float *scale, const float *shift) {
+  (void)training; (void)N; (void)C; (void)L; (void)eps; (void)x; (void)y; (void)mean; (void)var; (void)scale;
+  (void)shift;
+  return 0;
+}
+int sg_dnnl_bn_bwd(bool training, int64_t N, int64_t C, int64_t L, float eps, const float *x, const float *dy,
+                   const float *mean, const float *var, const float *scale, float *dx, float *dscale, float *dshift) {
+  (void)training; (void)N; (void)C; (void)L; (void)eps; (void)x; (void)dy; (void)mean; (void)var; (void)scale;
+  (void)dx; (void)dscale; (void)dshift;
+  return 0;
+}
+int sg_dnnl_pool_norm_cache_size(void) { return 0; }
+
+#endif

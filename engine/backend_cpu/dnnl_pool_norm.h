@@ -1,0 +1,53 @@
+/* oneDNN fast path for f32 pooling (ops/pool.c) and batch normalisation
+ * (ops/norm.c). All buffers are contiguous f32 in plain NCHW order; outputs
+ * are overwritten. Every entry point answers 1 (oneDNN computed it), 0 (not
+ * handled: oneDNN absent or switched off (the same switch as the conv path,
+ * sg_dnnl_enabled()), empty tensors, or no implementation; the caller runs
+ * its loops, and anything already written is overwritten by them) or -1
+ * (failure, with sg_error naming the oneDNN call and its status). */
+#ifndef SG_DNNL_POOL_NORM_H
+#define SG_DNNL_POOL_NORM_H
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum { SG_DNNL_POOL_MAX = 0, SG_DNNL_POOL_AVG_INCL = 1, SG_DNNL_POOL_AVG_EXCL = 2 } sg_dnnl_pool_alg;
+
+/* input [N, C, H, W], output [N, C, oh, ow]; oh = (H + 2 ph - kh) / sh + 1
+ * (floor mode, padding at most half the kernel, as pool.c checks). */
+typedef struct {
+  int64_t N, C, H, W, oh, ow, kh, kw, sh, sw, ph, pw;
+} sg_dnnl_pool_geom;
+
+/* dst = pool(src). For SG_DNNL_POOL_MAX, idx (same size as dst) receives the
+ * flat position of each maximum in its input H*W plane with pool.c's rules
+ * (first maximum in row-major window order, NaN wins); when oneDNN's result
+ * cannot be turned into exactly those indices (NaN in the input, windows of
+ * -inf, an unknown workspace layout) the answer is 0. */
+int sg_dnnl_pool_fwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *src, float *dst, int64_t *idx);
+/* diff_src = d pool / d src applied to diff_dst. For SG_DNNL_POOL_MAX, idx are
+ * the forward's indices (turned back into oneDNN's workspace). */
+int sg_dnnl_pool_bwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *diff_dst, const int64_t *idx,
+                     float *diff_src);
+
+/* Batch norm over x [N, C, L] (L = product of the spatial sizes).
+ * training: mean/var [C] receive the batch mean and biased variance;
+ * otherwise they are read (running statistics). scale/shift [C] may be NULL. */
+int sg_dnnl_bn_fwd(bool training, int64_t N, int64_t C, int64_t L, float eps, const float *x, float *y, float *mean,
+                   float *var, const float *scale, const float *shift);
+/* dx, dscale (only with scale) and dshift from dy, with the statistics the
+ * forward used (the running ones, held constant, when !training). Any of the
+ * three outputs may be NULL when not wanted. */
+int sg_dnnl_bn_bwd(bool training, int64_t N, int64_t C, int64_t L, float eps, const float *x, const float *dy,
+                   const float *mean, const float *var, const float *scale, float *dx, float *dscale, float *dshift);
+
+/* Number of cached pooling / batch norm primitives (for tests). */
+int sg_dnnl_pool_norm_cache_size(void);
+
+/* Which implementation ran the last pooling / batch norm computation on this
+ * thread (forward or backward): "dnnl", "loops" or "none". */
+const char *sg_pool_last_path(void);
+void sg_pool_note_path(const char *path);
+const char *sg_bn_last_path(void);
+void sg_bn_note_path(const char *path);
+
+#endif

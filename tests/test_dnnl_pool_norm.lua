@@ -1,0 +1,206 @@
+-- The oneDNN pooling and batch norm paths (f32) against the engine's own loops
+-- (the same f32 inputs with oneDNN switched off), on plain layouts (few
+-- channels) and blocked ones (8 or more channels, reordered inside): outputs, max-pool indices,
+-- running statistics and every gradient. Skipped when built without oneDNN.
+local F = sg.nn_functional
+local compiled = F._dnnl()
+
+local function need_dnnl()
+  if not compiled then skip("built without oneDNN (SG_HAVE_DNNL undefined)") end
+  F._dnnl(true)
+end
+
+-- |got - want| <= 1e-5 * (1 + max |want|) + 1e-5 |want|
+local function close(got, want, what)
+  check.eq(got.dtype, want.dtype, what .. " dtype")
+  local scale = want:numel() > 0 and want:abs():amax():item() or 0
+  check.near(got, want, 1e-5 * (1 + scale), 1e-5, what)
+end
+
+-- runs fn(inputs...) -> out (and extra results) with oneDNN on then off, the
+-- same f32 leaves and the same output gradient; compares everything.
+-- path_fn tells which path ran; want_path is what the oneDNN run must take.
+local function compare(label, path_fn, want_path, inputs, fn)
+  local function run(on)
+    F._dnnl(on)
+    local leaves = {}
+    for k, t in ipairs(inputs) do leaves[k] = t:clone():requires_grad() end
+    local res = table.pack(fn(table.unpack(leaves)))
+    local fpath = path_fn()
+    return leaves, res, fpath
+  end
+  local l1, r1, p1 = run(true)
+  check.eq(p1, want_path, label .. ": forward path")
+  local gy = sg.randn(r1[1].shape)
+  r1[1]:backward(gy)
+  check.eq(path_fn(), want_path, label .. ": backward path")
+  local l2, r2, p2 = run(false)
+  check.eq(p2, "loops", label .. ": forward path with oneDNN off")
+  r2[1]:backward(gy)
+  check.eq(path_fn(), "loops", label .. ": backward path with oneDNN off")
+  F._dnnl("env")
+  for k = 1, r1.n do
+    if r1[k].dtype == "i64" then check.eq(r1[k]:eq(r2[k]):all():item(), true, label .. ": result " .. k)
+    else close(r1[k], r2[k], label .. ": result " .. k) end
+  end
+  for k = 1, #l1 do close(l1[k].grad, l2[k].grad, label .. ": gradient " .. k) end
+end
+
+local CHANNELS = {1, 2, 3, 5, 6, 8, 12, 16, 20, 32}
+local function pool_opts(r, H, W)
+  local kh, kw = r(1, math.min(4, H)), r(1, math.min(4, W))
+  local o = {kernel={kh, kw}, stride={r(1, 3), r(1, 3)}, padding={r(0, kh // 2), r(0, kw // 2)}}
+  return o
+end
+
+test("max_pool2d through oneDNN matches the loops, indices included", function()
+  need_dnnl()
+  sg.manual_seed(31)
+  math.randomseed(31)
+  local r = math.random
+  local fixed = {
+    {{2, 3, 8, 8}, {kernel=2}},
+    {{1, 4, 9, 11}, {kernel=3, stride=2, padding=1}},
+    {{3, 2, 7, 5}, {kernel={3, 2}, stride={1, 2}, padding={1, 0}}},
+    {{2, 16, 13, 13}, {kernel=3, stride=1, padding=1}},
+    {{1, 1, 1, 1}, {kernel=1}},
+    {{2, 8, 6, 7}, {kernel=2, padding=1}},
+    {{1, 20, 9, 9}, {kernel={2, 3}, stride={2, 1}, padding={1, 1}}},
+    {{2, 32, 10, 10}, {kernel=3, stride=2}},
+  }
+  for k, c in ipairs(fixed) do
+    compare("fixed case " .. k, F._pool_path, "dnnl", {sg.randn(c[1])},
+      function(x) return F.max_pool2d(x, c[2]) end)
+  end
+  for k = 1, 40 do
+    local H, W = r(1, 12), r(1, 12)
+    local xs = {r(1, 3), CHANNELS[r(#CHANNELS)], H, W}
+    local o = pool_opts(r, H, W)
+    local relu = r(2) == 1 -- ReLU outputs: many tied maxima (zeros); the first one wins
+    local x = sg.randn(xs)
+    if relu then x = x:relu() end
+    compare(string.format("random case %d (x {%d,%d,%d,%d}, kernel {%d,%d}, stride {%d,%d}, padding {%d,%d}%s)", k,
+      xs[1], xs[2], xs[3], xs[4], o.kernel[1], o.kernel[2], o.stride[1], o.stride[2], o.padding[1], o.padding[2],
+      relu and ", relu" or ""), F._pool_path, "dnnl", {x}, function(t) return F.max_pool2d(t, o) end)
+  end
+end)
+
+test("max_pool2d keeps the loops' answer for NaN and all -inf windows", function()
+  need_dnnl()
+  local x = sg.randn{1, 2, 4, 4}
+  x[{1, 1, 2, 3}] = 0 / 0
+  local v, i = F.max_pool2d(x, {kernel=2})
+  check.eq(F._pool_path(), "loops", "NaN input")
+  check.truthy(v[{1, 1, 1, 2}]:item() ~= v[{1, 1, 1, 2}]:item(), "NaN wins its window")
+  check.eq(i[{1, 1, 1, 2}]:item(), 6)
+  local y = sg.full(-math.huge, {1, 1, 4, 4})
+  local v2, i2 = F.max_pool2d(y, {kernel=2})
+  check.eq(F._pool_path(), "loops", "windows of -inf")
+  check.eq(v2:amax():item(), -math.huge)
+  check.eq(i2:flatten():totable(), {0, 2, 8, 10})
+  F._dnnl("env")
+end)
+
+test("avg_pool2d through oneDNN matches the loops", function()
+  need_dnnl()
+  sg.manual_seed(32)
+  math.randomseed(32)
+  local r = math.random
+  for k = 1, 40 do
+    local H, W = r(1, 12), r(1, 12)
+    local xs = {r(1, 3), CHANNELS[r(#CHANNELS)], H, W}
+    local o = pool_opts(r, H, W)
+    o.count_include_pad = r(2) == 1
+    compare(string.format("random case %d (x {%d,%d,%d,%d}, kernel {%d,%d}, stride {%d,%d}, padding {%d,%d}, %s)", k,
+      xs[1], xs[2], xs[3], xs[4], o.kernel[1], o.kernel[2], o.stride[1], o.stride[2], o.padding[1], o.padding[2],
+      o.count_include_pad and "include pad" or "exclude pad"), F._pool_path, "dnnl", {sg.randn(xs)},
+      function(t) return F.avg_pool2d(t, o) end)
+  end
+end)
+
+test("adaptive_avg_pool2d uses oneDNN when its windows tile the plane", function()
+  need_dnnl()
+  sg.manual_seed(33)
+  compare("global", F._pool_path, "dnnl", {sg.randn{2, 8, 7, 5}},
+    function(x) return F.adaptive_avg_pool2d(x, 1) end)
+  compare("4x2 of 12x6", F._pool_path, "dnnl", {sg.randn{3, 4, 12, 6}},
+    function(x) return F.adaptive_avg_pool2d(x, {4, 2}) end)
+  compare("3 of 7x8 (overlapping windows)", F._pool_path, "loops", {sg.randn{1, 2, 7, 8}},
+    function(x) return F.adaptive_avg_pool2d(x, 3) end)
+end)
+
+test("batch_norm through oneDNN matches the loops (training and evaluation)", function()
+  need_dnnl()
+  sg.manual_seed(34)
+  math.randomseed(34)
+  local r = math.random
+  for k = 1, 32 do
+    local shape = ({{r(1, 4), r(1, 9), r(1, 8), r(1, 8)}, {r(2, 6), r(1, 9)}, {r(1, 3), r(1, 5), r(2, 9)}})[r(3)]
+    local C = shape[2]
+    local training = r(2) == 1
+    local n = 1
+    for _, s in ipairs(shape) do n = n * s end
+    if training and n // C <= 1 then shape[1] = shape[1] + 1 end
+    local with_w, with_b, with_stats = r(3) > 1, r(3) > 1, not training or r(2) == 1
+    local wdt = r(4) == 1 and "f64" or "f32"
+    local rm0, rv0 = sg.randn{C}, sg.rand{C} + 0.5
+    local stats = {}
+    local label = string.format("case %d (x {%s}, %s, weight %s, bias %s, stats %s, params %s)", k,
+      table.concat(shape, ","), training and "training" or "eval", tostring(with_w), tostring(with_b),
+      tostring(with_stats), wdt)
+    local inputs = {sg.randn(shape) * 3 + 1}
+    if with_w then inputs[#inputs + 1] = sg.randn({C}, wdt) end
+    if with_b then inputs[#inputs + 1] = sg.randn({C}, wdt) end
+    compare(label, F._bn_path, "dnnl", inputs, function(x, a, b)
+      local w = with_w and a or nil
+      local bias = with_b and (with_w and b or a) or nil
+      local rm, rv = with_stats and rm0:clone() or nil, with_stats and rv0:clone() or nil
+      local y = F.batch_norm(x, rm, rv, w, bias, {training=training, momentum=0.3, eps=1e-4})
+      if rm then stats[#stats + 1] = {rm, rv} end
+      return y
+    end)
+    if with_stats then
+      close(stats[1][1], stats[2][1], label .. ": running mean")
+      close(stats[1][2], stats[2][2], label .. ": running var")
+    end
+  end
+end)
+
+test("f64, non-contiguous and empty inputs", function()
+  need_dnnl()
+  local x = sg.randn{2, 3, 6, 6}
+  F.max_pool2d(x:to("f64"), {kernel=2})
+  check.eq(F._pool_path(), "loops", "f64 max pool")
+  F.batch_norm(x:to("f64"), nil, nil, nil, nil, {training=true})
+  check.eq(F._bn_path(), "loops", "f64 batch norm")
+  -- a transposed view is made contiguous first, then goes to oneDNN
+  local xt = x:transpose(3, 4)
+  local v = F.avg_pool2d(xt, {kernel=2})
+  check.eq(F._pool_path(), "dnnl", "transposed input")
+  F._dnnl(false)
+  close(v, F.avg_pool2d(xt, {kernel=2}), "transposed input")
+  F._dnnl(true)
+  local e = F.max_pool2d(sg.randn{0, 3, 4, 4}, {kernel=2})
+  check.eq(e.shape, {0, 3, 2, 2})
+  check.eq(F._pool_path(), "loops", "empty batch")
+  F._dnnl("env")
+end)
+
+test("a training loop builds its primitives once", function()
+  need_dnnl()
+  local x = sg.randn{2, 4, 12, 10}:requires_grad()
+  local w, b = sg.randn{4}:requires_grad(), sg.randn{4}:requires_grad()
+  local rm, rv = sg.zeros{4}, sg.ones{4}
+  local function step()
+    local y = F.batch_norm(x, rm, rv, w, b, {training=true})
+    local p = F.max_pool2d(y, {kernel=2})
+    F.avg_pool2d(p, {kernel=3, stride=1, padding=1}):sum():backward()
+  end
+  step()
+  local _, _, _, n1 = F._dnnl()
+  for _ = 1, 3 do step() end
+  local _, _, _, n2 = F._dnnl()
+  check.eq(n2, n1, "cached primitives after more steps")
+  check.truthy(n1 >= 6, "forward and backward primitives are cached")
+  F._dnnl("env")
+end)
