@@ -142,17 +142,22 @@ static int l_pick(lua_State *L) {
   int64_t cls = sgL_int(L, 2, "pick", "class");
   double u = luaL_checknumber(L, 3);
   if (m->ndim != 2) return luaL_error(L, "pick: the mask must be H x W");
-  int64_t n = sg_numel(m), W = m->size[1], count = 0;
-  for (int64_t i = 0; i < n; i++) count += (int64_t)sg_get_flat(m, i) == cls;
-  if (count == 0) return 0;
+  sg_tensor *c = sg_to_dtype(m, SG_I64), *cc = c ? sg_contiguous(c) : NULL;
+  sg_tensor_decref(c);
+  if (!cc) return sgL_error(L);
+  const int64_t *p = sg_data_ptr(cc);
+  int64_t n = sg_numel(cc), W = cc->size[1], count = 0;
+  for (int64_t i = 0; i < n; i++) count += p[i] == cls;
   int64_t k = (int64_t)floor(u * (double)count);
   if (k >= count) k = count - 1;
-  for (int64_t i = 0; i < n; i++)
-    if ((int64_t)sg_get_flat(m, i) == cls && k-- == 0) {
+  for (int64_t i = 0; i < n && count > 0; i++)
+    if (p[i] == cls && k-- == 0) {
+      sg_tensor_decref(cc);
       lua_pushinteger(L, i / W);
       lua_pushinteger(L, i % W);
       return 2;
     }
+  sg_tensor_decref(cc);
   return 0;
 }
 
@@ -249,6 +254,10 @@ static int l_next(lua_State *L) {
   int rc = sg_loader_next(*b, &im, &mk);
   if (rc < 0) return sgL_error(L);
   if (rc == 0) return 0;
+  /* Batches made by worker threads bypass the allocation hook that steps the
+   * collector (it only runs on the main thread): step it here, as it would. */
+  size_t bytes = (size_t)sg_numel(im) * sizeof(float) + (mk ? (size_t)sg_numel(mk) * sizeof(int64_t) : 0);
+  lua_gc(L, LUA_GCSTEP, (int)(bytes >> 10));
   sgL_push(L, im);
   if (mk) sgL_push(L, mk); else lua_pushnil(L);
   return 2;
