@@ -6,6 +6,8 @@
  * with mode "constant" | "reflect" | "nearest". Crop offsets are counts of
  * rows/columns skipped (0 = start at the first). Seeds are 64-bit integers. */
 #include "../data/augment.h"
+#include "../data/recipe.h"
+#include <stdlib.h>
 #include "binding.h"
 #include <string.h>
 
@@ -228,12 +230,153 @@ static int l_synthetic_cells(lua_State *L) {
   return 2;
 }
 
+/* ------------------------------------------------------------ compiled recipes
+ * recipe_compile(node) -> a "semseg.Recipe" userdata: the checked Lua tree of
+ * augment.lua as C nodes (data/recipe.h). recipe_apply(compiled, image, mask,
+ * seed) -> image, mask: the inputs themselves come back when nothing fired. */
+static double field_num(lua_State *L, int t, const char *k, double def) {
+  double v = def;
+  if (lua_getfield(L, t, k) != LUA_TNIL) v = check_num(L, -1, "recipe_compile", k);
+  lua_pop(L, 1);
+  return v;
+}
+static void field_range(lua_State *L, int t, const char *k, double r[2]) {
+  if (lua_getfield(L, t, k) != LUA_TTABLE) luaL_error(L, "recipe_compile: %s must be a {lo, hi} range", k);
+  for (int i = 0; i < 2; i++) {
+    lua_geti(L, -1, i + 1);
+    r[i] = check_num(L, -1, "recipe_compile", k);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+static void compile_node(lua_State *L, int t, sg_rnode *n, int depth) {
+  if (depth > 64) luaL_error(L, "recipe_compile: transforms nested too deeply");
+  luaL_checkstack(L, 8, "recipe_compile");
+  if (lua_getfield(L, t, "op") != LUA_TSTRING) luaL_error(L, "recipe_compile: a transform has no op name");
+  int op = sg_rop_from_name(lua_tostring(L, -1));
+  if (op < 0) luaL_error(L, "recipe_compile: unknown transform %s", lua_tostring(L, -1));
+  lua_pop(L, 1);
+  n->op = (sg_rop)op;
+  n->p = field_num(L, t, "p", 1);
+  n->fill.mode = SG_FILL_REFLECT;
+  if (lua_getfield(L, t, "fill") == LUA_TSTRING) {
+    int m = sg_fill_mode_from_name(lua_tostring(L, -1));
+    if (m < 0) luaL_error(L, "recipe_compile: unknown fill %s", lua_tostring(L, -1));
+    n->fill.mode = (sg_fill_mode)m;
+  }
+  lua_pop(L, 1);
+  n->fill.value = field_num(L, t, "fill_value", 0);
+  if (lua_getfield(L, t, "mask_fill") != LUA_TNIL) n->fill.mask_value = sgL_int(L, -1, "recipe_compile", "mask_fill");
+  lua_pop(L, 1);
+  switch (n->op) {
+  case SG_R_FLIP: {
+    lua_getfield(L, t, "axis");
+    const char *a = lua_tostring(L, -1);
+    n->axis = !a || strcmp(a, "horizontal") == 0 ? 0 : strcmp(a, "vertical") == 0 ? 1 : 2;
+    lua_pop(L, 1);
+    break;
+  }
+  case SG_R_ROT90:
+    if (lua_getfield(L, t, "k") != LUA_TNIL) { n->has_k = true; n->k = sgL_int(L, -1, "recipe_compile", "k"); }
+    lua_pop(L, 1);
+    break;
+  case SG_R_ROTATE: field_range(L, t, "degrees", n->r); break;
+  case SG_R_SCALE: case SG_R_CONTRAST: field_range(L, t, "factor", n->r); break;
+  case SG_R_ELASTIC: field_range(L, t, "alpha", n->r); field_range(L, t, "sigma", n->r2); break;
+  case SG_R_GRID_DISTORTION:
+    n->num_steps = (int64_t)field_num(L, t, "num_steps", 5);
+    n->limit = field_num(L, t, "distort_limit", 0.3);
+    break;
+  case SG_R_RANDOM_RESIZED_CROP: field_range(L, t, "scale", n->r); field_range(L, t, "ratio", n->r2);
+    /* fall through */
+  case SG_R_RANDOM_CROP: {
+    double sz[2];
+    field_range(L, t, "size", sz);
+    n->size[0] = (int64_t)sz[0];
+    n->size[1] = (int64_t)sz[1];
+    break;
+  }
+  case SG_R_BRIGHTNESS: field_range(L, t, "delta", n->r); break;
+  case SG_R_GAMMA: field_range(L, t, "gamma", n->r); break;
+  case SG_R_GAUSSIAN_NOISE: case SG_R_GAUSSIAN_BLUR: field_range(L, t, "sigma", n->r); break;
+  case SG_R_SOME_OF: n->n = (int64_t)field_num(L, t, "n", 0); break;
+  default: break;
+  }
+  if (n->op == SG_R_RECIPE || n->op == SG_R_ONE_OF || n->op == SG_R_SOME_OF) {
+    lua_Integer m = luaL_len(L, t);
+    if (m > 100000) luaL_error(L, "recipe_compile: too many transforms");
+    if (m > 0) {
+      n->child = calloc((size_t)m, sizeof *n->child);
+      if (!n->child) luaL_error(L, "recipe_compile: out of memory");
+      n->nchild = (int)m;
+      for (int i = 0; i < n->nchild; i++) {
+        if (lua_geti(L, t, i + 1) != LUA_TTABLE) luaL_error(L, "recipe_compile: transform #%d is not a table", i + 1);
+        compile_node(L, lua_gettop(L), &n->child[i], depth + 1);
+        lua_pop(L, 1);
+      }
+    }
+    if (n->op == SG_R_ONE_OF && lua_getfield(L, t, "weights") == LUA_TTABLE) {
+      n->weights = calloc((size_t)(n->nchild > 0 ? n->nchild : 1), sizeof(double));
+      if (!n->weights) luaL_error(L, "recipe_compile: out of memory");
+      for (int i = 0; i < n->nchild; i++) {
+        lua_geti(L, -1, i + 1);
+        n->weights[i] = check_num(L, -1, "recipe_compile", "weight");
+        lua_pop(L, 1);
+      }
+    }
+    if (n->op == SG_R_ONE_OF) lua_pop(L, 1);
+  }
+}
+
+static int recipe_gc(lua_State *L) {
+  sg_rnode **b = luaL_checkudata(L, 1, SG_RECIPE_MT);
+  if (*b) { sg_rnode_clear(*b); free(*b); *b = NULL; }
+  return 0;
+}
+
+static int l_recipe_compile(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  sg_rnode **b = lua_newuserdatauv(L, sizeof *b, 0);
+  *b = NULL;
+  if (luaL_newmetatable(L, SG_RECIPE_MT)) {
+    lua_pushcfunction(L, recipe_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  *b = calloc(1, sizeof **b); /* freed by __gc, also when compiling raises */
+  if (!*b) return luaL_error(L, "recipe_compile: out of memory");
+  compile_node(L, 1, *b, 0);
+  return 1;
+}
+
+static const sg_rnode *sgL_check_recipe(lua_State *L, int idx) {
+  sg_rnode **b = luaL_checkudata(L, idx, SG_RECIPE_MT);
+  if (!*b) luaL_error(L, "recipe: the compiled recipe was released");
+  return *b;
+}
+
+static int l_recipe_apply(lua_State *L) {
+  const sg_rnode *r = sgL_check_recipe(L, 1);
+  sg_tensor *img = sgL_check(L, 2, "apply"), *mask = opt_mask(L, 3, "apply");
+  uint64_t seed = check_seed(L, 4, "apply");
+  sg_pair p;
+  if (sg_recipe_apply(r, seed, img, mask, &p)) return sgL_error(L);
+  if (p.image == img) { sg_tensor_decref(p.image); lua_pushvalue(L, 2); }
+  else sgL_push(L, p.image);
+  if (!p.mask) lua_pushnil(L);
+  else if (p.mask == mask) { sg_tensor_decref(p.mask); lua_pushvalue(L, 3); }
+  else sgL_push(L, p.mask);
+  return 2;
+}
+
 static const luaL_Reg DATA_FNS[] = {
   {"flip", l_flip}, {"rot90", l_rot90}, {"transpose", l_transpose}, {"rotate", l_rotate}, {"scale", l_scale},
   {"elastic", l_elastic}, {"grid_distortion", l_grid_distortion}, {"crop", l_crop},
   {"resized_crop", l_resized_crop}, {"warp", l_warp}, {"brightness", l_brightness}, {"contrast", l_contrast},
   {"gamma", l_gamma}, {"gaussian_noise", l_gaussian_noise}, {"gaussian_blur", l_gaussian_blur},
   {"uniform", l_uniform}, {"normal", l_normal}, {"subseed", l_subseed}, {"synthetic_cells", l_synthetic_cells},
+  {"recipe_compile", l_recipe_compile}, {"recipe_apply", l_recipe_apply},
   {NULL, NULL}};
 
 void sgL_open_data(lua_State *L, int mod, int methods) {

@@ -35,7 +35,9 @@
 -- fill_value for the image and the label mask_fill, default 0, for the mask)
 -- or "nearest".
 --
--- recipe:apply(image, mask, seed) -> image, mask. All randomness comes from the
+-- recipe:apply(image, mask, seed) -> image, mask (run by the C executor of
+-- engine/data/recipe.c, which the batch loader's threads also use; the Lua
+-- functions below stay as its reference, recipe:apply_reference). All randomness comes from the
 -- 64-bit integer seed through a keyed hash (not from sg.manual_seed), so the
 -- same seed gives the same result in any thread and any order. The inputs are
 -- never modified. recipe:serialize() gives Lua source that sg.data.recipe_load
@@ -464,6 +466,16 @@ function Node:apply(image, mask, seed)
     error("apply: image must be a tensor (got " .. type(image) .. ")", 0)
   end
   seed = check_seed("apply", seed)
+  return K.recipe_apply(K.recipe_compile(self), image, mask, seed)
+end
+
+-- node:compile() -> the recipe as C nodes (data/recipe.c), for the batch loader's
+-- worker threads; it draws exactly what apply draws.
+function Node:compile() return K.recipe_compile(self) end
+
+-- The Lua reference of apply (same draws, same kernels); tests compare the two.
+function Node:apply_reference(image, mask, seed)
+  seed = check_seed("apply_reference", seed)
   local img, m = run(self, seed, image, mask, false)
   return img, m
 end
