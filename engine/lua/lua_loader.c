@@ -18,7 +18,6 @@
 
 #define LOADER_MT "semseg.Loader"
 
-void sgL_open_loader(lua_State *L, int mod, int methods); /* also declared in binding.h */
 
 typedef struct { int64_t value, cls; } vmap;
 static int vmap_cmp(const void *a, const void *b) {

@@ -19,4 +19,6 @@ sg.checkpoint = require "semseg.checkpoint"
 for _, name in ipairs{"softmax", "log_softmax", "logsumexp"} do sg[name] = sg.F[name]; sg.Tensor[name] = sg.F[name] end
 sg.optim.lr = require "semseg.schedulers"
 
+for k, v in pairs(require "semseg.datasets") do sg.data[k] = v end -- datasets and the loader join sg.data
+
 return sg
