@@ -12,6 +12,11 @@ ifeq ($(DNNL),1)
 CFLAGS  += -DSG_HAVE_DNNL
 LDLIBS  += -ldnnl
 endif
+# OpenMP threads for the large elementwise kernels (oneDNN in Debian uses OpenMP too); OPENMP=0 builds without
+OPENMP  ?= 1
+ifeq ($(OPENMP),1)
+CFLAGS  += -fopenmp
+endif
 BUILD   ?= build
 
 DEB_PKGS := liblua5.4-dev lua5.4 libpng-dev libtiff-dev libopenblas-dev libdnnl-dev libedit-dev pkg-config

@@ -3,6 +3,10 @@
 #include "../ops/nn_ops.h"
 #include "../backend_cpu/dnnl_conv.h"
 #include "../backend_cpu/dnnl_pool_norm.h"
+#include "../backend_cpu/dnnl_eltwise.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <math.h>
 #include <string.h>
 
@@ -239,8 +243,29 @@ static int l_bn_path(lua_State *L) {
   lua_pushstring(L, sg_bn_last_path());
   return 1;
 }
+/* _eltwise_path() -> "dnnl" | "loops" | "none": what ran the last unary
+ * elementwise computation (forward or backward) */
+static int l_eltwise_path(lua_State *L) {
+  lua_pushstring(L, sg_eltwise_last_path());
+  return 1;
+}
+/* _threads([n]) -> the number of OpenMP threads the elementwise kernels (and
+ * oneDNN) may use, after setting it to n when given; 1 without OpenMP */
+static int l_threads(lua_State *L) {
+#ifdef _OPENMP
+  if (!lua_isnoneornil(L, 1)) {
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n >= 1 && n <= 4096, 1, "thread count must be in 1..4096");
+    omp_set_num_threads((int)n);
+  }
+  lua_pushinteger(L, omp_get_max_threads());
+#else
+  lua_pushinteger(L, 1);
+#endif
+  return 1;
+}
 /* _dnnl([on]) -> compiled, enabled, cached conv primitives, cached pooling and
- * batch norm primitives; on: true/false, or
+ * batch norm primitives, cached eltwise primitives; on: true/false, or
  * "env" to follow SEMSEG_DNNL again */
 static int l_dnnl(lua_State *L) {
   if (lua_type(L, 1) == LUA_TSTRING && strcmp(lua_tostring(L, 1), "env") == 0) sg_dnnl_set_enabled(-1);
@@ -249,14 +274,16 @@ static int l_dnnl(lua_State *L) {
   lua_pushboolean(L, sg_dnnl_enabled());
   lua_pushinteger(L, sg_dnnl_cache_size());
   lua_pushinteger(L, sg_dnnl_pool_norm_cache_size());
-  return 4;
+  lua_pushinteger(L, sg_dnnl_eltwise_cache_size());
+  return 5;
 }
 
 static const luaL_Reg FNS[] = {
   {"conv2d", l_conv2d}, {"conv_transpose2d", l_conv_transpose2d}, {"max_pool2d", l_max_pool2d},
   {"max_unpool2d", l_max_unpool2d}, {"avg_pool2d", l_avg_pool2d}, {"adaptive_avg_pool2d", l_adaptive_avg_pool2d},
   {"batch_norm", l_batch_norm}, {"upsample", l_upsample}, {"_conv_path", l_conv_path}, {"_dnnl", l_dnnl},
-  {"_pool_path", l_pool_path}, {"_bn_path", l_bn_path}, {NULL, NULL}};
+  {"_pool_path", l_pool_path}, {"_bn_path", l_bn_path},
+  {"_eltwise_path", l_eltwise_path}, {"_threads", l_threads}, {NULL, NULL}};
 
 void sgL_open_nn(lua_State *L, int mod, int methods) {
   (void)methods;

@@ -4,8 +4,12 @@
 #include "ops.h"
 #include "../autograd/autograd.h"
 #include "../core/iter.h"
+#include "../backend_cpu/dnnl_eltwise.h"
 #include <math.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 static const char *BIN_NAMES[SG_NBINOPS] = {"add", "sub", "mul", "div", "pow", "minimum", "maximum", "eq", "ne",
                                             "lt", "le", "gt", "ge", "logical_and", "logical_or"};
@@ -212,6 +216,75 @@ static void un_row(char **p, const int64_t *s, int64_t n, void *vc) {
   }
 }
 
+/* ------------------------------------------------------------------ threading
+ * Large iterations are cut into fixed chunks of the flat element range and
+ * the chunks are spread over OpenMP threads. Every element is computed by the
+ * same code whatever the chunking, so the results do not depend on the
+ * number of threads. Reductions never come through here. */
+#define PAR_MIN 65536   /* fewer elements: one thread */
+#define PAR_CHUNK 16384 /* elements per chunk */
+
+/* the rows of `it` restricted to the flat positions [lo, hi) */
+static void iter_range(const sg_iter *it, sg_row_fn fn, void *ctx, int64_t lo, int64_t hi) {
+  int nd = it->ndim, nops = it->nops;
+  int64_t inner = it->size[nd - 1], idx[SG_MAX_DIMS] = {0}, istride[SG_ITER_MAX_OPS];
+  int64_t row = lo / inner, col = lo % inner;
+  for (int d = nd - 2; d >= 0; d--) {
+    idx[d] = row % it->size[d];
+    row /= it->size[d];
+  }
+  for (int k = 0; k < nops; k++) istride[k] = it->stride[k][nd - 1];
+  char *p[SG_ITER_MAX_OPS];
+  for (int64_t pos = lo; pos < hi;) {
+    int64_t len = inner - col < hi - pos ? inner - col : hi - pos;
+    for (int k = 0; k < nops; k++) {
+      char *q = it->base[k] + col * istride[k];
+      for (int d = 0; d < nd - 1; d++) q += idx[d] * it->stride[k][d];
+      p[k] = q;
+    }
+    fn(p, istride, len, ctx);
+    pos += len;
+    col = 0;
+    for (int d = nd - 2; d >= 0; d--) {
+      if (++idx[d] < it->size[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+/* True when chunks may run concurrently: the output (operand 0) writes each
+ * element once, and an input sharing its storage is the very same view (an
+ * in-place op), never a shifted or differently strided alias of it. */
+static bool par_safe(const sg_iter *it, sg_tensor *const *t) {
+  for (int d = 0; d < it->ndim; d++)
+    if (it->size[d] > 1 && it->stride[0][d] == 0) return false;
+  for (int k = 1; k < it->nops; k++) {
+    if (t[k]->storage != t[0]->storage) continue;
+    if (it->base[k] != it->base[0]) return false;
+    for (int d = 0; d < it->ndim; d++)
+      if (it->size[d] > 1 && it->stride[k][d] != it->stride[0][d]) return false;
+  }
+  return true;
+}
+
+/* sg_iter_run, on several threads when the iteration is large and safe */
+static void iter_run_par(sg_iter *it, sg_tensor *const *t, sg_row_fn fn, void *ctx) {
+#ifdef _OPENMP
+  int64_t total = 1;
+  for (int d = 0; d < it->ndim; d++) total *= it->size[d];
+  if (total >= PAR_MIN && omp_get_max_threads() > 1 && !omp_in_parallel() && par_safe(it, t)) {
+    int64_t nchunks = (total + PAR_CHUNK - 1) / PAR_CHUNK;
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < nchunks; c++)
+      iter_range(it, fn, ctx, c * PAR_CHUNK, (c + 1) * PAR_CHUNK < total ? (c + 1) * PAR_CHUNK : total);
+    return;
+  }
+#else
+  (void)t;
+#endif
+  sg_iter_run(it, fn, ctx);
+}
+
 /* ------------------------------------------------------------------ drivers */
 static sg_tensor *cast_nograd(sg_tensor *t, sg_dtype dt) {
   bool prev = sg_set_grad_enabled(false);
@@ -235,7 +308,7 @@ static int run_binary(sg_binop op, sg_tensor *out, sg_tensor *a, sg_tensor *b, s
   sg_iter it;
   sg_iter_init(&it, 3, ops, out->ndim, out->size);
   kctx c = {op, ct, out->dtype, 0, 0};
-  sg_iter_run(&it, bin_row, &c);
+  iter_run_par(&it, ops, bin_row, &c);
   sg_tensor_decref(ac);
   sg_tensor_decref(bc);
   return 0;
@@ -447,6 +520,30 @@ static sg_dtype unary_out_type(sg_unop op, sg_dtype in) {
   return in;
 }
 
+/* the oneDNN algorithm of a unary op, or -1 */
+static int dnnl_alg(int op) {
+  switch (op) {
+  case SG_RELU: return SG_DNNL_ELT_RELU;
+  case SG_SIGMOID: return SG_DNNL_ELT_SIGMOID;
+  case SG_TANH: return SG_DNNL_ELT_TANH;
+  case SG_EXP: return SG_DNNL_ELT_EXP;
+  case SG_SQRT: return SG_DNNL_ELT_SQRT;
+  case SG_ABS: return SG_DNNL_ELT_ABS;
+  case SG_SQUARE: return SG_DNNL_ELT_SQUARE;
+  default: return -1;
+  }
+}
+
+static float *f32_data(const sg_tensor *t) { return (float *)t->storage->data + t->offset; }
+
+/* true when every tensor is a contiguous f32 CPU tensor of n >= the oneDNN
+ * threshold elements (same shapes are the caller's business) */
+static bool dnnl_eligible(int nt, sg_tensor *const *t) {
+  for (int k = 0; k < nt; k++)
+    if (t[k]->dtype != SG_F32 || t[k]->storage->device != SG_CPU || !sg_is_contiguous(t[k])) return false;
+  return sg_numel(t[0]) >= SG_DNNL_ELTWISE_MIN;
+}
+
 static int run_unary(int op, sg_tensor *out, sg_tensor *a, double lo, double hi) {
   sg_dtype ct = sg_dtype_is_float(out->dtype) && out->dtype != SG_F64 ? SG_F32 : out->dtype;
   if (op == SG_NOT) ct = SG_BOOL;
@@ -455,12 +552,18 @@ static int run_unary(int op, sg_tensor *out, sg_tensor *a, double lo, double hi)
   sg_tensor *ac = cast_nograd(a, ct == SG_BOOL ? a->dtype : ct);
   if (!ac) return -1;
   sg_tensor *ops[2] = {out, ac};
-  sg_iter it;
-  sg_iter_init(&it, 2, ops, out->ndim, out->size);
-  kctx c = {op, ac->dtype, out->dtype, lo, hi};
-  sg_iter_run(&it, un_row, &c);
+  int alg = dnnl_alg(op), rc = 0;
+  if (alg >= 0 && dnnl_eligible(2, ops))
+    rc = sg_dnnl_eltwise_fwd((sg_dnnl_elt)alg, sg_numel(out), f32_data(ac), f32_data(out));
+  sg_eltwise_note_path(rc == 1 ? "dnnl" : "loops");
+  if (rc == 0) {
+    sg_iter it;
+    sg_iter_init(&it, 2, ops, out->ndim, out->size);
+    kctx c = {op, ac->dtype, out->dtype, lo, hi};
+    iter_run_par(&it, ops, un_row, &c);
+  }
   sg_tensor_decref(ac);
-  return 0;
+  return rc < 0 ? -1 : 0;
 }
 
 sg_tensor *sg_unary(sg_unop op, sg_tensor *a) {
@@ -539,11 +642,18 @@ static int unary_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_tensor *out = xc ? sg_empty_like(y) : NULL;
   if (out) {
     sg_tensor *ops[4] = {out, gc, xc, y};
-    sg_iter it;
-    sg_iter_init(&it, 4, ops, out->ndim, out->size);
-    gctx c = {(int)n->i[0], y->dtype};
-    sg_iter_run(&it, y->dtype == SG_F32 ? ungrad_row_f32 : ungrad_row, &c);
-    gin[0] = sg_to_dtype(out, n->in_dtype[0]);
+    int alg = dnnl_alg(op), rc = 0;
+    if (alg >= 0 && dnnl_eligible(4, ops))
+      rc = sg_dnnl_eltwise_bwd((sg_dnnl_elt)alg, sg_numel(out), f32_data(gc), f32_data(xc), f32_data(y),
+                               f32_data(out));
+    sg_eltwise_note_path(rc == 1 ? "dnnl" : "loops");
+    if (rc == 0) {
+      sg_iter it;
+      sg_iter_init(&it, 4, ops, out->ndim, out->size);
+      gctx c = {op, y->dtype};
+      iter_run_par(&it, ops, y->dtype == SG_F32 ? ungrad_row_f32 : ungrad_row, &c);
+    }
+    if (rc >= 0) gin[0] = sg_to_dtype(out, n->in_dtype[0]);
   }
   sg_tensor_decref(gc); sg_tensor_decref(xc); sg_tensor_decref(out);
   return gin[0] ? 0 : -1;

@@ -1,0 +1,275 @@
+/* oneDNN eltwise primitives (f32, one flat dimension).
+ *
+ * A cached entry per (direction, algorithm, element count) holds the
+ * primitive descriptor and the primitive; the caller's buffers are wrapped
+ * without a copy. Activations whose derivative the engine writes in terms of
+ * the output (relu, sigmoid, tanh, exp, sqrt) use oneDNN's *_use_dst_for_bwd
+ * algorithms so that backward reads the saved output as the loops do; abs
+ * and square differentiate from the input. Where oneDNN's answer for NaN or
+ * infinite values differs from the loops' (relu and exp turn a NaN input into
+ * 0 and inf, abs's derivative takes NaN for negative, relu's backward turns
+ * 0 * inf or 0 * NaN gradients into NaN where the loops give 0), the operand is
+ * scanned first and such calls are left to the loops. One cpu engine and stream are
+ * created on first use, calls are serialized by a lock, and everything is
+ * released at exit. The on/off switch is the conv path's (sg_dnnl_enabled). */
+#include "dnnl_eltwise.h"
+#include "dnnl_conv.h"
+#include "../core/tensor.h"
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+static _Thread_local const char *elt_path = "none";
+const char *sg_eltwise_last_path(void) { return elt_path; }
+void sg_eltwise_note_path(const char *path) { elt_path = path; }
+
+int sg_dnnl_eltwise_uses_dst(sg_dnnl_elt alg) { return alg != SG_DNNL_ELT_ABS && alg != SG_DNNL_ELT_SQUARE; }
+
+#ifdef SG_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl_debug.h>
+#include <pthread.h>
+
+#define CACHE_CAP 48
+
+typedef struct {
+  bool used, ok, backward;
+  sg_dnnl_elt alg;
+  int64_t n;
+  uint64_t stamp;
+  dnnl_primitive_desc_t hint, pd;
+  dnnl_primitive_t prim;
+} entry_t;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static dnnl_engine_t eng;
+static dnnl_stream_t strm;
+static entry_t cache[CACHE_CAP];
+static uint64_t tick;
+static bool exit_registered;
+
+#define CK(what, fn, args)                                                           \
+  do {                                                                               \
+    dnnl_status_t st_ = fn args;                                                     \
+    if (st_ != dnnl_success) {                                                       \
+      sg_error_set("%s (oneDNN): %s failed: %s", what, #fn, dnnl_status2str(st_));   \
+      goto fail;                                                                     \
+    }                                                                                \
+  } while (0)
+
+static const char *const NAMES[SG_DNNL_ELT_COUNT] = {"relu", "sigmoid", "tanh", "exp", "sqrt", "abs", "square"};
+
+static dnnl_alg_kind_t alg_kind(sg_dnnl_elt a) {
+  switch (a) {
+  case SG_DNNL_ELT_RELU: return dnnl_eltwise_relu_use_dst_for_bwd;
+  case SG_DNNL_ELT_SIGMOID: return dnnl_eltwise_logistic_use_dst_for_bwd;
+  case SG_DNNL_ELT_TANH: return dnnl_eltwise_tanh_use_dst_for_bwd;
+  case SG_DNNL_ELT_EXP: return dnnl_eltwise_exp_use_dst_for_bwd;
+  case SG_DNNL_ELT_SQRT: return dnnl_eltwise_sqrt_use_dst_for_bwd;
+  case SG_DNNL_ELT_ABS: return dnnl_eltwise_abs;
+  case SG_DNNL_ELT_SQUARE: return dnnl_eltwise_square;
+  default: return dnnl_alg_kind_undef;
+  }
+}
+
+static void entry_free(entry_t *e) {
+  if (e->prim) dnnl_primitive_destroy(e->prim);
+  if (e->pd) dnnl_primitive_desc_destroy(e->pd);
+  if (e->hint) dnnl_primitive_desc_destroy(e->hint);
+  memset(e, 0, sizeof *e);
+}
+
+static void release_all(void) {
+  pthread_mutex_lock(&lock);
+  for (int k = 0; k < CACHE_CAP; k++)
+    if (cache[k].used) entry_free(&cache[k]);
+  if (strm) dnnl_stream_destroy(strm);
+  if (eng) dnnl_engine_destroy(eng);
+  strm = NULL;
+  eng = NULL;
+  pthread_mutex_unlock(&lock);
+}
+
+int sg_dnnl_eltwise_cache_size(void) {
+  int n = 0;
+  pthread_mutex_lock(&lock);
+  for (int k = 0; k < CACHE_CAP; k++) n += cache[k].used && cache[k].ok;
+  pthread_mutex_unlock(&lock);
+  return n;
+}
+
+static int ensure_engine(const char *what) {
+  if (eng && strm) return 0;
+  if (!exit_registered) {
+    atexit(release_all);
+    exit_registered = true;
+  }
+  CK(what, dnnl_engine_create, (&eng, dnnl_cpu, 0));
+  CK(what, dnnl_stream_create, (&strm, eng, dnnl_stream_default_flags));
+  return 0;
+fail:
+  if (eng) dnnl_engine_destroy(eng);
+  eng = NULL;
+  return -1;
+}
+
+static dnnl_status_t flat_md(dnnl_memory_desc_t *md, int64_t n) {
+  dnnl_dims_t d = {n};
+  return dnnl_memory_desc_init_by_tag(md, 1, d, dnnl_f32, dnnl_a);
+}
+
+/* builds the descriptors and primitive of e; 1 built, 0 not available, -1 error */
+static int build(entry_t *e, const char *what) {
+  dnnl_memory_desc_t md;
+  dnnl_eltwise_desc_t fd, bd;
+  dnnl_alg_kind_t a = alg_kind(e->alg);
+  if (flat_md(&md, e->n) != dnnl_success) return 0;
+  dnnl_prop_kind_t prop = e->backward ? dnnl_forward_training : dnnl_forward_inference;
+  if (dnnl_eltwise_forward_desc_init(&fd, prop, a, &md, 0.0f, 0.0f) != dnnl_success) return 0;
+  dnnl_primitive_desc_t fpd = NULL;
+  if (dnnl_primitive_desc_create(&fpd, &fd, NULL, eng, NULL) != dnnl_success) return 0;
+  if (!e->backward) {
+    e->pd = fpd;
+  } else {
+    e->hint = fpd;
+    if (dnnl_eltwise_backward_desc_init(&bd, a, &md, &md, 0.0f, 0.0f) != dnnl_success ||
+        dnnl_primitive_desc_create(&e->pd, &bd, NULL, eng, fpd) != dnnl_success)
+      return 0;
+  }
+  CK(what, dnnl_primitive_create, (&e->prim, e->pd));
+  return 1;
+fail:
+  return -1;
+}
+
+/* The cached entry, built on a miss (evicting the least recently used one).
+ * 1: usable entry in *out; 0: oneDNN cannot do it; -1: error. Lock held. */
+static int entry_get(bool backward, sg_dnnl_elt alg, int64_t n, const char *what, entry_t **out) {
+  int victim = 0;
+  for (int k = 0; k < CACHE_CAP; k++) {
+    entry_t *e = &cache[k];
+    if (e->used && e->backward == backward && e->alg == alg && e->n == n) {
+      e->stamp = ++tick;
+      *out = e;
+      return e->ok ? 1 : 0;
+    }
+    if (!e->used) victim = k;
+    else if (cache[victim].used && e->stamp < cache[victim].stamp) victim = k;
+  }
+  entry_t *e = &cache[victim];
+  if (e->used) entry_free(e);
+  e->backward = backward;
+  e->alg = alg;
+  e->n = n;
+  int rc = build(e, what);
+  if (rc <= 0) { /* on refusal remember it and keep nothing else */
+    entry_free(e);
+    if (rc < 0) return -1;
+    e->backward = backward;
+    e->alg = alg;
+    e->n = n;
+  }
+  e->used = true;
+  e->ok = rc == 1;
+  e->stamp = ++tick;
+  *out = e;
+  return rc;
+}
+
+/* runs e->prim on (arg, buffer) pairs, all flat [n] f32, and waits */
+static int execute(entry_t *e, int nargs, const int *arg, void *const *buf, const char *what) {
+  dnnl_memory_desc_t md;
+  dnnl_memory_t mem[3] = {0};
+  dnnl_exec_arg_t ea[3];
+  int rc = -1;
+  CK(what, flat_md, (&md, e->n));
+  for (int k = 0; k < nargs; k++) {
+    CK(what, dnnl_memory_create, (&mem[k], &md, eng, buf[k]));
+    ea[k].arg = arg[k];
+    ea[k].memory = mem[k];
+  }
+  CK(what, dnnl_primitive_execute, (e->prim, strm, nargs, ea));
+  CK(what, dnnl_stream_wait, (strm));
+  rc = 0;
+fail:
+  for (int k = 0; k < nargs; k++)
+    if (mem[k]) dnnl_memory_destroy(mem[k]);
+  return rc;
+}
+
+/* true when x[0..n) holds a NaN (or, with inf_too, an infinity); an exact
+ * yes/no, the same on any number of threads */
+static bool has_special(const float *x, int64_t n, bool inf_too) {
+  int bad = 0;
+  if (inf_too) {
+#ifdef _OPENMP
+#pragma omp parallel for reduction(| : bad) schedule(static) if (n >= 262144)
+#endif
+    for (int64_t k = 0; k < n; k++) {
+      float d = x[k] - x[k]; /* NaN for NaN and +-inf */
+      bad |= d != d;
+    }
+  } else {
+#ifdef _OPENMP
+#pragma omp parallel for reduction(| : bad) schedule(static) if (n >= 262144)
+#endif
+    for (int64_t k = 0; k < n; k++) bad |= x[k] != x[k];
+  }
+  return bad != 0;
+}
+
+static bool wanted(sg_dnnl_elt alg, int64_t n) {
+  return alg >= 0 && alg < SG_DNNL_ELT_COUNT && n >= SG_DNNL_ELTWISE_MIN && sg_dnnl_enabled();
+}
+
+int sg_dnnl_eltwise_fwd(sg_dnnl_elt alg, int64_t n, const float *x, float *y) {
+  if (!wanted(alg, n)) return 0;
+  if ((alg == SG_DNNL_ELT_RELU || alg == SG_DNNL_ELT_EXP) && has_special(x, n, false)) return 0;
+  const char *what = NAMES[alg];
+  pthread_mutex_lock(&lock);
+  entry_t *e = NULL;
+  int rc = ensure_engine(what);
+  if (!rc) rc = entry_get(false, alg, n, what, &e);
+  if (rc == 1) {
+    const int args[2] = {DNNL_ARG_SRC, DNNL_ARG_DST};
+    void *const bufs[2] = {(void *)x, y};
+    if (execute(e, 2, args, bufs, what)) rc = -1;
+  }
+  pthread_mutex_unlock(&lock);
+  return rc;
+}
+
+int sg_dnnl_eltwise_bwd(sg_dnnl_elt alg, int64_t n, const float *dy, const float *x, const float *y, float *dx) {
+  if (!wanted(alg, n)) return 0;
+  bool dst = sg_dnnl_eltwise_uses_dst(alg);
+  const float *data = dst ? y : x;
+  if (!data) return 0;
+  if ((alg == SG_DNNL_ELT_ABS && has_special(x, n, false)) || (alg == SG_DNNL_ELT_RELU && has_special(dy, n, true)))
+    return 0;
+  const char *what = NAMES[alg];
+  pthread_mutex_lock(&lock);
+  entry_t *e = NULL;
+  int rc = ensure_engine(what);
+  if (!rc) rc = entry_get(true, alg, n, what, &e);
+  if (rc == 1) {
+    const int args[3] = {dst ? DNNL_ARG_DST : DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC};
+    void *const bufs[3] = {(void *)data, (void *)dy, dx};
+    if (execute(e, 3, args, bufs, what)) rc = -1;
+  }
+  pthread_mutex_unlock(&lock);
+  return rc;
+}
+
+#else /* !SG_HAVE_DNNL */
+
+int sg_dnnl_eltwise_fwd(sg_dnnl_elt alg, int64_t n, const float *x, float *y) {
+  (void)alg; (void)n; (void)x; (void)y;
+  return 0;
+}
+int sg_dnnl_eltwise_bwd(sg_dnnl_elt alg, int64_t n, const float *dy, const float *x, const float *y, float *dx) {
+  (void)alg; (void)n; (void)dy; (void)x; (void)y; (void)dx;
+  return 0;
+}
+int sg_dnnl_eltwise_cache_size(void) { return 0; }
+
+#endif
