@@ -221,6 +221,7 @@ static void un_row(char **p, const int64_t *s, int64_t n, void *vc) {
  * the chunks are spread over OpenMP threads. Every element is computed by the
  * same code whatever the chunking, so the results do not depend on the
  * number of threads. Reductions never come through here. */
+#ifdef _OPENMP
 #define PAR_MIN 65536   /* fewer elements: one thread */
 #define PAR_CHUNK 16384 /* elements per chunk */
 
@@ -266,6 +267,7 @@ static bool par_safe(const sg_iter *it, sg_tensor *const *t) {
   }
   return true;
 }
+#endif
 
 /* sg_iter_run, on several threads when the iteration is large and safe */
 static void iter_run_par(sg_iter *it, sg_tensor *const *t, sg_row_fn fn, void *ctx) {
