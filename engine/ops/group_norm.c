@@ -10,6 +10,11 @@
  * with N = leading rows, C = D, G = 1, L = 1: every element of a row is its
  * own "channel" with its own weight. Statistics are accumulated in double;
  * the mean and 1/sqrt(var + eps) per row are kept for the backward. */
+/* GCC's -O2 vectoriser ("very cheap" model) leaves loops of unknown trip
+ * count scalar: let it vectorise this file's streaming loops. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("tree-vectorize", "vect-cost-model=cheap")
+#endif
 #include "nn_ops.h"
 #include "ops.h"
 #include "../autograd/autograd.h"
