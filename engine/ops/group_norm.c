@@ -86,6 +86,12 @@ GN_INLINE void k_forward(const gn_ctx *c, double eps, const void *xp, void *yp, 
       double is = 1.0 / sqrt(var + eps);
       c->mean[row] = m;
       c->invstd[row] = is;
+      if (L == 1) { /* layer norm: one weight per element, a loop the compiler can vectorise */
+        const double *wr = w ? w + gi * Cg : NULL, *br = b ? b + gi * Cg : NULL;
+        for (int64_t j = 0; j < Cg; j++)
+          SG_NN_ST(yr, f64, j, (SG_NN_LD(xr, f64, j) - m) * is * (wr ? wr[j] : 1.0) + (br ? br[j] : 0.0));
+        continue;
+      }
       for (int64_t j = 0; j < Cg; j++) {
         int64_t ch = gi * Cg + j;
         double sc = is * (w ? w[ch] : 1.0), sh = (b ? b[ch] : 0.0) - m * sc;
@@ -134,6 +140,12 @@ GN_INLINE void k_backward(const gn_ctx *c, const void *xp, const void *gp, const
       char *or_ = (char *)gx + (size_t)base * es;
       /* is * (gw - A/M) first: exactly 0 for a one-value row, as the gradient is */
       double a = A / (double)M, c1 = -is * is * is * B / (double)M;
+      if (L == 1) {
+        const double *wr = w ? w + gi * Cg : NULL;
+        for (int64_t j = 0; j < Cg; j++)
+          SG_NN_ST(or_, f64, j, is * ((wr ? wr[j] : 1.0) * SG_NN_LD(gr, f64, j) - a) + c1 * (SG_NN_LD(xr, f64, j) - m));
+        continue;
+      }
       for (int64_t j = 0; j < Cg; j++) {
         int64_t ch = gi * Cg + j;
         double wc = w ? w[ch] : 1.0;
