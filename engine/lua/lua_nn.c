@@ -1,4 +1,4 @@
-/* sg.nn_functional: convolution, pooling, batch norm, upsampling. */
+/* sg.nn_functional: convolution, pooling, batch, group and layer norm, upsampling. */
 #include "binding.h"
 #include "../ops/nn_ops.h"
 #include "../backend_cpu/dnnl_conv.h"
@@ -186,6 +186,62 @@ static int l_batch_norm(lua_State *L) {
   return 1;
 }
 
+/* eps at idx: nil (1e-5), a number, or an options table {eps=} */
+static double eps_arg(lua_State *L, int idx, const char *op) {
+  if (lua_type(L, idx) == LUA_TNUMBER) return lua_tonumber(L, idx);
+  if (lua_isnoneornil(L, idx)) return 1e-5;
+  if (!lua_istable(L, idx))
+    luaL_error(L, "%s: argument #%d must be eps (a number) or an options table {eps=} (got %s)", op, idx,
+               luaL_typename(L, idx));
+  return opt_number(L, idx, "eps", op, 1e-5);
+}
+
+/* group_norm(x [N,C,...], groups, weight [C] or nil, bias [C] or nil, eps or {eps=}) */
+static int l_group_norm(lua_State *L) {
+  const char *op = "group_norm";
+  sg_tensor *x = sgL_check(L, 1, op);
+  int64_t groups = sgL_int(L, 2, op, "groups");
+  sg_tensor *w = opt_tensor(L, 3, op), *b = opt_tensor(L, 4, op);
+  sgL_push(L, sg_group_norm(x, groups, w, b, eps_arg(L, 5, op)));
+  return 1;
+}
+
+/* layer_norm(x, normalized, weight or nil, bias or nil, eps or {eps=}); normalized is
+ * the normalized shape {d1, ..., dk} (must match the last k dims of x) or the
+ * count k of trailing dims */
+static int l_layer_norm(lua_State *L) {
+  const char *op = "layer_norm";
+  sg_tensor *x = sgL_check(L, 1, op);
+  int64_t k;
+  if (lua_type(L, 2) == LUA_TNUMBER) {
+    k = sgL_int(L, 2, op, "number of normalized dims");
+  } else if (lua_istable(L, 2)) {
+    k = (int64_t)luaL_len(L, 2);
+    int64_t shp[SG_MAX_DIMS];
+    bool ok = k >= 1 && k <= x->ndim;
+    for (int64_t d = 0; d < k && d < SG_MAX_DIMS; d++) {
+      lua_geti(L, 2, d + 1);
+      shp[d] = sgL_int(L, -1, op, "normalized shape");
+      lua_pop(L, 1);
+      if (ok && shp[d] != x->size[x->ndim - k + d]) ok = false;
+    }
+    if (!ok) {
+      if (k < 1 || k > SG_MAX_DIMS) return luaL_error(L, "%s: normalized shape must have 1 to %d dims", op, SG_MAX_DIMS);
+      char buf[96];
+      return luaL_error(L, "%s: normalized shape %s does not match the last dims of input %s", op,
+                        sg_shape_str((int)k, shp, buf, sizeof buf), SG_SHAPE_STR(x));
+    }
+  } else {
+    return luaL_error(L, "%s: argument #2 must be the normalized shape {d1, ...} or a number of dims (got %s)", op,
+                      luaL_typename(L, 2));
+  }
+  if (k < 1) return luaL_error(L, "%s: the number of normalized dims must be at least 1 (got %I)", op, (lua_Integer)k);
+  if (k > SG_MAX_DIMS) k = SG_MAX_DIMS + 1; /* sg_layer_norm reports it against the input */
+  sg_tensor *w = opt_tensor(L, 3, op), *b = opt_tensor(L, 4, op);
+  sgL_push(L, sg_layer_norm(x, (int)k, w, b, eps_arg(L, 5, op)));
+  return 1;
+}
+
 /* upsample(x, {scale= (number or {h,w}) | size={h,w}, mode="nearest"|"bilinear", align_corners=false}) */
 static int l_upsample(lua_State *L) {
   const char *op = "upsample";
@@ -281,7 +337,8 @@ static int l_dnnl(lua_State *L) {
 static const luaL_Reg FNS[] = {
   {"conv2d", l_conv2d}, {"conv_transpose2d", l_conv_transpose2d}, {"max_pool2d", l_max_pool2d},
   {"max_unpool2d", l_max_unpool2d}, {"avg_pool2d", l_avg_pool2d}, {"adaptive_avg_pool2d", l_adaptive_avg_pool2d},
-  {"batch_norm", l_batch_norm}, {"upsample", l_upsample}, {"_conv_path", l_conv_path}, {"_dnnl", l_dnnl},
+  {"batch_norm", l_batch_norm}, {"group_norm", l_group_norm}, {"layer_norm", l_layer_norm},
+  {"upsample", l_upsample}, {"_conv_path", l_conv_path}, {"_dnnl", l_dnnl},
   {"_pool_path", l_pool_path}, {"_bn_path", l_bn_path},
   {"_eltwise_path", l_eltwise_path}, {"_threads", l_threads}, {NULL, NULL}};
 

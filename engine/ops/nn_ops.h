@@ -1,5 +1,5 @@
-/* CNN ops on NCHW tensors (f32 or f64, cpu): convolution, pooling, batch
- * norm, upsampling. All differentiable (hand-written backward).
+/* CNN ops on NCHW tensors (f32 or f64, cpu): convolution, pooling, batch,
+ * group and layer norm, upsampling. All differentiable (hand-written backward).
  * Same conventions as tensor.h: new references out, NULL (or -1) + sg_error
  * on failure, arguments checked before anything is allocated. */
 #ifndef SG_NN_OPS_H
@@ -37,6 +37,15 @@ sg_tensor *sg_adaptive_avg_pool2d(sg_tensor *x, int64_t oh, int64_t ow);
  * when training), weight/bias [C] or NULL. */
 sg_tensor *sg_batch_norm(sg_tensor *x, sg_tensor *running_mean, sg_tensor *running_var, sg_tensor *weight,
                          sg_tensor *bias, bool training, double momentum, double eps);
+
+/* ---- group and layer norm (ops/group_norm.c) ----
+ * group_norm: x [N,C,...], statistics per sample over each of `groups`
+ * groups of C/groups channels (groups == C: instance norm); weight/bias [C]
+ * or NULL. layer_norm: statistics over the last k dims of x; weight/bias of
+ * the shape of those k dims, or NULL. Mean and biased variance in double,
+ * y = (x - mean) / sqrt(var + eps) * weight + bias. */
+sg_tensor *sg_group_norm(sg_tensor *x, int64_t groups, sg_tensor *weight, sg_tensor *bias, double eps);
+sg_tensor *sg_layer_norm(sg_tensor *x, int k, sg_tensor *weight, sg_tensor *bias, double eps);
 
 /* ---- upsampling (ops/upsample.c) ----
  * Output size oh x ow; scale_h/scale_w are the user's scale factors when the

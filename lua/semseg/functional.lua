@@ -1,7 +1,8 @@
--- Functional ops composed in Lua from the C primitives (autograd included).
--- The C fast paths of layers (conv, pooling, normalisation) join this table
--- as they land.
+-- Functional ops: composed in Lua from the C primitives (autograd included),
+-- or thin wrappers of fused C ops (group_norm, layer_norm) whose composed
+-- versions stay here as *_reference.
 local core = require "semseg.core"
+local C = core.nn_functional
 local F = {}
 
 -- softmax / log_softmax along dim, shifted by the (detached) max for stability:
@@ -67,8 +68,22 @@ function F.erf(x)
   return x:sign() * (1 - erfc)
 end
 
--- group_norm(x [N,C,...], groups, weight, bias, eps): per sample and group
+-- group_norm(x [N,C,...], groups, weight [C], bias [C], eps=1e-5): statistics per
+-- sample and group of C/groups channels (groups == C: instance norm); fused C op
 function F.group_norm(x, groups, weight, bias, eps)
+  return C.group_norm(x, groups, weight, bias, eps or 1e-5)
+end
+
+-- layer_norm(x, normalized_shape, weight, bias, eps=1e-5) over the last
+-- #normalized_shape dims (a number n means {n}); fused C op
+function F.layer_norm(x, nshape, weight, bias, eps)
+  if type(nshape) == "number" then nshape = {nshape} end
+  return C.layer_norm(x, nshape, weight, bias, eps or 1e-5)
+end
+
+-- The composed versions of group_norm and layer_norm (tensor ops, autograd
+-- through them): the reference the fused C ops are tested against.
+function F.group_norm_reference(x, groups, weight, bias, eps)
   local shape = x.shape
   local n, c = shape[1], shape[2]
   if c % groups ~= 0 then
@@ -85,8 +100,8 @@ function F.group_norm(x, groups, weight, bias, eps)
   return y
 end
 
--- layer_norm(x, normalized_shape, weight, bias, eps) over the last #normalized_shape dims
-function F.layer_norm(x, nshape, weight, bias, eps)
+function F.layer_norm_reference(x, nshape, weight, bias, eps)
+  if type(nshape) == "number" then nshape = {nshape} end
   local dims = {}
   for k = 1, #nshape do dims[k] = x:dim() - #nshape + k end
   local mean = x:mean(dims, true)
