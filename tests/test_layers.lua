@@ -89,3 +89,20 @@ test("conv, pooling and upsampling modules run forward and backward", function()
   y:sum():backward()
   for _, p in ipairs(m:named_parameters()) do check.truthy(p[2].grad, p[1] .. " has a gradient") end
 end)
+
+test("transposed convolution to an explicit output size; unknown options are errors", function()
+  local F = sg.nn_functional
+  local x, w = sg.randn{1, 2, 4, 4}, sg.randn{2, 3, 3, 3}
+  local y8 = F.conv_transpose2d(x, w, nil, {stride = 2, padding = 1, size = {8, 8}})
+  check.eq(y8.shape, {1, 3, 8, 8})
+  check.near(y8, F.conv_transpose2d(x, w, nil, {stride = 2, padding = 1, output_padding = 1}), 0)
+  check.eq(F.conv_transpose2d(x, w, nil, {stride = 2, padding = 1, size = {7, 8}}).shape, {1, 3, 7, 8})
+  check.errors(function() F.conv_transpose2d(x, w, nil, {stride = 2, padding = 1, size = {9, 8}}) end,
+               "output size 9 is not reachable in dim 3 (sizes 7 to 8 are, for input 4)")
+  check.errors(function() F.conv_transpose2d(x, w, nil, {stride = 2, size = {9, 9}, output_padding = 1}) end,
+               "give either size or output_padding, not both")
+  check.errors(function() F.conv2d(x, sg.randn{3, 2, 3, 3}, nil, {strid = 2}) end, "conv2d: unknown option 'strid'")
+  local up = nn.ConvTranspose2d(2, 3, 3, {stride = 2, padding = 1})
+  check.eq(up(x, {8, 8}).shape, {1, 3, 8, 8})
+  check.eq(up(x).shape, {1, 3, 7, 7})
+end)

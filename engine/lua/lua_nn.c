@@ -59,11 +59,45 @@ static sg_tensor *opt_tensor(lua_State *L, int idx, const char *op) {
   return lua_isnoneornil(L, idx) ? NULL : sgL_check(L, idx, op);
 }
 
-/* conv2d(x, w, b, {stride=, padding= (number, {h,w} or "same"), dilation=, groups=, reference=}) */
+/* An option name the op does not know is an error, not silently ignored. */
+static void check_keys(lua_State *L, int idx, const char *op, const char *const *keys) {
+  if (!lua_istable(L, idx)) return;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    bool known = false;
+    if (lua_type(L, -1) == LUA_TSTRING)
+      for (int k = 0; keys[k] && !known; k++) known = strcmp(keys[k], lua_tostring(L, -1)) == 0;
+    if (!known) luaL_error(L, "%s: unknown option '%s'", op, luaL_tolstring(L, -1, NULL));
+  }
+}
+
+/* conv_transpose2d's {size = {h, w}}: the output_padding that reaches that size */
+static void output_padding_for_size(lua_State *L, const char *op, sg_tensor *x, sg_tensor *w, sg_conv_opts *o) {
+  int64_t want[2];
+  opt_pair(L, 4, "size", op, 0, want);
+  if (x->ndim != 4 || w->ndim != 4) return; /* the op reports the shapes */
+  for (int d = 0; d < 2; d++) {
+    int64_t base = (x->size[2 + d] - 1) * o->stride[d] - 2 * o->padding[d] + o->dilation[d] * (w->size[2 + d] - 1) + 1;
+    int64_t limit = o->stride[d] > o->dilation[d] ? o->stride[d] : o->dilation[d];
+    if (want[d] < base || want[d] >= base + limit)
+      luaL_error(L, "%s: output size %I is not reachable in dim %d (sizes %I to %I are, for input %I)", op,
+                 (lua_Integer)want[d], d + 3, (lua_Integer)base, (lua_Integer)(base + limit - 1),
+                 (lua_Integer)x->size[2 + d]);
+    o->output_padding[d] = want[d] - base;
+  }
+}
+
+/* conv2d(x, w, b, {stride=, padding= (number, {h,w} or "same"), dilation=, groups=, reference=})
+ * conv_transpose2d(x, w, b, {..., output_padding= | size = {h, w}}) */
 static int conv(lua_State *L, bool transposed) {
+  static const char *const KEYS[] = {"stride", "padding", "dilation", "groups", "reference", NULL};
+  static const char *const TKEYS[] = {"stride", "padding", "dilation", "groups", "reference", "output_padding",
+                                      "size", NULL};
   const char *op = transposed ? "conv_transpose2d" : "conv2d";
   sg_tensor *x = sgL_check(L, 1, op), *w = sgL_check(L, 2, op), *b = opt_tensor(L, 3, op);
   check_opts(L, 4, op);
+  check_keys(L, 4, op, transposed ? TKEYS : KEYS);
   sg_conv_opts o = sg_conv_defaults();
   opt_pair(L, 4, "stride", op, 1, o.stride);
   opt_pair(L, 4, "dilation", op, 1, o.dilation);
@@ -82,6 +116,13 @@ static int conv(lua_State *L, bool transposed) {
     if (!lua_isnil(L, -1)) o.groups = sgL_int(L, -1, op, "groups");
     lua_pop(L, 1);
     o.reference = opt_bool(L, 4, "reference", false);
+    if (transposed && lua_getfield(L, 4, "size") != LUA_TNIL) {
+      lua_getfield(L, 4, "output_padding");
+      if (!lua_isnil(L, -1)) luaL_error(L, "%s: give either size or output_padding, not both", op);
+      lua_pop(L, 1);
+      output_padding_for_size(L, op, x, w, &o);
+    }
+    lua_pop(L, 1);
   }
   sgL_push(L, (transposed ? sg_conv_transpose2d : sg_conv2d)(x, w, b, &o));
   return 1;

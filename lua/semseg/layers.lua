@@ -53,10 +53,11 @@ function nn.ConvTranspose2d:init(cin, cout, kernel, o)
     self.bias = fill_uniform(core.empty({cout}, o.dtype or "f32"), 1 / math.sqrt(cout // groups * k[1] * k[2])):requires_grad()
   end
 end
-function nn.ConvTranspose2d:forward(x)
+-- forward(x [, size = {h, w}]): an explicit output size picks the output padding (as PyTorch's output_size)
+function nn.ConvTranspose2d:forward(x, size)
   local c = self.cfg
   return C.conv_transpose2d(x, self.weight, self.bias, {stride = c.stride, padding = c.padding,
-    output_padding = c.output_padding, dilation = c.dilation, groups = c.groups})
+    output_padding = (not size) and c.output_padding or nil, size = size, dilation = c.dilation, groups = c.groups})
 end
 function nn.ConvTranspose2d:extra_repr()
   local c = self.cfg
