@@ -106,3 +106,11 @@ test("transposed convolution to an explicit output size; unknown options are err
   check.eq(up(x, {8, 8}).shape, {1, 3, 8, 8})
   check.eq(up(x).shape, {1, 3, 7, 7})
 end)
+
+test("option tables of the functional ops reject unknown names", function()
+  local F = sg.nn_functional
+  local x = sg.randn{1, 2, 4, 4}
+  check.errors(function() F.max_pool2d(x, {kernal = 2}) end, "max_pool2d: unknown option 'kernal'")
+  check.errors(function() F.upsample(x, {scale = 2, mod = "bilinear"}) end, "upsample: unknown option 'mod'")
+  check.errors(function() F.batch_norm(x, nil, nil, nil, nil, {train = true}) end, "batch_norm: unknown option 'train'")
+end)

@@ -138,6 +138,8 @@ static void pool_args(lua_State *L, const char *op, int64_t *k, int64_t *s, int6
     return;
   }
   if (!lua_istable(L, 2)) luaL_error(L, "%s: argument #2 must be a kernel size or an options table {kernel=, stride=, padding=}", op);
+  static const char *const KEYS[] = {"kernel", "stride", "padding", "count_include_pad", NULL};
+  check_keys(L, 2, op, KEYS);
   lua_getfield(L, 2, "kernel");
   bool has = !lua_isnil(L, -1);
   lua_pop(L, 1);
@@ -221,6 +223,8 @@ static int l_batch_norm(lua_State *L) {
   sg_tensor *x = sgL_check(L, 1, op);
   sg_tensor *rm = opt_tensor(L, 2, op), *rv = opt_tensor(L, 3, op), *w = opt_tensor(L, 4, op), *b = opt_tensor(L, 5, op);
   check_opts(L, 6, op);
+  static const char *const KEYS[] = {"training", "momentum", "eps", NULL};
+  check_keys(L, 6, op, KEYS);
   bool training = opt_bool(L, 6, "training", false);
   double momentum = opt_number(L, 6, "momentum", op, 0.1), eps = opt_number(L, 6, "eps", op, 1e-5);
   sgL_push(L, sg_batch_norm(x, rm, rv, w, b, training, momentum, eps));
@@ -289,6 +293,8 @@ static int l_upsample(lua_State *L) {
   sg_tensor *x = sgL_check(L, 1, op);
   if (!lua_istable(L, 2)) return luaL_error(L, "%s: argument #2 must be an options table {scale= | size=, mode=}", op);
   if (x->ndim != 4) return luaL_error(L, "%s: input must be 4-d [N,C,H,W] (got %s)", op, SG_SHAPE_STR(x));
+  static const char *const KEYS[] = {"scale", "size", "mode", "align_corners", NULL};
+  check_keys(L, 2, op, KEYS);
   sg_upsample_mode mode = SG_UPSAMPLE_NEAREST;
   lua_getfield(L, 2, "mode");
   if (!lua_isnil(L, -1)) {
