@@ -42,6 +42,8 @@ test("names and build", function()
   check.eq(m.arch, "unet")
   check.eq(m.config.base, 4); check.eq(m.config.depth, 2); check.eq(m.config.activation, "sigmoid")
   check.eq(m.config.up, "upsample"); check.eq(m.config.batch_norm, true); check.eq(m.config.dropout, 0)
+  for _, f in ipairs(m.filters) do check.eq(math.type(f), "integer") end
+  check.truthy(not tostring(m):find("%d%.0"), "channel counts print as integers")
   -- the recorded config rebuilds the same architecture
   local again = models.build(m.arch, m.config)
   check.eq(again:num_parameters(), m:num_parameters())

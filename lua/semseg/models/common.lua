@@ -193,7 +193,7 @@ function M.define(class_name, arch, spec)
     rawset(self, "config", cfg)
     rawset(self, "arch", arch)
     local filters = {}
-    for level = 1, cfg.depth + 1 do filters[level] = cfg.base * 2 ^ (level - 1) // 1 end
+    for level = 1, cfg.depth + 1 do filters[level] = cfg.base << (level - 1) end
     rawset(self, "filters", filters)
     local cin = cfg.in_channels
     for level = 1, cfg.depth do
@@ -224,7 +224,7 @@ function M.define(class_name, arch, spec)
       error(string.format("%s: input has %d channels, the model expects %d (input [%s])", arch, s[2], cfg.in_channels,
         table.concat(s, ",")), 2)
     end
-    local m = 2 ^ cfg.depth // 1
+    local m = 1 << cfg.depth
     if s[3] % m ~= 0 or s[4] % m ~= 0 then
       error(string.format("%s: input H and W must be divisible by 2^depth = %d, got %dx%d", arch, m, s[3], s[4]), 2)
     end
