@@ -162,6 +162,9 @@ function M.Up.out_channels(cin, cout, cfg) return cfg.up == "transpose" and cout
 --   out   = BN(1x1 conv_C(up2_nearest(a) * x))            a broadcast over the channels
 -- Every conv has a bias and BN sits only on the gating signal and the output:
 -- with these choices the counts equal the Keras models' (37,334,665 and 39,090,377).
+-- (BN on theta or phi, a bias-free theta, or a gating conv to Cd channels would each change them.)
+-- batch_norm = false drops both gate BNs too (Keras keeps the output BN unconditionally):
+-- the option then means "no BatchNorm anywhere" apart from up_bn / head_bn.
 M.AttentionGate = nn.class("AttentionGate")
 function M.AttentionGate:init(c, cd, cfg)
   self.gate_conv = nn.Conv2d(cd, c, 1); maybe_bn(self, "gate_bn", c, cfg.batch_norm)
