@@ -14,8 +14,9 @@ function M.save(path, c)
   local tensors = {}
   local sd = c.model:state_dict()
   for name, t in pairs(sd) do tensors["model." .. name] = t end
+  -- arch + config let `semseg predict` rebuild the model with sg.models.build
   local meta = {format = FORMAT, epoch = c.epoch or 0, rng = core.rng_state(), history = c.history or {},
-                config = c.config, extra = c.extra, arch = c.model.__name}
+                config = c.config or c.model.config, extra = c.extra, arch = c.model.arch or c.model.__name}
   if c.optimizer then
     local osd = c.optimizer:state_dict()
     local state = {}

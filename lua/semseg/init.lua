@@ -16,6 +16,7 @@ sg.loss = require "semseg.losses"
 sg.json = require "semseg.json"
 sg.safetensors = require "semseg.safetensors"
 sg.checkpoint = require "semseg.checkpoint"
+sg.models = require "semseg.models"
 for _, name in ipairs{"softmax", "log_softmax", "logsumexp"} do sg[name] = sg.F[name]; sg.Tensor[name] = sg.F[name] end
 sg.optim.lr = require "semseg.schedulers"
 
