@@ -3,6 +3,7 @@
  *   semseg                         the REPL (also: semseg repl)
  *   semseg run script.lua [args]   run a script (also: semseg script.lua [args])
  *   semseg -e 'code' [-e ...] [-i] [script.lua [args]]
+ *   semseg predict --model ckpt --input path --out dir [...]   (lua/semseg/predict.lua)
  *   semseg --version | help
  *
  * Exit status: 0 on success, 1 on an uncaught Lua error (message and
@@ -88,6 +89,9 @@ static void usage(FILE *f) {
           "                                (script `-` reads it from stdin; `semseg script.lua` works too)\n"
           "  semseg -e 'code' [-e ...]     run chunks of Lua code in order; a script may follow,\n"
           "                                -i opens the REPL afterwards\n"
+          "  semseg predict --model CKPT --input PATH --out DIR [options]\n"
+          "                                segment images, folders or TIFF stacks with a checkpoint\n"
+          "                                (tiled, Gaussian-blended; `semseg predict --help`)\n"
           "  semseg --version              print the version and the backends built\n"
           "  semseg help                   this text\n"
           "`sg` is preloaded as require \"semseg\". Exit status: 0 ok, 1 Lua error, 2 usage error.\n");
@@ -152,6 +156,30 @@ static int run_script(lua_State *L, char **argv, int argc, int script) {
   return report(L, status);
 }
 
+/* A command written in Lua: require(module).main({argv[first..]}) returns the
+ * exit status (nil is 0); an uncaught error is reported with its traceback. */
+static int run_lua_command(lua_State *L, const char *module, int argc, char **argv, int first) {
+  lua_getglobal(L, "require");
+  lua_pushstring(L, module);
+  if (report(L, docall(L, 1, 1)) != LUA_OK) return 1;
+  lua_getfield(L, -1, "main");
+  lua_remove(L, -2);
+  if (!lua_isfunction(L, -1)) {
+    lua_pop(L, 1);
+    fprintf(stderr, "semseg: %s has no main function\n", module);
+    return 1;
+  }
+  lua_createtable(L, argc > first ? argc - first : 0, 0);
+  for (int i = first; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i - first + 1);
+  }
+  if (report(L, docall(L, 1, 1)) != LUA_OK) return 1;
+  int rc = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 0;
+  lua_pop(L, 1);
+  return rc;
+}
+
 static bool looks_like_script(const char *s) {
   size_t n = strlen(s);
   return strcmp(s, "-") == 0 || strchr(s, '/') != NULL || (n > 4 && strcmp(s + n - 4, ".lua") == 0);
@@ -176,6 +204,10 @@ static int dispatch(lua_State *L, int argc, char **argv) {
     if (argc < 3) return usage_error("%s: missing script file name", "run");
     set_arg(L, argv, argc, 2);
     return run_script(L, argv, argc, 2) == LUA_OK ? 0 : 1;
+  }
+  if (strcmp(cmd, "predict") == 0) {
+    set_arg(L, argv, argc, 1);
+    return run_lua_command(L, "semseg.predict", argc, argv, 2);
   }
   if (cmd[0] == '-' && cmd[1] != '\0') {
     /* options: -e code (repeatable), -i, --, then an optional script */
