@@ -17,6 +17,7 @@ sg.json = require "semseg.json"
 sg.safetensors = require "semseg.safetensors"
 sg.checkpoint = require "semseg.checkpoint"
 sg.models = require "semseg.models"
+sg.predict = require "semseg.predict"
 for _, name in ipairs{"softmax", "log_softmax", "logsumexp"} do sg[name] = sg.F[name]; sg.Tensor[name] = sg.F[name] end
 sg.optim.lr = require "semseg.schedulers"
 
