@@ -132,8 +132,6 @@ static int l_interrupt(lua_State *L) {
   return 0;
 }
 
-/* also declared in binding.h, beside the other sgL_open_* */
-void sgL_open_metrics(lua_State *L, int mod, int methods);
 void sgL_open_metrics(lua_State *L, int mod, int methods) {
   (void)methods;
   static const luaL_Reg fns[] = {{"confusion", l_confusion},

@@ -45,6 +45,7 @@ int luaopen_semseg_core(lua_State *L) {
   sgL_open_data(L, mod, methods);
   sgL_open_io(L, mod, methods);
   sgL_open_loader(L, mod, methods);
+  sgL_open_metrics(L, mod, methods);
   lua_pushcfunction(L, l_clock);
   lua_setfield(L, mod, "clock");
   lua_pushvalue(L, methods);

@@ -18,6 +18,9 @@ sg.safetensors = require "semseg.safetensors"
 sg.checkpoint = require "semseg.checkpoint"
 sg.models = require "semseg.models"
 sg.predict = require "semseg.predict"
+sg.metrics = require "semseg.metrics"
+sg.train = require "semseg.train"
+sg.progress = require "semseg.progress"
 for _, name in ipairs{"softmax", "log_softmax", "logsumexp"} do sg[name] = sg.F[name]; sg.Tensor[name] = sg.F[name] end
 sg.optim.lr = require "semseg.schedulers"
 
