@@ -1,0 +1,148 @@
+-- sg.plot (line plots, grids, font), sg.report (self-contained HTML) and
+-- sg.experiment.compare driven by small stand-ins for the model, training and prediction modules.
+local plot = sg.plot or require "semseg.plot"
+local report = sg.report or require "semseg.report"
+
+local tmpfiles = {}
+local function tmpdir()
+  local n = os.tmpname()
+  os.remove(n)
+  assert(os.execute("mkdir -p '" .. n .. "'"))
+  tmpfiles[#tmpfiles + 1] = n
+  return n
+end
+local function slurp(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- number of pixels of a 3xHxW u8 image that equal colour c
+local function count_color(img, c)
+  local m = img[1]:eq(c[1]):logical_and(img[2]:eq(c[2])):logical_and(img[3]:eq(c[3]))
+  return m:count_nonzero():item()
+end
+local function non_white(img)
+  local w = img[1]:eq(255):logical_and(img[2]:eq(255)):logical_and(img[3]:eq(255))
+  return img.shape[2] * img.shape[3] - w:count_nonzero():item()
+end
+
+---------------------------------------------------------------- plot
+test("plot: font has every glyph at 5x7, text draws ink where expected", function()
+  for ch, rows in pairs(plot.GLYPHS) do
+    local n = 0
+    for row in rows:gmatch("%S+") do check.eq(#row, 5, "glyph " .. ch); n = n + 1 end
+    check.eq(n, 7, "glyph " .. ch .. " rows")
+  end
+  local cv = plot.canvas(20, 9)
+  cv:text(1, 1, "1", {0, 0, 0})
+  -- "1": the middle column of the glyph has ink in every row
+  for r = 0, 6 do check.eq(cv:get(3, 1 + r)[1], 0, "row " .. r) end
+  check.eq(cv:get(0, 0)[1], 255)
+  check.eq(plot.text_width("12", 1), 11)
+  check.eq(plot.text_width("ab", 2), 22)
+end)
+
+test("plot: ticks are nice numbers and labels carry the decimals the step needs", function()
+  local t, step = plot.ticks(0, 1, 5)
+  check.near(step, 0.2, 1e-12)
+  check.eq(#t, 6)
+  check.eq(plot.format_tick(0.4, 0.2), "0.4")
+  check.eq(plot.format_tick(20, 5), "20")
+  check.eq(plot.format_tick(0.05, 0.01), "0.05")
+  check.eq(plot.format_tick(-0.0, 0.5), "0.0")
+  check.eq(plot.format_tick(2e-6, 1e-6), "2e-6")
+  local t2 = plot.ticks(-3.3, 17.2, 4)
+  check.truthy(t2[1] >= -3.3 and t2[#t2] <= 17.2, "ticks inside the range")
+end)
+
+test("plot.lines: axes, series colours, legend; written as a readable PNG", function()
+  local d = tmpdir()
+  local x, a, b = {}, {}, {}
+  for i = 1, 20 do x[i], a[i], b[i] = i, 1 / i, 0.5 + 0.01 * i end
+  b[5] = 0 / 0 -- a gap, not an error
+  local path = d .. "/curves.png"
+  local img = plot.lines{path = path, title = "loss", x = x, xlabel = "epoch", ylabel = "loss",
+    series = {{name = "train", y = a}, {name = "val", y = b}}, width = 400, height = 300}
+  check.eq(img.shape, {3, 300, 400})
+  check.eq(img.dtype, "u8")
+  local back = sg.io.read_png(path)
+  check.eq(back.shape, {3, 300, 400})
+  check.eq((back:to("i32") - img:to("i32")):abs():max():item(), 0, "PNG round trip")
+  check.truthy(count_color(img, plot.palette[1]) > 100, "first series drawn in the first colour")
+  check.truthy(count_color(img, plot.palette[2]) > 100, "second series drawn in the second colour")
+  check.truthy(count_color(img, {0, 0, 0}) > 500, "axes and text in black")
+  local nw = non_white(img)
+  check.truthy(nw < 0.5 * 400 * 300, "mostly white background")
+end)
+
+test("plot.lines: bad options are errors that name the problem", function()
+  check.errors(function() plot.lines{series = {}} end, "series must be a non-empty list")
+  check.errors(function() plot.lines{series = {{name = "a"}}} end, "series 1 needs y")
+  check.errors(function() plot.lines{series = {{y = {1}}}, colour = 1} end, "unknown option 'colour'")
+  check.errors(function() plot.lines{x = {1}, series = {{y = {1, 2}}}} end, "only 1 x values")
+  -- a constant or single-point series still plots
+  local img = plot.lines{series = {{name = "c", y = {0.5}}}, width = 200, height = 150}
+  check.eq(img.shape, {3, 150, 200})
+end)
+
+test("plot.grid and colorize: cells placed with titles, classes coloured", function()
+  local m = sg.tensor({{0, 1}, {2, 1}}, "i64")
+  local c = plot.colorize(m, 3)
+  check.eq(c.shape, {3, 2, 2})
+  check.eq(c[{{1, 3}, 1, 1}]:totable(), plot.class_colors[1])
+  check.eq(c[{{1, 3}, 2, 1}]:totable(), plot.class_colors[3])
+  local img = sg.ones{1, 16, 16} * 0.5
+  local mask = sg.zeros({16, 16}, "i64")
+  mask[{{1, 8}}]:fill_(1)
+  local g = plot.grid{rows = {{img, plot.colorize(mask, 2)}}, titles = {"a", "b"}, gap = 4}
+  check.eq(g.shape[1], 3)
+  check.eq(g.shape[3], 2 * 16 + 3 * 4)
+  check.truthy(count_color(g, {128, 128, 128}) == 256, "the grey image is copied exactly")
+  check.errors(function() plot.grid{rows = {{img, sg.zeros{1, 8, 8}}}} end, "cells must be the same size")
+end)
+
+---------------------------------------------------------------- report
+test("report: base64 matches the RFC 4648 test vectors", function()
+  local v = {[""] = "", f = "Zg==", fo = "Zm8=", foo = "Zm9v", foob = "Zm9vYg==", fooba = "Zm9vYmE=",
+    foobar = "Zm9vYmFy"}
+  for k, want in pairs(v) do check.eq(report.base64(k), want, k) end
+  check.eq(report.base64("\0\255\128"), "AP+A")
+end)
+
+test("report.html: self-contained file with escaped text, table and embedded image", function()
+  local d = tmpdir()
+  local png = d .. "/c.png"
+  plot.lines{path = png, series = {{name = "s", y = {1, 2, 3}}}, width = 200, height = 150}
+  local out = d .. "/report.html"
+  report.html{path = out, title = "A <b> & c", sections = {
+    {heading = "Metrics", text = "first para\n\nsecond <para>",
+     table = {header = {"model", "IoU"}, rows = {{"unet", 0.81234567}, {"att", 12}}}},
+    {heading = "Curves", images = {{src = "c.png", caption = "loss curves"}}},
+  }}
+  local html = slurp(out)
+  check.truthy(html:find("<!DOCTYPE html>", 1, true), "doctype")
+  check.truthy(html:find("A &lt;b&gt; &amp; c", 1, true), "title escaped")
+  check.truthy(html:find("<p>second &lt;para&gt;</p>", 1, true), "paragraphs split and escaped")
+  check.truthy(html:find("<td>0.8123</td>", 1, true), "numbers formatted")
+  check.truthy(html:find("<th>IoU</th>", 1, true), "header")
+  local b64 = report.base64(slurp(png))
+  check.truthy(html:find("data:image/png;base64," .. b64, 1, true), "image embedded as a data URI")
+  check.truthy(not html:find("src=\"c.png\"", 1, true), "no reference to neighbour files")
+  check.truthy(not html:find("http", 1, true), "no network references")
+  check.errors(function() report.html{path = d .. "/x.html", sections = {{images = {{src = "missing.png"}}}}} end,
+    "cannot read image missing.png")
+  check.errors(function() report.html{sections = {}} end, "path must be")
+end)
+
+-- clean up
+test("report: temporary files removed", function()
+  for _, d in ipairs(tmpfiles) do os.execute("rm -rf '" .. d .. "'") end
+  for _, d in ipairs(tmpfiles) do check.truthy(not exists(d .. "/report.html")) end
+end)
