@@ -141,6 +141,114 @@ test("report.html: self-contained file with escaped text, table and embedded ima
   check.errors(function() report.html{sections = {}} end, "path must be")
 end)
 
+
+---------------------------------------------------------------- experiment.compare with stand-ins
+local experiment = sg.experiment or require "semseg.experiment"
+
+test("experiment: confusion, scores and mean/std", function()
+  local pred = sg.tensor({{0, 1}, {1, 1}}, "i64")
+  local truth = sg.tensor({{0, 1}, {0, 1}}, "i64")
+  local cf = experiment.confusion(pred, truth, 2)
+  check.eq(cf.inter, {1, 2}); check.eq(cf.pred, {1, 3}); check.eq(cf.truth, {2, 2})
+  local iou, dice, acc, per = experiment.scores(cf)
+  check.near(per[1], 0.5); check.near(per[2], 2 / 3)
+  check.near(iou, (0.5 + 2 / 3) / 2)
+  check.near(dice, (2 / 3 + 0.8) / 2)
+  check.near(acc, 0.75)
+  local m, s = experiment.mean_std{1, 2, 3}
+  check.near(m, 2); check.near(s, 1)
+  check.eq(experiment.classes_of(sg.tensor{{{0.2, 0.7}}}):totable(), {{0, 1}})
+  check.eq(experiment.classes_of(sg.tensor{{{0.2, 0.7}}, {{0.8, 0.1}}}):totable(), {{1, 0}})
+  local csv = experiment.history_csv{{epoch = 1, loss = 0.5, val_iou = 0.25}, {epoch = 2, loss = 0.25}}
+  check.eq(csv, "epoch,loss,val_iou\n1,0.5,0.25\n2,0.25,\n")
+  local a = experiment.parse_args({"data/x", "--full", "--epochs", "3", "--lr=0.01"}, {full = true})
+  check.eq({a[1], a.full, a.epochs, a.lr}, {"data/x", true, 3, 0.01})
+end)
+
+test("experiment.compare: stand-in models, training and prediction write the whole run folder", function()
+  local d = tmpdir()
+  local ds = experiment.synthetic_dataset(d .. "/data", {n = 5, size = 32, classes = 2, seed = 3})
+  local nn = sg.nn
+  local function tiny(cfg)
+    return nn.Sequential(nn.Conv2d(1, cfg.width or 4, 3, {padding = 1}), nn.ReLU(),
+      nn.Conv2d(cfg.width or 4, 2, 1))
+  end
+  local seen_batches = {}
+  local function fit(a)
+    check.truthy(a.model and a.loss and a.optimizer and a.train and a.val, "fit gets model, loss, optimizer, loaders")
+    local hist, first = {}, {}
+    for e = 1, a.epochs do
+      local tot, n = 0, 0
+      for x, y in a.train:epoch(e) do
+        if e == 1 and #first == 0 then first[1] = x:sum():item() end
+        a.optimizer:zero_grad()
+        local l = a.loss(a.model(x), y)
+        l:backward(); a.optimizer:step()
+        tot, n = tot + l:item(), n + 1
+      end
+      local vl, vn = 0, 0
+      sg.no_grad(function()
+        for x, y in a.val:epoch(e) do vl, vn = vl + a.loss(a.model(x), y):item(), vn + 1 end
+      end)
+      hist[e] = {epoch = e, loss = tot / n, val_loss = vl / vn, val_iou = 0.5 + 0.1 * e, val_dice = 0.6 + 0.1 * e,
+        lr = 0.1}
+    end
+    seen_batches[#seen_batches + 1] = first[1]
+    return hist
+  end
+  local function predict(model, image) return sg.softmax(model(image:unsqueeze(1)), 2)[1] end
+  local out = d .. "/run"
+  local results, text = experiment.compare{
+    name = "stand-in comparison", out = out, data = ds, split = {0.6, 0.4}, seed = 5,
+    models = {b_ref = {arch = "tiny", cfg = {width = 3}}, a_fn = function() return tiny{width = 2} end},
+    build = {tiny = tiny}, fit = fit, predict = predict, quiet = true,
+    patch = 16, crops = 4, val_tile = 16, batch = 2, epochs = 2, panels = 2,
+    recipe = sg.data.recipe{sg.data.flip{}},
+    loss = function(logits, y) return sg.loss.cross_entropy(logits, y) end,
+    optimizer = function(params) return sg.optim.sgd(params, {lr = 0.1}) end,
+    metrics = {classes = 2}, class_names = {"interior", "membrane"}, config = {script = "test"},
+  }
+  check.eq(#results, 2)
+  check.eq(results[1].model, "a_fn", "map keys sorted")
+  check.eq(results[2].params, 1 * 3 * 9 + 3 + 3 * 2 + 2)
+  check.eq(seen_batches[1], seen_batches[2], "every model sees the same first batch")
+  for _, r in ipairs(results) do
+    check.eq(r.epochs, 2)
+    check.truthy(r.test_iou >= 0 and r.test_iou <= 1, "test IoU in [0, 1]")
+    check.truthy(r.test_iou_std >= 0, "std")
+    check.near(r.val_iou, 0.7, 1e-9)
+    check.eq(r.test_images, 2)
+  end
+  for _, f in ipairs{"config.json", "metrics.csv", "metrics.json", "loss.png", "val_iou.png", "val_dice.png",
+    "panels.png", "report.html", "a_fn/history.csv", "a_fn/history.json", "a_fn/checkpoint.safetensors",
+    "b_ref/history.csv", "b_ref/checkpoint.safetensors"} do
+    check.truthy(exists(out .. "/" .. f), f .. " written")
+  end
+  local cfg = sg.json.decode(slurp(out .. "/config.json"))
+  check.eq(cfg.seed, 5); check.eq(cfg.models[2].arch, "tiny"); check.eq(cfg.models[2].cfg.width, 3)
+  check.eq(cfg.run.script, "test")
+  check.eq(#cfg.split_names.train + #cfg.split_names.val, 5)
+  check.truthy(text:find("a_fn", 1, true) and text:find("test IoU", 1, true), "printed table")
+  local html = slurp(out .. "/report.html")
+  check.truthy(html:find("IoU interior", 1, true), "per-class IoU column")
+  local n = 0
+  for _ in html:gmatch("data:image/png;base64,") do n = n + 1 end
+  check.eq(n, 4, "curves and panels embedded")
+  local panels = sg.io.read_png(out .. "/panels.png")
+  check.eq(panels.shape[1], 3)
+  -- the checkpoint restores into a fresh model
+  local m = tiny{width = 3}
+  sg.checkpoint.load(out .. "/b_ref/checkpoint.safetensors", {model = m})
+end)
+
+test("experiment.compare: bad options and missing modules are clear errors", function()
+  check.errors(function() experiment.compare{models = {}, epochs = 1} end, "models is empty")
+  check.errors(function() experiment.compare{models = {a = 1}} end, "must be a builder function")
+  check.errors(function() experiment.compare{models = {a = function() end}, epocs = 1} end, "unknown option 'epocs'")
+  local ok, err = pcall(experiment.need, "no_such_module", "driver")
+  check.truthy(not ok and err:find("driver needs sg.no_such_module (lua/semseg/no_such_module.lua)", 1, true), err)
+end)
+
 -- clean up
 test("report: temporary files removed", function()
   for _, d in ipairs(tmpfiles) do os.execute("rm -rf '" .. d .. "'") end
