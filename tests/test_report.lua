@@ -246,7 +246,29 @@ test("experiment.compare: bad options and missing modules are clear errors", fun
   check.errors(function() experiment.compare{models = {a = 1}} end, "must be a builder function")
   check.errors(function() experiment.compare{models = {a = function() end}, epocs = 1} end, "unknown option 'epocs'")
   local ok, err = pcall(experiment.need, "no_such_module", "driver")
-  check.truthy(not ok and err:find("driver needs sg.no_such_module (lua/semseg/no_such_module.lua)", 1, true), err)
+  check.truthy(not ok and err:find("driver needs sg.no_such_module (module semseg.no_such_module)", 1, true), err)
+end)
+
+
+test("experiment drivers load and validate their configuration (--check)", function()
+  local d = tmpdir()
+  for _, cmd in ipairs{
+    "build/semseg run experiments/compare_unets.lua /nonexistent --check --out '" .. d .. "/cu'",
+    "build/semseg run experiments/compare_unets.lua --full --check --out '" .. d .. "/cf'",
+    "build/semseg run experiments/drosophila_3class.lua --check --out '" .. d .. "/dr'",
+  } do
+    local p = io.popen(cmd .. " 2>&1")
+    local text = p:read("a")
+    local ok = p:close()
+    if cmd:find("drosophila", 1, true) and text:find("no Drosophila VNC data", 1, true) then
+      -- the data set is not here: the error says so
+    else
+      check.truthy(ok, cmd .. " failed:\n" .. text)
+      check.truthy(text:find("configuration OK", 1, true), text)
+    end
+  end
+  local out = io.popen("build/semseg run experiments/compare_unets.lua --check --epochs 0 2>&1"):read("a")
+  check.truthy(out:find("--epochs must be a positive integer", 1, true), out)
 end)
 
 -- clean up

@@ -6,7 +6,7 @@
 --               mine = function() return my_model end},      -- or a list {{name =, arch =, cfg =}, ...}
 --     order = {"unet", "mine"},                               -- optional; map keys sorted otherwise
 --     data = dataset, split = {0.9, 0.1} | {0.8, 0.1, 0.1}, test = dataset (optional),
---     patch = 128, crops = 64 (random crops per epoch), val_tile = 128,
+--     patch = 128, crops = 64 (random crops per epoch), sampling = "crops" | "tiles", val_tile = 128,
 --     recipe = sg.data.recipe{...}, loss = function(logits, target) ... end,
 --     optimizer = function(params) return sg.optim.adam(params, {lr = 1e-3}) end,
 --     scheduler = function(opt) ... end, callbacks = function(model_name, model, opt) return {...} end,
@@ -34,8 +34,8 @@ function M.need(name, who)
   local ok, mod = pcall(require, "semseg." .. name)
   if ok then return mod end
   if tostring(mod):find("module 'semseg." .. name .. "' not found", 1, true) then
-    error(string.format("%s needs sg.%s (lua/semseg/%s.lua), which is not in this build", who or "sg.experiment",
-      name, name:gsub("%.", "/")), 0)
+    error(string.format("%s needs sg.%s (module semseg.%s), which is not in this build", who or "sg.experiment",
+      name, name), 0)
   end
   error(mod, 0)
 end
@@ -206,7 +206,7 @@ local KEYS = {name = true, out = true, models = true, order = true, data = true,
   patch = true, crops = true, val_tile = true, recipe = true, loss = true, optimizer = true, scheduler = true,
   callbacks = true, epochs = true, batch = true, seed = true, workers = true, metrics = true, class_names = true,
   tile = true, panels = true, config = true, fit = true, build = true, predict = true, quiet = true,
-  foreground = true, fit_options = true}
+  foreground = true, fit_options = true, sampling = true}
 
 local function model_list(o)
   local list = {}
@@ -333,8 +333,15 @@ function M.compare(o)
   local test_ds = o.test or parts[3] or val_ds
   local test_kind = o.test and "test set" or (parts[3] and "test split" or "validation split")
   local patch = o.patch or 256
-  local train_view = train_ds:random_crops{size = patch, n = o.crops or math.max(#train_ds * 4, o.batch or 1),
-    foreground = o.foreground, seed = seed}
+  local train_view
+  if o.sampling == "tiles" then
+    train_view = train_ds:tiles{size = patch}
+  elseif o.sampling == nil or o.sampling == "crops" then
+    train_view = train_ds:random_crops{size = patch, n = o.crops or math.max(#train_ds * 4, o.batch or 1),
+      foreground = o.foreground, seed = seed}
+  else
+    fail("sampling must be \"crops\" or \"tiles\" (got %s)", tostring(o.sampling))
+  end
   local val_view = val_ds:tiles{size = o.val_tile or patch}
   local function loaders()
     local tl = data_mod.loader(train_view, {batch = o.batch or 1, shuffle = true, seed = seed, augment = o.recipe,
@@ -414,6 +421,8 @@ function M.compare(o)
     local dice_m, dice_s = mean_std(dices)
     local acc_m = mean_std(accs)
     local _, _, _, per_class = M.scores(total)
+    local pooled, npc = 0, 0
+    for c = 1, nclasses do if per_class[c] then pooled, npc = pooled + per_class[c], npc + 1 end end
     local nep = math.max(#history, 1)
     local r = {
       model = m.name, params = num_params(model), epochs = #history, time_per_epoch = elapsed / nep,
@@ -424,7 +433,8 @@ function M.compare(o)
       val_dice = last_with(history, {"val_dice"}),
       val_acc = last_with(history, {"val_acc", "val_accuracy", "val_pixel_accuracy"}),
       test_iou = iou_m, test_iou_std = iou_s, test_dice = dice_m, test_dice_std = dice_s, test_acc = acc_m,
-      test_class_iou = per_class, test_images = #test_ds, test_seconds = test_time,
+      test_class_iou = per_class, test_miou_pooled = npc > 0 and pooled / npc or nil, test_images = #test_ds,
+      test_seconds = test_time,
     }
     results[mi] = r
     say("   %s: %d params, %.1f s/epoch, test IoU %s +- %s, Dice %s +- %s", m.name, r.params, r.time_per_epoch,
@@ -437,18 +447,24 @@ function M.compare(o)
   local header = {"model", "params", "s/epoch", "epochs", "train loss", "val loss", "val IoU", "val Dice", "val acc",
     "test IoU", "test Dice"}
   local class_names = o.class_names
-  if class_names then for c = 1, nclasses do header[#header + 1] = "IoU " .. (class_names[c] or tostring(c - 1)) end end
+  if class_names then
+    for c = 1, nclasses do header[#header + 1] = "IoU " .. (class_names[c] or tostring(c - 1)) end
+    header[#header + 1] = "mean IoU"
+  end
   local rows, csv = {}, {}
   for _, r in ipairs(results) do
     local row = {r.model, tostring(r.params), fmt_num(r.time_per_epoch, 1), tostring(r.epochs), fmt_num(r.train_loss),
       fmt_num(r.val_loss), fmt_num(r.val_iou), fmt_num(r.val_dice), fmt_num(r.val_acc),
       r.test_iou and (fmt_num(r.test_iou) .. " ± " .. fmt_num(r.test_iou_std)) or "-",
       r.test_dice and (fmt_num(r.test_dice) .. " ± " .. fmt_num(r.test_dice_std)) or "-"}
-    if class_names then for c = 1, nclasses do row[#row + 1] = fmt_num(r.test_class_iou[c]) end end
+    if class_names then
+      for c = 1, nclasses do row[#row + 1] = fmt_num(r.test_class_iou[c]) end
+      row[#row + 1] = fmt_num(r.test_miou_pooled)
+    end
     rows[#rows + 1] = row
   end
   local csv_keys = {"model", "params", "epochs", "time_per_epoch", "train_loss", "val_loss", "val_iou", "best_val_iou",
-    "val_dice", "val_acc", "test_iou", "test_iou_std", "test_dice", "test_dice_std", "test_acc"}
+    "val_dice", "val_acc", "test_iou", "test_iou_std", "test_dice", "test_dice_std", "test_acc", "test_miou_pooled"}
   local ck = {}
   for i, k in ipairs(csv_keys) do ck[i] = k end
   for c = 1, nclasses do ck[#ck + 1] = "test_iou_class" .. (c - 1) end
@@ -524,7 +540,8 @@ function M.compare(o)
   for i, r in ipairs(rows) do html_rows[i] = r end
   local sections = {
     {heading = "Set-up", text = string.format(
-      "%d models trained with the same split (seed %d), the same random crops (%dx%d, %d per epoch) and the same "
+      "%d models trained with the same split (seed %d), the same training " .. (o.sampling == "tiles" and "tiles"
+      or "random crops") .. " (%dx%d, %d per epoch) and the same "
       .. "augmentation; %d epochs, batch %d. Train %d / validation %d images; test scores are per image on the %s "
       .. "(%d images), mean ± standard deviation.",
       #models, seed, patch, patch, #train_view, o.epochs, o.batch or 1, #train_ds, #val_ds, test_kind, #test_ds),
