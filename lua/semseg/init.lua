@@ -21,6 +21,9 @@ sg.predict = require "semseg.predict"
 sg.metrics = require "semseg.metrics"
 sg.train = require "semseg.train"
 sg.progress = require "semseg.progress"
+sg.plot = require "semseg.plot"
+sg.report = require "semseg.report"
+sg.experiment = require "semseg.experiment"
 for _, name in ipairs{"softmax", "log_softmax", "logsumexp"} do sg[name] = sg.F[name]; sg.Tensor[name] = sg.F[name] end
 sg.optim.lr = require "semseg.schedulers"
 
