@@ -109,3 +109,11 @@ test("regression metrics: MAE, MSE, PSNR", function()
   check.near(r.psnr, 10 * math.log(4 / 0.25, 10))
   check.near(r.psnr_image, 10 * math.log(4 / 0.5, 10)) -- image 2 is exact: left out
 end)
+
+test("a single sigmoid channel counts as two classes when classes = 2", function()
+  local t = sg.metrics.tracker{classes = 2}
+  t:update(sg.tensor{{{{5.0, -5.0}}}}, sg.tensor({{{1, 0}}}, "i64"))
+  local r = t:compute()
+  check.eq(r.iou, 1)
+  check.eq(r.accuracy, 1)
+end)

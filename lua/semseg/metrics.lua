@@ -199,6 +199,8 @@ function Tracker:_predict(out, target)
     local C = out.shape[2]
     if self.classes == nil then
       if C == 1 then self.binary, self.classes = true, 2 else self.binary, self.classes = false, C end
+    elseif C == 1 and self.classes == 2 and self.binary == nil then
+      self.binary = true -- one sigmoid channel for two classes (background / foreground)
     end
     if self.binary then
       if C ~= 1 then fail("update", "binary output must have one channel (got %d)", C) end
