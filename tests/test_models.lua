@@ -40,7 +40,7 @@ test("names and build", function()
   check.truthy(sg.models == nil or sg.models.build == models.build, "sg.models is semseg.models")
   local m = models.build("unet", {in_channels = 2, classes = 3, base = 4, depth = 2})
   check.eq(m.arch, "unet")
-  check.eq(m.config.base, 4); check.eq(m.config.depth, 2); check.eq(m.config.activation, "sigmoid")
+  check.eq(m.config.base, 4); check.eq(m.config.depth, 2); check.eq(m.config.activation, "none") -- logits by default
   check.eq(m.config.up, "upsample"); check.eq(m.config.batch_norm, true); check.eq(m.config.dropout, 0)
   for _, f in ipairs(m.filters) do check.eq(math.type(f), "integer") end
   check.truthy(not tostring(m):find("%d%.0"), "channel counts print as integers")
@@ -62,7 +62,8 @@ test("output shapes for every model and both up-sampling modes", function()
       local y = m(x)
       check.eq(y.shape, {2, 2, 32, 32}, name .. " " .. up)
       -- depth 3, one class, head BN, sigmoid, 16x48 (divisible by 8)
-      local m3 = models.build(name, {in_channels = 3, classes = 1, base = 4, depth = 3, up = up, head_bn = true})
+      local m3 = models.build(name, {in_channels = 3, classes = 1, base = 4, depth = 3, up = up, head_bn = true,
+                                     activation = "sigmoid"})
       local y3 = m3(sg.randn{1, 3, 16, 48})
       check.eq(y3.shape, {1, 1, 16, 48}, name .. " " .. up .. " depth 3")
       check.truthy(y3:min():item() >= 0 and y3:max():item() <= 1, "sigmoid output in [0, 1]")

@@ -11,7 +11,7 @@
 --     optimizer = function(params) return sg.optim.adam(params, {lr = 1e-3}) end,
 --     scheduler = function(opt) ... end, callbacks = function(model_name, model, opt) return {...} end,
 --     epochs = 10, batch = 8, seed = 1, workers = 1, metrics = {classes = 2}, class_names = {...},
---     tile = {size = 256, overlap = 32}, panels = 3, config = {...}  -- extra config.json content
+--     tile = {size = 256, overlap = 0.25}, panels = 3, config = {...}  -- extra config.json content
 --   } -> results (list of per-model rows), table text
 --
 -- Every model sees the same split, the same crops and the same augmentation (one seed).
@@ -312,10 +312,11 @@ function M.compare(o)
   local fit = o.fit
   if not fit then fit = M.need("train", "sg.experiment.compare").fit end
   local predict = o.predict
-  local tile = o.tile or {size = o.val_tile or o.patch or 256, overlap = 0}
+  local tile = o.tile or {size = o.val_tile or o.patch or 256, overlap = 0.25}
   if not predict then
     local P = M.need("predict", "sg.experiment.compare")
-    predict = function(model, image) return P.tiled(model, image, tile) end
+    -- sliding windows of tile.size, overlapping by the fraction tile.overlap, Gaussian-blended
+    predict = function(model, image) return P.tiled(model, image, {tile = tile.size, overlap = tile.overlap}) end
   end
   if not o.build then
     for _, m in ipairs(models) do if type(m.spec) == "table" then M.need("models", "sg.experiment.compare"); break end end

@@ -16,8 +16,10 @@ local F = require "semseg.functional"
 local M = {}
 
 -- ------------------------------------------------------------------ config
+-- activation "none": the head returns logits, which is what sg.loss and sg.predict expect (a sigmoid or
+-- softmax head would be applied twice); "sigmoid"/"softmax" give probability outputs like the Keras models.
 local DEFAULTS = {base = 64, depth = 4, batch_norm = true, dropout = 0, up = "upsample", up_bn = false,
-                  head_bn = false, activation = "sigmoid"}
+                  head_bn = false, activation = "none"}
 M.DEFAULTS = DEFAULTS
 
 local function is_int(v) return math.type(v) == "integer" or (type(v) == "number" and v == math.floor(v)) end
