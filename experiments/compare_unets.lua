@@ -33,18 +33,18 @@ local o = {
   full = full,
   data = args[1] or args.data or os.getenv("SEMSEG_DATA") or "../shared/data",
   out = args.out or (full and "runs/compare_unets_full" or "runs/compare_unets"),
-  epochs = args.epochs or (full and 50 or 12),
+  epochs = args.epochs or (full and 50 or 30),
   base = args.base or (full and 64 or 8),
   depth = args.depth or 4,
   patch = args.patch or (full and 256 or 128),
-  crops = args.crops, -- random crops per epoch; default 64, full: four 256x256 crops per training section
+  crops = args.crops, -- random crops per epoch; default 128, full: four 256x256 crops per training section
   batch = args.batch or 8,
   lr = args.lr or (full and 1e-2 or 3e-3),
   seed = args.seed or 42,
   workers = args.workers or 1,
   gamma = args.gamma or 2,
 }
-if o.crops == nil and not full then o.crops = 64 end
+if o.crops == nil and not full then o.crops = 128 end
 for _, k in ipairs{"epochs", "base", "depth", "patch", "crops", "batch", "seed", "workers"} do
   if o[k] ~= nil and (math.type(o[k]) ~= "integer" or o[k] < ((k == "seed" or k == "workers") and 0 or 1)) then
     error(string.format("compare_unets: --%s must be a positive integer (got %s)", k, tostring(o[k])), 0)
@@ -91,7 +91,7 @@ local opts = {
   patch = o.patch, crops = o.crops, val_tile = o.patch, batch = o.batch, epochs = o.epochs, workers = o.workers,
   recipe = recipe, loss = loss,
   optimizer = function(params) return sg.optim.adam(params, {lr = o.lr}) end,
-  metrics = {classes = 2}, tile = {size = o.patch, overlap = o.patch // 8}, panels = 3,
+  metrics = {classes = 2}, tile = {size = o.patch, overlap = 0.25}, panels = 3,
   class_names = probe and {"membrane", "interior"} or {"interior", "membrane"},
   config = {script = "compare_unets", source = source, options = o,
     rerun = "build/semseg run experiments/compare_unets.lua --config " .. o.out .. "/config.json"},
