@@ -103,3 +103,7 @@ test("bad targets are clear errors naming the value or the shapes", function()
   -- the ignore class may lie outside the class range
   check.near(L.cross_entropy(logits, sg.where(target:eq(2), 255, target), {ignore_index = 255}):item(), G.ce_ign, 1e-12)
 end)
+
+test("categorical focal with a single alpha scales the loss", function()
+  check.near(L.focal(logits, target, {alpha = 0.25}):item(), 0.25 * G.cfocal, 1e-12)
+end)

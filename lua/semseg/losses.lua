@@ -154,9 +154,11 @@ function L.focal(logits, target, o)
   local oh = one_hot_like(ids, logits)
   local logp_t = (logp * oh):sum(2)
   local loss = -(1 - logp_t:exp()):pow(o.gamma or 2) * logp_t
-  if o.alpha then
-    local a = type(o.alpha) == "number" and nil or (type(o.alpha) == "table" and core.tensor(o.alpha) or o.alpha)
-    loss = a and loss * (oh * class_view(a, logits)):sum(2) or loss * o.alpha
+  if type(o.alpha) == "number" then
+    loss = loss * o.alpha
+  elseif o.alpha then -- one weight per class, a table or a tensor
+    local a = type(o.alpha) == "table" and core.tensor(o.alpha) or o.alpha
+    loss = loss * (oh * class_view(a, logits)):sum(2)
   end
   return reduce_valid(loss, valid, o.reduction, "focal")
 end
