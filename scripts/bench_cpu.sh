@@ -1,7 +1,7 @@
 #!/bin/sh
 # semseg against PyTorch on the CPU, side by side (issue 7).
 #
-#   scripts/bench_cpu.sh [--threads 2] [--quick] [--out results.txt]
+#   scripts/bench_cpu.sh [--threads 2] [--quick] [--rows "unet 32 256 4 1 3, tiled unet 32 1024 4 1 3"] [--out results.txt]
 #
 # For every row (same architecture, input size, batch, f32 and thread count in both) it runs
 # build/semseg run scripts/bench_cpu.lua and /usr/bin/python3 scripts/bench_cpu_torch.py one after
@@ -10,18 +10,22 @@
 # backward, Adam) and an inference step (eval, no grad), their ratio, achieved conv GFLOP/s as a
 # fraction of the 2048x2048 sgemm rate measured at the start of the same run, and peak RSS.
 # The tiled row predicts a 1024x1024 image in 256x256 tiles with overlap 0.25 (megapixels/s).
-# --quick runs a small subset (about a minute). The raw "RESULT" lines are kept in --out.
+# --quick runs a small subset (about a minute); --rows gives your own, comma-separated, each
+# "model base size batch warmup steps" or "tiled model base image_size batch warmup steps".
+# The raw "RESULT" lines are kept in --out.
 # Needs `make` first. OMP_NUM_THREADS and OPENBLAS_NUM_THREADS are set to --threads for both.
 set -eu
 cd "$(dirname "$0")/.."
 
 THREADS=2
 QUICK=0
+MYROWS=""
 OUTFILE=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) THREADS="$2"; shift 2 ;;
     --quick) QUICK=1; shift ;;
+    --rows) MYROWS="$2"; shift 2 ;;
     --out) OUTFILE="$2"; shift 2 ;;
     -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "bench_cpu.sh: unknown argument $1" >&2; exit 2 ;;
@@ -58,6 +62,7 @@ attention_unet 32 256 4 1 3
 attention_residual_unet 32 256 4 1 3
 tiled unet 32 1024 4 1 3"
 fi
+[ -z "$MYROWS" ] || ROWS=$(echo "$MYROWS" | tr ',' '\n' | sed 's/^ *//')
 
 run_semseg() { build/semseg run scripts/bench_cpu.lua --threads "$THREADS" "$@" | tee -a "$OUTFILE" | grep -v '^RESULT' || true; }
 run_torch() { "$PY" scripts/bench_cpu_torch.py --threads "$THREADS" "$@" | tee -a "$OUTFILE" | grep -v '^RESULT' || true; }
