@@ -22,8 +22,7 @@ static int env_choice = -1;
 void sg_dnnl_set_enabled(int on) { forced = on < 0 ? -1 : on != 0; }
 
 #ifdef SG_HAVE_DNNL
-#include <oneapi/dnnl/dnnl.h>
-#include <oneapi/dnnl/dnnl_debug.h>
+#include "dnnl_common.h"
 #include <pthread.h>
 
 bool sg_dnnl_compiled(void) { return true; }
@@ -62,25 +61,17 @@ typedef struct {
   io_t io[MAX_IO];
 } entry_t;
 
+#define CK(fn, args) SG_DNNL_CHECK("conv", fn, args)
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static dnnl_engine_t eng;
 static dnnl_stream_t strm;
 static entry_t cache[CACHE_CAP];
 static uint64_t clock_;
-static bool exit_registered;
 /* Blocked copies of arguments, shared by all entries (calls are serialized
  * by the lock) and only ever grown, so steady state allocates nothing. */
-static void *scratch[MAX_IO];
-static size_t scratch_size[MAX_IO];
+static sg_dnnl_scratch scratch[MAX_IO];
 
-#define CK(fn, args)                                                                 \
-  do {                                                                               \
-    dnnl_status_t st_ = fn args;                                                     \
-    if (st_ != dnnl_success) {                                                       \
-      sg_error_set("conv (oneDNN): %s failed: %s", #fn, dnnl_status2str(st_));       \
-      goto fail;                                                                     \
-    }                                                                                \
-  } while (0)
 
 static void entry_free(entry_t *e) {
   for (int k = 0; k < e->nio; k++)
@@ -95,13 +86,8 @@ static void release_all(void) {
   pthread_mutex_lock(&lock);
   for (int k = 0; k < CACHE_CAP; k++)
     if (cache[k].used) entry_free(&cache[k]);
-  for (int k = 0; k < MAX_IO; k++) {
-    free(scratch[k]);
-    scratch[k] = NULL;
-    scratch_size[k] = 0;
-  }
-  if (strm) dnnl_stream_destroy(strm);
-  if (eng) dnnl_engine_destroy(eng);
+  for (int k = 0; k < MAX_IO; k++) sg_dnnl_scratch_free(&scratch[k]);
+  if (strm) dnnl_stream_destroy(strm); /* the engine is shared: dnnl_common.c destroys it */
   strm = NULL;
   eng = NULL;
   pthread_mutex_unlock(&lock);
@@ -115,20 +101,7 @@ int sg_dnnl_cache_size(void) {
   return n;
 }
 
-static int ensure_engine(void) {
-  if (eng && strm) return 0;
-  if (!exit_registered) {
-    atexit(release_all);
-    exit_registered = true;
-  }
-  CK(dnnl_engine_create, (&eng, dnnl_cpu, 0));
-  CK(dnnl_stream_create, (&strm, eng, dnnl_stream_default_flags));
-  return 0;
-fail:
-  if (eng) dnnl_engine_destroy(eng);
-  eng = NULL;
-  return -1;
-}
+static int ensure_engine(void) { return sg_dnnl_engine("conv", release_all, &eng, &strm); }
 
 static void geo_key(const sg_dnnl_geom *g, int64_t *k) {
   const int64_t v[NGEOM] = {g->N, g->G, g->Cb, g->Hb, g->Wb, g->Cs, g->Hs, g->Ws,
@@ -275,17 +248,9 @@ static int run(entry_t *e, void *const bufs[4]) {
     args[k].arg = io->arg;
     args[k].memory = user[k];
     if (!io->reorder) continue;
-    size_t need = dnnl_memory_desc_get_size(&io->prim);
-    if (need > scratch_size[k]) {
-      free(scratch[k]);
-      scratch_size[k] = 0;
-      if (!(scratch[k] = aligned_alloc(64, (need + 63) / 64 * 64))) {
-        sg_error_set("conv (oneDNN): out of memory for a %zu-byte reorder buffer", need);
-        goto fail;
-      }
-      scratch_size[k] = need;
-    }
-    CK(dnnl_memory_create, (&prim[k], &io->prim, eng, scratch[k]));
+    void *blocked = sg_dnnl_scratch_get(&scratch[k], dnnl_memory_desc_get_size(&io->prim), "conv");
+    if (!blocked) goto fail;
+    CK(dnnl_memory_create, (&prim[k], &io->prim, eng, blocked));
     args[k].memory = prim[k];
     if (!io->out) {
       dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, user[k]}, {DNNL_ARG_TO, prim[k]}};

@@ -26,8 +26,7 @@ void sg_eltwise_note_path(const char *path) { elt_path = path; }
 int sg_dnnl_eltwise_uses_dst(sg_dnnl_elt alg) { return alg != SG_DNNL_ELT_ABS && alg != SG_DNNL_ELT_SQUARE; }
 
 #ifdef SG_HAVE_DNNL
-#include <oneapi/dnnl/dnnl.h>
-#include <oneapi/dnnl/dnnl_debug.h>
+#include "dnnl_common.h"
 #include <pthread.h>
 
 #define CACHE_CAP 48
@@ -41,21 +40,14 @@ typedef struct {
   dnnl_primitive_t prim;
 } entry_t;
 
+#define CK(what, fn, args) SG_DNNL_CHECK(what, fn, args)
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static dnnl_engine_t eng;
 static dnnl_stream_t strm;
 static entry_t cache[CACHE_CAP];
 static uint64_t tick;
-static bool exit_registered;
 
-#define CK(what, fn, args)                                                           \
-  do {                                                                               \
-    dnnl_status_t st_ = fn args;                                                     \
-    if (st_ != dnnl_success) {                                                       \
-      sg_error_set("%s (oneDNN): %s failed: %s", what, #fn, dnnl_status2str(st_));   \
-      goto fail;                                                                     \
-    }                                                                                \
-  } while (0)
 
 static const char *const NAMES[SG_DNNL_ELT_COUNT] = {"relu", "sigmoid", "tanh", "exp", "sqrt", "abs", "square"};
 
@@ -83,8 +75,7 @@ static void release_all(void) {
   pthread_mutex_lock(&lock);
   for (int k = 0; k < CACHE_CAP; k++)
     if (cache[k].used) entry_free(&cache[k]);
-  if (strm) dnnl_stream_destroy(strm);
-  if (eng) dnnl_engine_destroy(eng);
+  if (strm) dnnl_stream_destroy(strm); /* the engine is shared: dnnl_common.c destroys it */
   strm = NULL;
   eng = NULL;
   pthread_mutex_unlock(&lock);
@@ -98,20 +89,7 @@ int sg_dnnl_eltwise_cache_size(void) {
   return n;
 }
 
-static int ensure_engine(const char *what) {
-  if (eng && strm) return 0;
-  if (!exit_registered) {
-    atexit(release_all);
-    exit_registered = true;
-  }
-  CK(what, dnnl_engine_create, (&eng, dnnl_cpu, 0));
-  CK(what, dnnl_stream_create, (&strm, eng, dnnl_stream_default_flags));
-  return 0;
-fail:
-  if (eng) dnnl_engine_destroy(eng);
-  eng = NULL;
-  return -1;
-}
+static int ensure_engine(const char *what) { return sg_dnnl_engine(what, release_all, &eng, &strm); }
 
 static dnnl_status_t flat_md(dnnl_memory_desc_t *md, int64_t n) {
   dnnl_dims_t d = {n};

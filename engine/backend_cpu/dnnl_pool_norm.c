@@ -23,8 +23,7 @@ const char *sg_bn_last_path(void) { return bn_path; }
 void sg_bn_note_path(const char *path) { bn_path = path; }
 
 #ifdef SG_HAVE_DNNL
-#include <oneapi/dnnl/dnnl.h>
-#include <oneapi/dnnl/dnnl_debug.h>
+#include "dnnl_common.h"
 #include <pthread.h>
 
 enum { K_POOL_FWD, K_POOL_BWD, K_BN_FWD, K_BN_BWD };
@@ -48,23 +47,15 @@ typedef struct {
   dnnl_primitive_t r_big, r_small, r_ws; /* NULL when the layout is plain */
 } entry_t;
 
+#define CK(what, fn, args) SG_DNNL_CHECK(what, fn, args)
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static dnnl_engine_t eng;
 static dnnl_stream_t strm;
 static entry_t cache[CACHE_CAP];
 static uint64_t clock_;
-static bool exit_registered;
-static void *scratch[NSCRATCH]; /* workspace, unwanted outputs; grow-only */
-static size_t scratch_size[NSCRATCH];
+static sg_dnnl_scratch scratch[NSCRATCH]; /* workspace, unwanted outputs; grow-only */
 
-#define CK(what, fn, args)                                                           \
-  do {                                                                               \
-    dnnl_status_t st_ = fn args;                                                     \
-    if (st_ != dnnl_success) {                                                       \
-      sg_error_set("%s (oneDNN): %s failed: %s", what, #fn, dnnl_status2str(st_));   \
-      goto fail;                                                                     \
-    }                                                                                \
-  } while (0)
 
 static void entry_free(entry_t *e) {
   if (e->r_big) dnnl_primitive_destroy(e->r_big);
@@ -80,13 +71,8 @@ static void release_all(void) {
   pthread_mutex_lock(&lock);
   for (int k = 0; k < CACHE_CAP; k++)
     if (cache[k].used) entry_free(&cache[k]);
-  for (int k = 0; k < NSCRATCH; k++) {
-    free(scratch[k]);
-    scratch[k] = NULL;
-    scratch_size[k] = 0;
-  }
-  if (strm) dnnl_stream_destroy(strm);
-  if (eng) dnnl_engine_destroy(eng);
+  for (int k = 0; k < NSCRATCH; k++) sg_dnnl_scratch_free(&scratch[k]);
+  if (strm) dnnl_stream_destroy(strm); /* the engine is shared: dnnl_common.c destroys it */
   strm = NULL;
   eng = NULL;
   pthread_mutex_unlock(&lock);
@@ -100,34 +86,10 @@ int sg_dnnl_pool_norm_cache_size(void) {
   return n;
 }
 
-static int ensure_engine(const char *what) {
-  if (eng && strm) return 0;
-  if (!exit_registered) {
-    atexit(release_all);
-    exit_registered = true;
-  }
-  CK(what, dnnl_engine_create, (&eng, dnnl_cpu, 0));
-  CK(what, dnnl_stream_create, (&strm, eng, dnnl_stream_default_flags));
-  return 0;
-fail:
-  if (eng) dnnl_engine_destroy(eng);
-  eng = NULL;
-  return -1;
-}
+static int ensure_engine(const char *what) { return sg_dnnl_engine(what, release_all, &eng, &strm); }
 
 /* scratch buffer k of at least `bytes`, or NULL with an error */
-static void *scratch_get(int k, size_t bytes, const char *what) {
-  if (bytes <= scratch_size[k]) return scratch[k];
-  free(scratch[k]);
-  scratch_size[k] = 0;
-  size_t sz = (bytes + 63) / 64 * 64;
-  if (!(scratch[k] = aligned_alloc(64, sz ? sz : 64))) {
-    sg_error_set("%s (oneDNN): out of memory for a %zu-byte buffer", what, bytes);
-    return NULL;
-  }
-  scratch_size[k] = bytes;
-  return scratch[k];
-}
+static void *scratch_get(int k, size_t bytes, const char *what) { return sg_dnnl_scratch_get(&scratch[k], bytes, what); }
 
 typedef int (*build_fn)(entry_t *e, const void *spec);
 
