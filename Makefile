@@ -1,5 +1,6 @@
 # semseg: one binary (build/semseg) and the same engine as a Lua module (build/semseg/core.so).
 CC      ?= cc
+comma   := ,
 OPT     ?= -O2
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  += -std=gnu11 $(OPT) -g -fPIC -pthread $(WARN) -I/usr/include/lua5.4 \
@@ -19,11 +20,40 @@ CFLAGS  += -fopenmp
 endif
 BUILD   ?= build
 
+# CUDA backend (engine/backend_cuda glue + kernels/*.cu) when nvcc and cuDNN are found; CUDA=0 builds
+# CPU-only. CUDA_HOME, CUDNN_HOME and CUBLAS_HOME may be overridden; cuDNN/cuBLAS installed as Python
+# wheels (nvidia-cudnn-cu*, nvidia-cublas-cu*) are found too.
+CUDA_HOME   ?= $(firstword $(wildcard /usr/local/cuda /usr/lib/cuda /opt/cuda))
+NVCC        ?= $(CUDA_HOME)/bin/nvcc
+WHEEL_DIR    = $(shell python3 -c "import nvidia.$(1), os; print(os.path.dirname(nvidia.$(1).__file__))" 2>/dev/null)
+CUDNN_HOME  ?= $(or $(if $(wildcard $(CUDA_HOME)/include/cudnn.h),$(CUDA_HOME)),\
+                    $(if $(wildcard /usr/include/cudnn.h),/usr),$(call WHEEL_DIR,cudnn))
+CUBLAS_HOME ?= $(or $(if $(wildcard $(CUDA_HOME)/include/cublas_v2.h),$(CUDA_HOME)),$(call WHEEL_DIR,cublas))
+CUDA        ?= $(if $(and $(wildcard $(NVCC)),$(wildcard $(CUDNN_HOME)/include/cudnn.h),\
+                         $(wildcard $(CUBLAS_HOME)/include/cublas_v2.h)),1,0)
+# H100/H200 (sm_90) and A100 (sm_80) machine code, plus PTX for newer cards
+CUDA_ARCH   ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+               -gencode arch=compute_90,code=compute_90
+CUDA_LIBDIRS = $(sort $(wildcard $(CUDA_HOME)/lib64 $(CUDNN_HOME)/lib $(CUDNN_HOME)/lib64 $(CUBLAS_HOME)/lib \
+                                 $(CUBLAS_HOME)/lib64))
+ifeq ($(CUDA),1)
+CFLAGS  += -DSG_HAVE_CUDA -I$(CUDA_HOME)/include -I$(CUDNN_HOME)/include -I$(CUBLAS_HOME)/include
+NVFLAGS := -O3 -std=c++17 $(CUDA_ARCH) -Xcompiler -fPIC,-Wall,-Wextra -DSG_HAVE_CUDA -Iengine
+# the runtime is linked statically; cuBLAS and cuDNN are found through the rpath (or LD_LIBRARY_PATH)
+LDLIBS  += $(addprefix -L,$(CUDA_LIBDIRS)) $(addprefix -Wl$(comma)-rpath$(comma),$(CUDA_LIBDIRS)) \
+           -l:libcudnn.so.9 -lcublas -lcudart_static -lrt -lstdc++
+endif
+
 DEB_PKGS := liblua5.4-dev lua5.4 libpng-dev libtiff-dev libopenblas-dev libdnnl-dev libedit-dev pkg-config
 
 ENGINE_SRC := $(shell find engine -name '*.c' ! -name main.c ! -name repl.c | sort)
+ifneq ($(CUDA),1)
+ENGINE_SRC := $(filter-out engine/backend_cuda/%,$(ENGINE_SRC))
+endif
+KERNEL_SRC := $(if $(filter 1,$(CUDA)),$(sort $(wildcard kernels/*.cu)))
 LUA_SRC    := $(shell find lua -name '*.lua' | sort)
-OBJ        := $(patsubst %.c,$(BUILD)/obj/%.o,$(ENGINE_SRC)) $(BUILD)/obj/embedded_lua.o
+OBJ        := $(patsubst %.c,$(BUILD)/obj/%.o,$(ENGINE_SRC)) $(patsubst %.cu,$(BUILD)/obj/%.o,$(KERNEL_SRC)) \
+              $(BUILD)/obj/embedded_lua.o
 CLI_OBJ    := $(BUILD)/obj/engine/main.o $(BUILD)/obj/engine/repl.o
 
 .PHONY: all deps test asan clean bench
@@ -38,6 +68,10 @@ deps:
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -MMD -MP -c $< -o $@
 
 # The Lua half of the library is compiled into the binary so it runs from anywhere.
 $(BUILD)/embedded_lua.c: $(LUA_SRC) engine/lua/embed.lua
@@ -63,7 +97,7 @@ test: all $(BUILD)/pty_run
 asan:
 	$(MAKE) BUILD=build/asan OPT="-O1 -fno-omit-frame-pointer" \
 	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all
-	ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1:protect_shadow_gap=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  LUA_PATH="./?.lua;;" build/asan/semseg run tests/run.lua
 
 clean:

@@ -108,7 +108,10 @@ static void print_version(lua_State *L) {
   lua_getglobal(L, "sg");
   lua_getfield(L, -1, "version");
   printf("semseg %s (%s)\n", lua_isstring(L, -1) ? lua_tostring(L, -1) : "?", LUA_RELEASE);
-  printf("backends: cpu\n");
+  lua_pop(L, 1);
+  lua_getfield(L, -1, "backends");
+  if (lua_isfunction(L, -1) && lua_pcall(L, 0, 1, 0) == LUA_OK && lua_isstring(L, -1))
+    printf("backends: %s\n", lua_tostring(L, -1));
   lua_pop(L, 2);
 }
 

@@ -29,6 +29,7 @@ sg_node *sg_record(const char *op, sg_backward_fn bw, sg_tensor *out, int nin, s
     if (!in[k]) continue;
     n->in_shape[k] = sg_shape_of(in[k]);
     n->in_dtype[k] = in[k]->dtype;
+    n->in_device[k] = in[k]->storage->device;
     if (!in[k]->requires_grad) continue;
     n->needs[k] = true;
     if (in[k]->grad_fn) { n->next[k] = in[k]->grad_fn; atomic_fetch_add(&n->next[k]->refcount, 1); }

@@ -26,6 +26,7 @@ struct sg_node {
   sg_tensor *leaf[SG_NODE_MAX_IN];   /* leaf input i to accumulate into */
   sg_shape in_shape[SG_NODE_MAX_IN];
   sg_dtype in_dtype[SG_NODE_MAX_IN];
+  sg_device in_device[SG_NODE_MAX_IN];
   int nsaved;
   sg_tensor *saved[SG_NODE_MAX_SAVED];
   uint64_t saved_version[SG_NODE_MAX_SAVED];

@@ -2,6 +2,9 @@
 #include "iter.h"
 #include "../autograd/autograd.h"
 #include <string.h>
+#ifdef SG_HAVE_CUDA
+#include "../backend_cuda/cuda_backend.h"
+#endif
 
 typedef struct { sg_dtype dst, src; } cast_ctx;
 
@@ -28,6 +31,9 @@ int sg_copy_(sg_tensor *dst, sg_tensor *src) {
                  SG_SHAPE_STR(dst));
     return -1;
   }
+#ifdef SG_HAVE_CUDA
+  if (SG_ON_CUDA(dst) || SG_ON_CUDA(src)) return sg_cuda_copy_(dst, src);
+#endif
   sg_tensor *ops[2] = {dst, src};
   sg_iter it;
   sg_iter_init(&it, 2, ops, dst->ndim, dst->size);
@@ -44,6 +50,9 @@ static void fill_row(char **p, const int64_t *s, int64_t n, void *vctx) {
 }
 
 int sg_fill_(sg_tensor *t, double v) {
+#ifdef SG_HAVE_CUDA
+  if (SG_ON_CUDA(t)) return sg_cuda_fill_(t, v);
+#endif
   char val[8];
   sg_store_f64(val, t->dtype, v);
   if (sg_is_contiguous(t) && t->dtype == SG_F32) {
@@ -98,6 +107,31 @@ sg_tensor *sg_to_dtype(sg_tensor *t, sg_dtype dt) {
   sg_tensor *out = raw_copy(t, dt);
   if (out && sg_dtype_is_float(dt)) sg_record("to", cast_bw, out, 1, &t);
   return out;
+}
+
+static int device_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+  gin[0] = sg_to_device(g, n->in_device[0]);
+  return gin[0] ? 0 : -1;
+}
+
+sg_tensor *sg_to_device(sg_tensor *t, sg_device dev) {
+  if (t->storage->device == dev) return sg_tensor_incref(t);
+  sg_tensor *out = sg_empty(t->ndim, t->size, t->dtype, dev);
+  if (!out) return NULL;
+  if (sg_copy_(out, t)) { sg_tensor_decref(out); return NULL; }
+  atomic_store(&out->storage->version, 0);
+  if (sg_dtype_is_float(t->dtype)) sg_record("to", device_bw, out, 1, &t);
+  return out;
+}
+
+bool sg_same_device(const char *op, int n, sg_tensor *const *ts) {
+  for (int k = 1; k < n; k++)
+    if (ts[k] && ts[0] && ts[k]->storage->device != ts[0]->storage->device) {
+      sg_error_set("%s: expected all tensors on one device, got %s (argument 1) and %s (argument %d)", op,
+                   sg_device_name(ts[0]->storage->device), sg_device_name(ts[k]->storage->device), k + 1);
+      return false;
+    }
+  return true;
 }
 
 sg_tensor *sg_alias(sg_tensor *t);

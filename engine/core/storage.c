@@ -1,5 +1,8 @@
 /* Storage allocation and per-device memory accounting. */
 #include "tensor.h"
+#ifdef SG_HAVE_CUDA
+#include "../backend_cuda/cuda_backend.h"
+#endif
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -98,6 +101,15 @@ static void cpu_free(void *p, size_t n) {
   free(p);
 }
 
+static void free_data(sg_device dev, bool pinned, void *data, size_t nbytes) {
+#ifdef SG_HAVE_CUDA
+  if (dev == SG_CUDA) { sg_cuda_free(data); return; }
+  if (pinned) { sg_cuda_host_free(data, nbytes ? nbytes : 1); return; }
+#endif
+  (void)dev; (void)pinned;
+  cpu_free(data, nbytes);
+}
+
 /* releases every cached block (before retrying a failed allocation) */
 static void cpu_cache_flush(void) {
   pthread_mutex_lock(&cache_lock);
@@ -107,35 +119,88 @@ static void cpu_cache_flush(void) {
   pthread_mutex_unlock(&cache_lock);
 }
 
-sg_storage *sg_storage_new(sg_device dev, size_t nbytes) {
-  if (dev != SG_CPU) { sg_error_set("device '%s' is not available in this build", sg_device_name(dev)); return NULL; }
-  if (pressure_fn) pressure_fn(pressure_ud, nbytes, false);
-  void *data = cpu_alloc(nbytes);
-  if (!data) { /* give the cached blocks back, then retry */
-    cpu_cache_flush();
-    data = cpu_alloc(nbytes);
-  }
-  if (!data && pressure_fn) { /* let the Lua side collect garbage, then retry once */
-    pressure_fn(pressure_ud, nbytes, true);
-    cpu_cache_flush();
-    data = cpu_alloc(nbytes);
-  }
-  if (!data) {
-    sg_error_set("out of memory: cannot allocate %zu bytes on %s (%lld bytes in use)", nbytes,
-                 sg_device_name(dev), (long long)mem[dev].bytes);
-    return NULL;
-  }
+bool sg_device_available(sg_device d) {
+#ifdef SG_HAVE_CUDA
+  if (d == SG_CUDA) return sg_cuda_available();
+#endif
+  return d == SG_CPU;
+}
+
+static void *dev_alloc(sg_device dev, size_t n) {
+#ifdef SG_HAVE_CUDA
+  if (dev == SG_CUDA) return sg_cuda_malloc(n);
+#endif
+  (void)dev;
+  return cpu_alloc(n);
+}
+
+static void dev_cache_flush(sg_device dev) {
+#ifdef SG_HAVE_CUDA
+  if (dev == SG_CUDA) { sg_cuda_empty_cache(); return; }
+#endif
+  (void)dev;
+  cpu_cache_flush();
+}
+
+static sg_storage *wrap_storage(sg_device dev, size_t nbytes, void *data, bool pinned) {
   sg_storage *s = malloc(sizeof *s);
-  if (!s) { free(data); sg_error_set("out of memory"); return NULL; }
+  if (!s) return NULL;
   atomic_init(&s->refcount, 1);
   atomic_init(&s->version, 0);
   s->device = dev;
   s->nbytes = nbytes;
   s->data = data;
+  s->pinned = pinned;
   long long now = (mem[dev].bytes += (long long)nbytes);
   if (now > mem[dev].peak) mem[dev].peak = now;
   mem[dev].live_storages++;
   return s;
+}
+
+sg_storage *sg_storage_new(sg_device dev, size_t nbytes) {
+  if ((unsigned)dev >= SG_NDEVICES) { sg_error_set("bad device %d", (int)dev); return NULL; }
+#ifdef SG_HAVE_CUDA
+  if (dev == SG_CUDA && !sg_cuda_available()) {
+    sg_error_set("device 'cuda' is not available: %s", sg_cuda_why_unavailable());
+    return NULL;
+  }
+#else
+  if (dev != SG_CPU) { sg_error_set("device '%s' is not available: this semseg was built without the CUDA backend", sg_device_name(dev)); return NULL; }
+#endif
+  if (pressure_fn) pressure_fn(pressure_ud, nbytes, false);
+  void *data = dev_alloc(dev, nbytes);
+  if (!data) { /* give the cached blocks back, then retry */
+    dev_cache_flush(dev);
+    data = dev_alloc(dev, nbytes);
+  }
+  if (!data && pressure_fn) { /* let the Lua side collect garbage, then retry once */
+    pressure_fn(pressure_ud, nbytes, true);
+    dev_cache_flush(dev);
+    data = dev_alloc(dev, nbytes);
+  }
+  if (!data) {
+    if (dev == SG_CPU)
+      sg_error_set("out of memory: cannot allocate %zu bytes on %s (%lld bytes in use)", nbytes, sg_device_name(dev),
+                   (long long)mem[dev].bytes);
+    return NULL; /* the CUDA allocator's message says what was asked and what is in use */
+  }
+  sg_storage *s = wrap_storage(dev, nbytes, data, false);
+  if (!s) { free_data(dev, false, data, nbytes); sg_error_set("out of memory"); }
+  return s;
+}
+
+sg_storage *sg_storage_new_pinned(size_t nbytes) {
+#ifdef SG_HAVE_CUDA
+  if (sg_cuda_available()) {
+    void *data = sg_cuda_host_malloc(nbytes ? nbytes : 1);
+    if (data) {
+      sg_storage *s = wrap_storage(SG_CPU, nbytes, data, true);
+      if (!s) { sg_cuda_host_free(data, nbytes ? nbytes : 1); sg_error_set("out of memory"); }
+      return s;
+    }
+  }
+#endif
+  return sg_storage_new(SG_CPU, nbytes);
 }
 
 void sg_storage_incref(sg_storage *s) { atomic_fetch_add(&s->refcount, 1); }
@@ -144,6 +209,6 @@ void sg_storage_decref(sg_storage *s) {
   if (!s || atomic_fetch_sub(&s->refcount, 1) != 1) return;
   mem[s->device].bytes -= (long long)s->nbytes;
   mem[s->device].live_storages--;
-  cpu_free(s->data, s->nbytes);
+  free_data(s->device, s->pinned, s->data, s->nbytes);
   free(s);
 }

@@ -1,6 +1,9 @@
 /* Tensor lifecycle, creation and element access. */
 #include "tensor.h"
 #include "../autograd/autograd.h"
+#ifdef SG_HAVE_CUDA
+#include "../backend_cuda/cuda_backend.h"
+#endif
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,9 +103,26 @@ sg_tensor *sg_empty(int ndim, const int64_t *size, sg_dtype dt, sg_device dev) {
   return s ? wrap(s, ndim, size, dt) : NULL;
 }
 
+sg_tensor *sg_empty_pinned(int ndim, const int64_t *size, sg_dtype dt) {
+  sg_tensor *t = sg_empty(ndim, size, dt, SG_CPU); /* checks the shape */
+  if (!t) return NULL;
+  sg_storage *s = sg_storage_new_pinned(t->storage->nbytes);
+  if (!s) { sg_tensor_decref(t); return NULL; }
+  sg_storage_decref(t->storage);
+  t->storage = s;
+  return t;
+}
+
 sg_tensor *sg_zeros(int ndim, const int64_t *size, sg_dtype dt, sg_device dev) {
   sg_tensor *t = sg_empty(ndim, size, dt, dev);
-  if (t) memset(t->storage->data, 0, t->storage->nbytes);
+  if (!t) return NULL;
+#ifdef SG_HAVE_CUDA
+  if (dev == SG_CUDA) {
+    if (sg_cuda_zero_(t)) { sg_tensor_decref(t); return NULL; }
+    return t;
+  }
+#endif
+  memset(t->storage->data, 0, t->storage->nbytes);
   return t;
 }
 
@@ -155,14 +175,38 @@ sg_tensor *sg_eye(int64_t n, int64_t m, sg_dtype dt) {
   return t;
 }
 
-static char *elem_ptr(const sg_tensor *t, const int64_t *idx) {
+static int64_t elem_offset(const sg_tensor *t, const int64_t *idx) {
   int64_t off = t->offset;
   for (int d = 0; d < t->ndim; d++) off += idx[d] * t->stride[d];
-  return (char *)t->storage->data + off * (int64_t)sg_dtype_size(t->dtype);
+  return off;
+}
+static char *elem_ptr(const sg_tensor *t, const int64_t *idx) {
+  return (char *)t->storage->data + elem_offset(t, idx) * (int64_t)sg_dtype_size(t->dtype);
 }
 
-double sg_get_f64(const sg_tensor *t, const int64_t *idx) { return sg_load_f64(elem_ptr(t, idx), t->dtype); }
-void sg_set_f64(sg_tensor *t, const int64_t *idx, double v) { sg_store_f64(elem_ptr(t, idx), t->dtype, v); }
+/* On the GPU each access is a synchronous copy of one element: for item(),
+ * indexing and printing, not for loops (a failed copy reads as NaN). */
+double sg_get_f64(const sg_tensor *t, const int64_t *idx) {
+#ifdef SG_HAVE_CUDA
+  if (t->storage->device == SG_CUDA) {
+    uint64_t bits = 0;
+    if (sg_cuda_get_bytes(t, elem_offset(t, idx), &bits)) return NAN;
+    return sg_load_f64(&bits, t->dtype);
+  }
+#endif
+  return sg_load_f64(elem_ptr(t, idx), t->dtype);
+}
+void sg_set_f64(sg_tensor *t, const int64_t *idx, double v) {
+#ifdef SG_HAVE_CUDA
+  if (t->storage->device == SG_CUDA) {
+    uint64_t bits = 0;
+    sg_store_f64(&bits, t->dtype, v);
+    sg_cuda_set_bytes(t, elem_offset(t, idx), &bits);
+    return;
+  }
+#endif
+  sg_store_f64(elem_ptr(t, idx), t->dtype, v);
+}
 
 double sg_get_flat(const sg_tensor *t, int64_t i) {
   int64_t idx[SG_MAX_DIMS];

@@ -28,10 +28,16 @@ typedef struct sg_storage {
   sg_device device;
   size_t nbytes;
   void *data;
+  bool pinned; /* page-locked host memory (CUDA builds): host<->device copies run asynchronously */
   atomic_uint_fast64_t version; /* bumped by every in-place write (autograd checks it) */
 } sg_storage;
 
 sg_storage *sg_storage_new(sg_device dev, size_t nbytes);
+/* Host memory that the GPU can copy from asynchronously; plain memory when
+ * there is no CUDA device. */
+sg_storage *sg_storage_new_pinned(size_t nbytes);
+/* Devices this build can use: "cpu" or "cpu, cuda (<device name>)". */
+bool sg_device_available(sg_device d);
 void sg_storage_incref(sg_storage *s);
 void sg_storage_decref(sg_storage *s);
 
@@ -78,6 +84,7 @@ const char *sg_shape_str(int ndim, const int64_t *size, char *buf, size_t n);
 
 /* ---- creation ---- */
 sg_tensor *sg_empty(int ndim, const int64_t *size, sg_dtype dt, sg_device dev);
+sg_tensor *sg_empty_pinned(int ndim, const int64_t *size, sg_dtype dt); /* cpu, page-locked when possible */
 sg_tensor *sg_zeros(int ndim, const int64_t *size, sg_dtype dt, sg_device dev);
 sg_tensor *sg_full(int ndim, const int64_t *size, double v, sg_dtype dt, sg_device dev);
 sg_tensor *sg_scalar(double v, sg_dtype dt, sg_device dev); /* 0-dim */
@@ -111,6 +118,10 @@ sg_tensor *sg_detach(sg_tensor *t); /* shares storage, no history */
 
 /* ---- copy and cast ---- */
 sg_tensor *sg_to_dtype(sg_tensor *t, sg_dtype dt); /* incref'd t when already dt */
+/* t on another device (differentiable: the gradient goes back); incref'd t when already there */
+sg_tensor *sg_to_device(sg_tensor *t, sg_device dev);
+/* Error naming op and both devices when the tensors are not all on one device. */
+bool sg_same_device(const char *op, int n, sg_tensor *const *ts);
 /* dst <- src (broadcast src to dst's shape, any dtypes); in place, bumps version. */
 int sg_copy_(sg_tensor *dst, sg_tensor *src);
 int sg_fill_(sg_tensor *t, double v);

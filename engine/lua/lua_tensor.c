@@ -74,6 +74,18 @@ static int t_tostring(lua_State *L) {
   sgL_box *bx = luaL_checkudata(L, 1, SG_TENSOR_MT);
   if (!bx->t) { lua_pushliteral(L, "tensor(<closed>)"); return 1; }
   sg_tensor *t = bx->t;
+  sg_device dev = t->storage->device;
+  if (dev != SG_CPU) { /* format a host copy: one transfer instead of one per element */
+    sg_tensor *host = sg_to_device(t, SG_CPU);
+    if (!host) return sgL_error(L);
+    sg_tensor *d = sg_detach(host);
+    sg_tensor_decref(host);
+    if (!d) return sgL_error(L);
+    d->requires_grad = t->requires_grad;
+    sgL_push(L, d);
+    lua_replace(L, 1);
+    t = d;
+  }
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   luaL_addstring(&b, "tensor(");
@@ -109,7 +121,7 @@ static int t_tostring(lua_State *L) {
   }
   char tail[256];
   snprintf(tail, sizeof tail, ", shape=%s, dtype=%s, device=%s%s)", SG_SHAPE_STR(t), sg_dtype_name(t->dtype),
-           sg_device_name(t->storage->device), t->requires_grad ? ", requires_grad=true" : "");
+           sg_device_name(dev), t->requires_grad ? ", requires_grad=true" : "");
   luaL_addstring(&b, tail);
   luaL_pushresult(&b);
   return 1;
@@ -490,11 +502,17 @@ static int m_to(lua_State *L) {
     sgL_opts o = sgL_options(L, 2, "to", t->dtype);
     dt = o.dtype; dev = o.device;
   } else return luaL_error(L, "to: expected a dtype or device name, got %s", luaL_typename(L, 2));
-  if (dev != t->storage->device)
-    return luaL_error(L, "to: device '%s' is not available in this build", sg_device_name(dev));
-  sgL_push(L, sg_to_dtype(t, dt));
+  /* cast where it is cheaper: before leaving the cpu when it shrinks, else after arriving */
+  bool cast_first = sg_dtype_size(dt) < sg_dtype_size(t->dtype);
+  sg_tensor *mid = cast_first ? sg_to_dtype(t, dt) : sg_to_device(t, dev);
+  if (!mid) return sgL_error(L);
+  sg_tensor *out = cast_first ? sg_to_device(mid, dev) : sg_to_dtype(mid, dt);
+  sg_tensor_decref(mid);
+  sgL_push(L, out);
   return 1;
 }
+static int m_cuda(lua_State *L) { sgL_push(L, sg_to_device(sgL_check(L, 1, "cuda"), SG_CUDA)); return 1; }
+static int m_cpu(lua_State *L) { sgL_push(L, sg_to_device(sgL_check(L, 1, "cpu"), SG_CPU)); return 1; }
 static int m_float(lua_State *L) { sgL_push(L, sg_to_dtype(sgL_check(L, 1, "float"), SG_F32)); return 1; }
 static int m_double(lua_State *L) { sgL_push(L, sg_to_dtype(sgL_check(L, 1, "double"), SG_F64)); return 1; }
 static int m_long(lua_State *L) { sgL_push(L, sg_to_dtype(sgL_check(L, 1, "long"), SG_I64)); return 1; }
@@ -592,6 +610,8 @@ static int t_index(lua_State *L) {
     if (strcmp(k, "shape") == 0) { push_shape(L, t); return 1; }
     if (strcmp(k, "dtype") == 0) { lua_pushstring(L, sg_dtype_name(t->dtype)); return 1; }
     if (strcmp(k, "device") == 0) { lua_pushstring(L, sg_device_name(t->storage->device)); return 1; }
+    if (strcmp(k, "is_cuda") == 0) { lua_pushboolean(L, t->storage->device == SG_CUDA); return 1; }
+    if (strcmp(k, "is_pinned") == 0) { lua_pushboolean(L, t->storage->pinned); return 1; }
     if (strcmp(k, "ndim") == 0) { lua_pushinteger(L, t->ndim); return 1; }
     if (strcmp(k, "grad") == 0) {
       if (t->grad) sgL_push(L, sg_tensor_incref(t->grad)); else lua_pushnil(L);
@@ -657,7 +677,7 @@ static const luaL_Reg METHODS[] = {
   {"view", m_view_}, {"reshape", m_reshape}, {"permute", m_permute}, {"transpose", m_transpose}, {"t", m_transpose},
   {"narrow", m_narrow}, {"slice", m_slice}, {"select", m_select}, {"expand", m_expand}, {"expand_as", m_expand_as},
   {"squeeze", m_squeeze}, {"unsqueeze", m_unsqueeze}, {"flatten", m_flatten}, {"contiguous", m_contiguous},
-  {"clone", m_clone}, {"detach", m_detach}, {"to", m_to}, {"type", m_to}, {"float", m_float}, {"double", m_double},
+  {"clone", m_clone}, {"detach", m_detach}, {"to", m_to}, {"type", m_to}, {"cuda", m_cuda}, {"cpu", m_cpu}, {"float", m_float}, {"double", m_double},
   {"long", m_long}, {"copy_", m_copy_}, {"fill_", m_fill_}, {"zero_", m_zero_}, {NULL, NULL}};
 
 void sgL_open_tensor(lua_State *L, int mod, int methods) {

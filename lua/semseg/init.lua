@@ -27,6 +27,14 @@ sg.experiment = require "semseg.experiment"
 for _, name in ipairs{"softmax", "log_softmax", "logsumexp"} do sg[name] = sg.F[name]; sg.Tensor[name] = sg.F[name] end
 sg.optim.lr = require "semseg.schedulers"
 
+-- "cpu (oneDNN), cuda (NVIDIA H100 ...)": what this build can run on, for --version and reports
+function sg.backends()
+  local cpu = sg.nn_functional._dnnl() and "cpu (OpenBLAS, oneDNN)" or "cpu (OpenBLAS)"
+  if not sg.cuda.is_built() then return cpu .. "; cuda not built" end
+  if sg.cuda.is_available() then return cpu .. ", cuda (" .. sg.cuda.device_name() .. ")" end
+  return cpu .. ", cuda (built; no device: " .. sg.cuda.why_unavailable() .. ")"
+end
+
 for k, v in pairs(require "semseg.datasets") do sg.data[k] = v end -- datasets and the loader join sg.data
 
 return sg
