@@ -313,10 +313,20 @@ static int m_is_view_of(lua_State *L) {
   return 1;
 }
 
+/* Replaces the tensor at idx by a host copy when it lives on another device:
+ * reading values is one transfer, not one per element. */
+static sg_tensor *on_host(lua_State *L, int idx, sg_tensor *t) {
+  if (t->storage->device == SG_CPU) return t;
+  sg_tensor *h = sgL_push(L, sg_to_device(t, SG_CPU));
+  lua_replace(L, idx);
+  return h;
+}
+
 static int m_item(lua_State *L) {
   sg_tensor *t = sgL_check(L, 1, "item");
   if (sg_numel(t) != 1)
     return luaL_error(L, "item: only a one-element tensor converts to a number, got shape %s", SG_SHAPE_STR(t));
+  t = on_host(L, 1, t);
   double v = sg_get_flat(t, 0);
   if (t->dtype == SG_BOOL) lua_pushboolean(L, v != 0);
   else if (!sg_dtype_is_float(t->dtype)) lua_pushinteger(L, sg_load_i64(sg_data_ptr(t), t->dtype));
@@ -348,6 +358,7 @@ static void push_elems(lua_State *L, const sg_tensor *t, int d, int64_t *idx) {
 static int m_totable(lua_State *L) {
   sg_tensor *t = sgL_check(L, 1, "totable");
   if (t->ndim == 0) { lua_settop(L, 1); return m_item(L); }
+  t = on_host(L, 1, t);
   int64_t idx[SG_MAX_DIMS] = {0};
   push_elems(L, t, 0, idx);
   return 1;
