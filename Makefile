@@ -56,7 +56,7 @@ OBJ        := $(patsubst %.c,$(BUILD)/obj/%.o,$(ENGINE_SRC)) $(patsubst %.cu,$(B
               $(BUILD)/obj/embedded_lua.o
 CLI_OBJ    := $(BUILD)/obj/engine/main.o $(BUILD)/obj/engine/repl.o
 
-.PHONY: all deps test asan clean bench
+.PHONY: all deps test asan clean bench bundle
 all: $(BUILD)/semseg $(BUILD)/lua/semseg/core.so
 
 deps:
@@ -99,6 +99,20 @@ asan:
 	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all
 	ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1:protect_shadow_gap=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  LUA_PATH="./?.lua;;" build/asan/semseg run tests/run.lua
+
+# build/bundle: the binary plus every shared library it needs except cuDNN, cuBLAS and the driver, and
+# the dynamic loader, behind a launcher (scripts/bundle_launcher.sh): copy the folder to a GPU machine that
+# lacks Lua/libpng/libtiff/OpenBLAS and run build/bundle/semseg there. Without oneDNN (40 MB; the GPU does
+# the heavy work there), so the folder stays near 45 MB.
+bundle:
+	$(MAKE) BUILD=build/gpu DNNL=0 build/gpu/semseg
+	rm -rf build/bundle && mkdir -p build/bundle/lib
+	cp build/gpu/semseg build/bundle/semseg.bin
+	ldd build/gpu/semseg | awk '$$2 == "=>" && $$3 ~ /^\// {print $$3}' | grep -v -E 'libcudnn|libcublas|libcuda\.' \
+	  | xargs -I{} cp -L {} build/bundle/lib/
+	cp -L $$(ldd build/gpu/semseg | awk '/ld-linux/ {print $$1}') build/bundle/lib/ld-linux-x86-64.so.2
+	cp scripts/bundle_launcher.sh build/bundle/semseg
+	@du -sh build/bundle
 
 clean:
 	rm -rf build
