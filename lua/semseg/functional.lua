@@ -117,8 +117,7 @@ function F.dropout(x, p, training)
   if not training or p == 0 then return x end
   if p < 0 or p > 1 then error("dropout: p must be in [0, 1], got " .. tostring(p), 2) end
   if p == 1 then return x * 0 end
-  -- drawn on x's device: the same seed gives the same mask on the CPU and the GPU
-  local keep = core.rand(x.shape, {dtype = x.dtype, device = x.device}):ge(p):to(x.dtype)
+  local keep = core.rand(x.shape, x.dtype):ge(p):to(x.dtype)
   return x * keep * (1 / (1 - p))
 end
 
@@ -130,7 +129,7 @@ function F.dropout2d(x, p, training)
   local mshape = {s[1], s[2]}
   for _ = 3, #s do mshape[#mshape + 1] = 1 end
   if p == 1 then return x * 0 end
-  local keep = core.rand(mshape, {dtype = x.dtype, device = x.device}):ge(p):to(x.dtype)
+  local keep = core.rand(mshape, x.dtype):ge(p):to(x.dtype)
   return x * keep * (1 / (1 - p))
 end
 
