@@ -60,6 +60,12 @@ int sg_cuda_index_adjoint(sg_tensor *ga, const sg_tensor *g, int nd, const int64
   }
   int64_t n_in = sg_numel(ga);
   if (n_in == 0) return 0;
+  if (sg_numel(g) == 0) { /* nothing read anything (and an empty output has no maps) */
+    if (!SG_CUDA_OK(cudaMemsetAsync(sg_data_ptr(ga), 0, (size_t)n_in * sg_dtype_size(ga->dtype), sg_cuda_stream())))
+      return -1;
+    atomic_fetch_add(&ga->storage->version, 1);
+    return 0;
+  }
   sgk_idxadj a;
   memset(&a, 0, sizeof a);
   a.ndim = nd;
