@@ -4,6 +4,7 @@
 #include "binding.h"
 #ifdef SG_HAVE_CUDA
 #include "../backend_cuda/cuda_backend.h"
+#include "../backend_cuda/cuda_matmul.h"
 #endif
 
 static int l_is_available(lua_State *L) { lua_pushboolean(L, sg_device_available(SG_CUDA)); return 1; }
@@ -116,6 +117,17 @@ static int l_deterministic(lua_State *L) {
   return 1;
 }
 
+/* allow_tf32(on) / allow_tf32(): f32 matrix products on TF32 tensor cores (off by default) */
+static int l_allow_tf32(lua_State *L) {
+#ifdef SG_HAVE_CUDA
+  if (!lua_isnoneornil(L, 1)) sg_cuda_set_allow_tf32(lua_toboolean(L, 1));
+  lua_pushboolean(L, sg_cuda_allow_tf32());
+#else
+  lua_pushboolean(L, 0);
+#endif
+  return 1;
+}
+
 /* t:pin_memory(): a page-locked host copy, so t:cuda() runs asynchronously */
 static int m_pin_memory(lua_State *L) {
   sg_tensor *t = sgL_check(L, 1, "pin_memory");
@@ -132,7 +144,7 @@ void sgL_open_cuda(lua_State *L, int mod, int methods) {
     {"is_available", l_is_available}, {"is_built", l_built}, {"device_count", l_device_count},
     {"why_unavailable", l_why_unavailable}, {"device_name", l_device_name}, {"synchronize", l_synchronize},
     {"memory_stats", l_memory_stats}, {"reset_peak_memory_stats", l_reset_peak}, {"empty_cache", l_empty_cache},
-    {"benchmark", l_benchmark}, {"deterministic", l_deterministic}, {NULL, NULL}};
+    {"benchmark", l_benchmark}, {"deterministic", l_deterministic}, {"allow_tf32", l_allow_tf32}, {NULL, NULL}};
   lua_newtable(L);
   luaL_setfuncs(L, fns, 0);
   lua_setfield(L, mod, "cuda");

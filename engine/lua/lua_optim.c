@@ -50,8 +50,28 @@ static int l_rmsprop_step(lua_State *L) {
   return 0;
 }
 
+/* grad_norm({tensors}, norm_type = 2) -> the norm of all of them as one vector (math.huge: max |x|);
+ * one fused pass per tensor on its device and a single read */
+static int l_grad_norm(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  double p = luaL_optnumber(L, 2, 2);
+  lua_Integer n = luaL_len(L, 1);
+  if (n > 1 << 24) return luaL_error(L, "grad_norm: too many tensors (%I)", n);
+  sg_tensor **ts = lua_newuserdatauv(L, sizeof(sg_tensor *) * (size_t)(n > 0 ? n : 1), 0);
+  for (lua_Integer k = 1; k <= n; k++) {
+    lua_geti(L, 1, k);
+    ts[k - 1] = sgL_check(L, -1, "grad_norm");
+    lua_pop(L, 1); /* the table keeps it alive */
+  }
+  double total;
+  if (sg_grad_norm((int)n, ts, p, &total)) return sgL_error(L);
+  lua_pushnumber(L, total);
+  return 1;
+}
+
 static const luaL_Reg FNS[] = {
-  {"sgd_step", l_sgd_step}, {"adam_step", l_adam_step}, {"rmsprop_step", l_rmsprop_step}, {NULL, NULL}};
+  {"sgd_step", l_sgd_step}, {"adam_step", l_adam_step}, {"rmsprop_step", l_rmsprop_step},
+  {"grad_norm", l_grad_norm}, {NULL, NULL}};
 
 void sgL_open_optim(lua_State *L, int mod, int methods) {
   (void)methods;

@@ -276,8 +276,9 @@ static int random_create(lua_State *L, const char *op, int kind) {
   sgL_opts o = sgL_options(L, next, op, kind == 2 ? SG_I64 : SG_F32);
   if (kind != 2 && !sg_dtype_is_float(o.dtype))
     return luaL_error(L, "%s: dtype must be floating point, got %s", op, sg_dtype_name(o.dtype));
-  sg_tensor *t = kind == 0 ? sg_rand(ndim, size, o.dtype) : kind == 1 ? sg_randn(ndim, size, o.dtype)
-                                                                      : sg_randint(lo, hi, ndim, size, o.dtype);
+  sg_tensor *t = kind == 0   ? sg_rand_dev(ndim, size, o.dtype, o.device)
+                 : kind == 1 ? sg_randn_dev(ndim, size, o.dtype, o.device)
+                             : sg_randint_dev(lo, hi, ndim, size, o.dtype, o.device);
   push_new(L, op, t)->requires_grad = o.requires_grad;
   return 1;
 }

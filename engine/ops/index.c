@@ -5,11 +5,18 @@
  *   scatter:     out[j with dim := index[j]] = src[j]   (out starts as a copy of a)
  *   scatter_add: out[j with dim := index[j]] += src[j]
  * gather's gradient is a scatter_add and scatter_add's gradient a gather, so
- * both directions share one kernel. */
+ * both directions share one kernel. On the GPU (kernels/index.cu) gather runs
+ * one thread per element and scatters one thread per line along dim, in
+ * index order, so repeated indices give the CPU's result bit for bit (no
+ * float atomics); index values are checked on the device (one wait). */
 #include "ops.h"
 #include "../autograd/autograd.h"
 #include <stdio.h>
 #include <string.h>
+#ifdef SG_HAVE_CUDA
+#include "../backend_cuda/cuda_backend.h"
+#include "../backend_cuda/cuda_index.h"
+#endif
 
 sg_tensor *sg_alias(sg_tensor *t);
 sg_tensor *sg_index_values(const char *op, sg_tensor *index, int64_t n, const char *what);
@@ -66,13 +73,18 @@ static void gs_run(gs_mode mode, sg_tensor *dst, const sg_tensor *src, int dim, 
   }
 }
 
-static bool same_cpu(const char *op, const sg_tensor *a, const sg_tensor *b) {
-  if (a->storage->device != SG_CPU || b->storage->device != SG_CPU) {
-    sg_error_set("%s: only cpu tensors are supported (got %s and %s)", op, sg_device_name(a->storage->device),
-                 sg_device_name(b->storage->device));
-    return false;
-  }
-  return true;
+static bool same_device(const char *op, sg_tensor *a, sg_tensor *b) {
+  sg_tensor *ts[2] = {a, b};
+  return sg_same_device(op, 2, ts);
+}
+
+/* gs_run, or its CUDA kernel when the tensors live on the GPU */
+static int gs_dispatch(gs_mode mode, sg_tensor *dst, const sg_tensor *src, int dim, const sg_tensor *ix) {
+#ifdef SG_HAVE_CUDA
+  if (SG_ON_CUDA(dst)) return sg_cuda_gather_scatter(mode == GS_GATHER ? 0 : mode == GS_SCATTER ? 1 : 2, dst, src, dim, ix);
+#endif
+  gs_run(mode, dst, src, dim, ix);
+  return 0;
 }
 
 /* Shape rules shared by gather and scatter (PyTorch's): same rank; index no
@@ -123,12 +135,12 @@ static int gather_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
 }
 
 sg_tensor *sg_gather(sg_tensor *a, int dim, sg_tensor *index) {
-  if (!same_cpu("gather", a, index) || check_index_shape("gather", a, &dim, index, NULL)) return NULL;
+  if (!same_device("gather", a, index) || check_index_shape("gather", a, &dim, index, NULL)) return NULL;
   sg_tensor *ix = checked_index("gather", a, dim, index);
   if (!ix) return NULL;
   sg_tensor *out = sg_empty(index->ndim, index->size, a->dtype, a->storage->device);
+  if (out && gs_dispatch(GS_GATHER, out, a, dim, ix)) { sg_tensor_decref(out); out = NULL; }
   if (out) {
-    gs_run(GS_GATHER, out, a, dim, ix);
     sg_node *n = sg_dtype_is_float(a->dtype) ? sg_record("gather", gather_bw, out, 1, &a) : NULL;
     if (n) { n->i[0] = dim; sg_node_save(n, ix); }
   }
@@ -172,7 +184,7 @@ static int scatter_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
 }
 
 static sg_tensor *scatter_impl(const char *op, bool add, sg_tensor *a, int dim, sg_tensor *index, sg_tensor *src) {
-  if (!same_cpu(op, a, index) || !same_cpu(op, a, src) || check_index_shape(op, a, &dim, index, src)) return NULL;
+  if (!same_device(op, a, index) || !same_device(op, a, src) || check_index_shape(op, a, &dim, index, src)) return NULL;
   if (sg_dtype_is_float(src->dtype) && !sg_dtype_is_float(a->dtype)) {
     sg_error_set("%s: cannot write a %s src into a %s tensor", op, sg_dtype_name(src->dtype), sg_dtype_name(a->dtype));
     return NULL;
@@ -183,10 +195,12 @@ static sg_tensor *scatter_impl(const char *op, bool add, sg_tensor *a, int dim, 
   sg_tensor *sc = sg_to_dtype(src, a->dtype);
   sg_set_grad_enabled(prev);
   sg_tensor *out = sc ? sg_empty(a->ndim, a->size, a->dtype, a->storage->device) : NULL;
+  if (out && (sg_copy_(out, a) || gs_dispatch(add ? GS_ADD : GS_SCATTER, out, sc, dim, ix))) {
+    sg_tensor_decref(out);
+    out = NULL;
+  }
   if (out) {
-    sg_copy_(out, a);
     atomic_store(&out->storage->version, 0);
-    gs_run(add ? GS_ADD : GS_SCATTER, out, sc, dim, ix);
     sg_tensor *in[2] = {a, src};
     sg_node *n = sg_dtype_is_float(a->dtype) ? sg_record(op, scatter_bw, out, 2, in) : NULL;
     if (n) { n->i[0] = dim; n->i[1] = add; sg_node_save(n, ix); }
@@ -204,12 +218,42 @@ sg_tensor *sg_scatter_add(sg_tensor *a, int dim, sg_tensor *index, sg_tensor *sr
 }
 
 /* ------------------------------------------------------------------ one_hot */
+#ifdef SG_HAVE_CUDA
+/* c: the labels as contiguous i64 on the GPU (taken over). The same checks and
+ * messages as on the CPU; the values are read back only to check them. */
+static sg_tensor *one_hot_cuda(const sg_tensor *labels, sg_tensor *c, int64_t classes) {
+  int64_t n = sg_numel(c), pos = 0, bad = 0;
+  sg_tensor *out = NULL;
+  if (classes == -1) {
+    if (n == 0) {
+      sg_error_set("one_hot: cannot infer the number of classes from empty labels (give it)");
+      goto done;
+    }
+    int64_t mx = 0;
+    if (sg_cuda_index_max(c, &mx)) goto done;
+    classes = mx >= 0 ? mx + 1 : 0;
+  }
+  int r = sg_cuda_index_check(c, classes, &pos, &bad);
+  if (r == 1)
+    sg_error_set("one_hot: label %lld is out of range for %lld classes (labels count from 0)", (long long)bad,
+                 (long long)classes);
+  if (r) goto done;
+  int64_t sz[SG_MAX_DIMS];
+  memcpy(sz, labels->size, sizeof(int64_t) * (size_t)labels->ndim);
+  sz[labels->ndim] = classes;
+  out = sg_empty(labels->ndim + 1, sz, SG_I64, SG_CUDA);
+  if (out && sg_cuda_one_hot(out, c, classes)) { sg_tensor_decref(out); out = NULL; }
+done:
+  sg_tensor_decref(c);
+  return out;
+}
+#endif
+
 sg_tensor *sg_one_hot(sg_tensor *labels, int64_t classes) {
   if (!sg_dtype_is_int(labels->dtype)) {
     sg_error_set("one_hot: labels must be an integer tensor (u8, i32 or i64), got %s", sg_dtype_name(labels->dtype));
     return NULL;
   }
-  if (labels->storage->device != SG_CPU) { sg_error_set("one_hot: only cpu tensors are supported"); return NULL; }
   if (labels->ndim >= SG_MAX_DIMS) {
     sg_error_set("one_hot: labels of shape %s already have %d dims (the result needs one more)", SG_SHAPE_STR(labels),
                  SG_MAX_DIMS);
@@ -219,6 +263,9 @@ sg_tensor *sg_one_hot(sg_tensor *labels, int64_t classes) {
   sg_tensor *i64 = sg_to_dtype(labels, SG_I64), *c = i64 ? sg_contiguous(i64) : NULL;
   sg_tensor_decref(i64);
   if (!c) return NULL;
+#ifdef SG_HAVE_CUDA
+  if (SG_ON_CUDA(c)) return one_hot_cuda(labels, c, classes);
+#endif
   const int64_t *v = sg_data_ptr(c);
   int64_t n = sg_numel(c);
   if (classes == -1) {

@@ -1,6 +1,11 @@
 /* Matrix products: matmul (PyTorch semantics, batched with broadcasting) and bmm.
  *
- * f32/f64 go to OpenBLAS, which reads strided operands directly when each
+ * On the GPU f16/bf16/f32/f64 go to cuBLAS (engine/backend_cuda/cuda_matmul.c)
+ * with the same operand preparation as below, integers to a plain kernel.
+ * Under autocast (core/autocast.h) f32 operands are cast (differentiably) to
+ * the autocast type first and the product is computed and returned in it.
+ *
+ * On the CPU f32/f64 go to OpenBLAS, which reads strided operands directly when each
  * matrix is row-major or column-major (the latter through CblasTrans); other
  * layouts are made contiguous first. Every other dtype (f16, bf16, integers)
  * uses the reference loop: floats accumulate in double, integers in int64
@@ -8,10 +13,14 @@
  * sg_matmul_reference forces the reference loop for any dtype (for tests). */
 #include "ops.h"
 #include "../autograd/autograd.h"
+#include "../core/autocast.h"
 #include <cblas.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef SG_HAVE_CUDA
+#include "../backend_cuda/cuda_matmul.h"
+#endif
 
 sg_tensor *sg_matmul_reference(sg_tensor *a, sg_tensor *b);
 
@@ -131,10 +140,10 @@ static bool merge_rows(const sg_tensor *t, int64_t *rows, int64_t *rs) {
 
 /* Checks shapes and computes the product without recording autograd. */
 static sg_tensor *mm_forward(const char *op, sg_tensor *a, sg_tensor *b, bool reference) {
-  if (a->storage->device != SG_CPU || b->storage->device != SG_CPU) {
-    sg_error_set("%s: only cpu tensors are supported", op);
-    return NULL;
-  }
+  sg_tensor *ab[2] = {a, b};
+  if (!sg_same_device(op, 2, ab)) return NULL;
+  sg_device dev = a->storage->device;
+  bool cuda = dev == SG_CUDA;
   if (a->ndim == 0 || b->ndim == 0) {
     sg_error_set("%s: both arguments need at least 1 dim, got shapes %s and %s", op, SG_SHAPE_STR(a),
                  SG_SHAPE_STR(b));
@@ -169,15 +178,21 @@ static sg_tensor *mm_forward(const char *op, sg_tensor *a, sg_tensor *b, bool re
   if (a->ndim > 1) osz[ond++] = n;
   if (b->ndim > 1) osz[ond++] = m;
 
-  sg_tensor *out = sg_empty(ond, osz, dt, SG_CPU);
+  sg_tensor *out = sg_empty(ond, osz, dt, dev);
   if (!out) return NULL;
   int64_t nbatch = sg_shape_numel(nbat, bat);
   if (nbatch == 0 || n == 0 || m == 0) return out;
-  if (k == 0) { memset(out->storage->data, 0, out->storage->nbytes); return out; }
+  if (k == 0) {
+    if (cuda && sg_fill_(out, 0)) { sg_tensor_decref(out); return NULL; }
+    if (!cuda) memset(out->storage->data, 0, out->storage->nbytes);
+    atomic_store(&out->storage->version, 0);
+    return out;
+  }
 
   sg_tensor *ac = nograd_cast(a, dt), *bc = ac ? nograd_cast(b, dt) : NULL;
   if (!bc) { sg_tensor_decref(ac); sg_tensor_decref(out); return NULL; }
-  bool use_blas = !reference && (dt == SG_F32 || dt == SG_F64) && blas_dims_ok(n, m, k);
+  bool blas_type = dt == SG_F32 || dt == SG_F64 || (cuda && (dt == SG_F16 || dt == SG_BF16));
+  bool use_blas = !reference && blas_type && blas_dims_ok(n, m, k);
   if (use_blas) { /* BLAS needs unit stride on one dim of each matrix: copy the others */
     bool tr;
     int64_t ld, rs, cs;
@@ -224,6 +239,20 @@ static sg_tensor *mm_forward(const char *op, sg_tensor *a, sg_tensor *b, bool re
   }
   size_t es = sg_dtype_size(dt);
   char *C = sg_data_ptr(out);
+#ifdef SG_HAVE_CUDA
+  if (cuda) {
+    sg_cuda_mat CA = {A.data, fold ? mrs : A.rs, A.cs, false, 0}, CB = {B.data, B.rs, B.cs, false, 0};
+    if (use_blas) {
+      blas_layout(fold ? rows : n, k, CA.rs, CA.cs, &CA.trans, &CA.ld);
+      blas_layout(k, m, CB.rs, CB.cs, &CB.trans, &CB.ld);
+    }
+    int rc = sg_cuda_matmul(dt, use_blas, fold ? rows : n, m, k, CA, CB, C, fold ? 0 : nbat, bat, sa, sb);
+    sg_tensor_decref(ac);
+    sg_tensor_decref(bc);
+    if (rc) { sg_tensor_decref(out); return NULL; }
+    return out;
+  }
+#endif
   void *scratch = NULL;
   if (!use_blas) {
     scratch = malloc((size_t)m * 8);
@@ -323,6 +352,17 @@ static int matmul_bw(sg_node *nd, sg_tensor *g, sg_tensor **gin) {
 }
 
 static sg_tensor *mm_op(const char *op, sg_tensor *a, sg_tensor *b, bool reference) {
+  if (!reference && a->storage->device == b->storage->device) { /* autocast: run in the 16-bit type */
+    sg_dtype natural = sg_promote(a->dtype, b->dtype);
+    sg_dtype ct = sg_autocast_compute_type(a->storage->device, natural);
+    if (ct != natural) {
+      sg_tensor *ac = sg_to_dtype(a, ct), *bc = ac ? sg_to_dtype(b, ct) : NULL; /* recorded: grads reach f32 */
+      sg_tensor *out = bc ? mm_op(op, ac, bc, reference) : NULL;
+      sg_tensor_decref(ac);
+      sg_tensor_decref(bc);
+      return out;
+    }
+  }
   sg_tensor *out = mm_forward(op, a, b, reference);
   if (!out || !sg_dtype_is_float(out->dtype)) return out;
   sg_tensor *in[2] = {a, b};

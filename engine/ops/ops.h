@@ -83,6 +83,11 @@ void sg_rng_set(sg_rng_state s);
 sg_tensor *sg_rand(int ndim, const int64_t *size, sg_dtype dt);  /* U[0,1) */
 sg_tensor *sg_randn(int ndim, const int64_t *size, sg_dtype dt); /* N(0,1) */
 sg_tensor *sg_randint(int64_t lo, int64_t hi, int ndim, const int64_t *size, sg_dtype dt); /* [lo,hi) */
+/* The same on a given device: a CUDA draw gives bit for bit the CPU's numbers
+ * for the same generator state and advances it the same way. */
+sg_tensor *sg_rand_dev(int ndim, const int64_t *size, sg_dtype dt, sg_device dev);
+sg_tensor *sg_randn_dev(int ndim, const int64_t *size, sg_dtype dt, sg_device dev);
+sg_tensor *sg_randint_dev(int64_t lo, int64_t hi, int ndim, const int64_t *size, sg_dtype dt, sg_device dev);
 /* Raw draws for other C code (dropout, augmentation, shuffles): n uniforms. */
 void sg_rng_uniform_f32(float *out, int64_t n);
 

@@ -1,8 +1,24 @@
 /* Fused optimizer updates: one pass over a parameter and its state per step.
- * All tensors must be contiguous f32 or f64 of one shape (the Lua side keeps
- * state that way). The parameter is updated in place outside autograd. */
+ * Parameter and state must be contiguous f32 or f64 of one shape (the Lua
+ * side keeps state that way); the gradient contiguous of that shape, in the
+ * parameter's type or another float type (e.g. bf16 under mixed precision),
+ * converted to the parameter's type first. The parameter is updated in place
+ * outside autograd. On the GPU one kernel per parameter does the same
+ * arithmetic in the same order (kernels/optim.cu); FP contraction is off
+ * here so that no -march flag fuses a*b+c on the CPU side either. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
 #include "optim.h"
+#include "../autograd/autograd.h"
 #include <math.h>
+#include <stdlib.h>
+#ifdef SG_HAVE_CUDA
+#include "../backend_cuda/cuda_backend.h"
+#include "../backend_cuda/cuda_optim.h"
+#endif
 
 static int check(const char *op, sg_tensor *p, sg_tensor *g, sg_tensor **state, int nstate) {
   if (!sg_dtype_is_float(p->dtype) || (p->dtype != SG_F32 && p->dtype != SG_F64)) {
@@ -11,9 +27,11 @@ static int check(const char *op, sg_tensor *p, sg_tensor *g, sg_tensor **state, 
   }
   sg_tensor *all[6] = {p, g};
   for (int k = 0; k < nstate; k++) all[2 + k] = state[k];
+  if (!sg_same_device(op, 2 + nstate, all)) return -1;
   for (int k = 0; k < 2 + nstate; k++) {
     sg_tensor *t = all[k];
-    if (!sg_same_shape(t, p) || t->dtype != p->dtype || !sg_is_contiguous(t)) {
+    bool type_ok = t->dtype == p->dtype || (k == 1 && sg_dtype_is_float(t->dtype));
+    if (!sg_same_shape(t, p) || !type_ok || !sg_is_contiguous(t)) {
       sg_error_set("%s: tensor %d has shape %s dtype %s (contiguous %s); expected the parameter's %s %s", op, k + 1,
                    SG_SHAPE_STR(t), sg_dtype_name(t->dtype), sg_is_contiguous(t) ? "yes" : "no", SG_SHAPE_STR(p),
                    sg_dtype_name(p->dtype));
@@ -24,6 +42,14 @@ static int check(const char *op, sg_tensor *p, sg_tensor *g, sg_tensor **state, 
 }
 
 static void bump(sg_tensor *t) { atomic_fetch_add(&t->storage->version, 1); }
+
+/* the gradient in the parameter's type (new reference; g itself when it is) */
+static sg_tensor *grad_as(sg_tensor *g, sg_dtype dt) {
+  bool prev = sg_set_grad_enabled(false);
+  sg_tensor *c = sg_to_dtype(g, dt);
+  sg_set_grad_enabled(prev);
+  return c;
+}
 
 /* The update rules are written once over a generic element type T. */
 #define SGD_LOOP(T)                                                                               \
@@ -41,8 +67,18 @@ static void bump(sg_tensor *t) { atomic_fetch_add(&t->storage->version, 1); }
 
 int sg_sgd_step(sg_tensor *p, sg_tensor *g, sg_tensor *buf, const sg_sgd_hyper *h, bool first) {
   if (check("sgd", p, g, buf ? &buf : NULL, buf ? 1 : 0)) return -1;
-  int64_t n = sg_numel(p);
-  if (p->dtype == SG_F32) SGD_LOOP(float); else SGD_LOOP(double);
+#ifdef SG_HAVE_CUDA
+  if (SG_ON_CUDA(p)) {
+    if (sg_cuda_sgd_step(p, g, buf, h, first)) return -1;
+  } else
+#endif
+  {
+    sg_tensor *gp = g;
+    if (!(g = grad_as(gp, p->dtype))) return -1;
+    int64_t n = sg_numel(p);
+    if (p->dtype == SG_F32) SGD_LOOP(float); else SGD_LOOP(double);
+    sg_tensor_decref(g);
+  }
   bump(p);
   if (buf) bump(buf);
   return 0;
@@ -75,7 +111,17 @@ int sg_adam_step(sg_tensor *p, sg_tensor *g, sg_tensor *m, sg_tensor *v, sg_tens
   int64_t n = sg_numel(p);
   double bc1 = 1 - pow(h->beta1, (double)step), bc2 = 1 - pow(h->beta2, (double)step);
   double step_size = h->lr / bc1;
-  if (p->dtype == SG_F32) ADAM_LOOP(float); else ADAM_LOOP(double);
+#ifdef SG_HAVE_CUDA
+  if (SG_ON_CUDA(p)) {
+    if (sg_cuda_adam_step(p, g, m, v, vmax, h, bc2, step_size)) return -1;
+  } else
+#endif
+  {
+    sg_tensor *gp = g;
+    if (!(g = grad_as(gp, p->dtype))) return -1;
+    if (p->dtype == SG_F32) ADAM_LOOP(float); else ADAM_LOOP(double);
+    sg_tensor_decref(g);
+  }
   bump(p); bump(m); bump(v);
   if (vmax) bump(vmax);
   return 0;
@@ -100,10 +146,73 @@ int sg_rmsprop_step(sg_tensor *p, sg_tensor *g, sg_tensor *sq, sg_tensor *buf, s
                     const sg_rmsprop_hyper *h) {
   sg_tensor *st[3] = {sq, buf ? buf : sq, gavg ? gavg : sq};
   if (check("rmsprop", p, g, st, 3)) return -1;
-  int64_t n = sg_numel(p);
-  if (p->dtype == SG_F32) RMSPROP_LOOP(float); else RMSPROP_LOOP(double);
+#ifdef SG_HAVE_CUDA
+  if (SG_ON_CUDA(p)) {
+    if (sg_cuda_rmsprop_step(p, g, sq, buf, gavg, h)) return -1;
+  } else
+#endif
+  {
+    sg_tensor *gp = g;
+    if (!(g = grad_as(gp, p->dtype))) return -1;
+    int64_t n = sg_numel(p);
+    if (p->dtype == SG_F32) RMSPROP_LOOP(float); else RMSPROP_LOOP(double);
+    sg_tensor_decref(g);
+  }
   bump(p); bump(sq);
   if (buf) bump(buf);
   if (gavg) bump(gavg);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ gradient norm */
+static double norm_term(double a, double p, bool max_mode) {
+  a = fabs(a);
+  if (max_mode || p == 1.0) return a;
+  if (p == 2.0) return a * a;
+  return pow(a, p);
+}
+
+int sg_grad_norm(int n, sg_tensor **xs, double p, double *out) {
+  if (!(p > 0)) {
+    sg_error_set("grad_norm: the norm type must be positive (or math.huge for the largest magnitude), got %g", p);
+    return -1;
+  }
+  *out = 0;
+  if (n <= 0) return 0;
+  if (!sg_same_device("grad_norm", n, xs)) return -1;
+  for (int k = 0; k < n; k++)
+    if (!sg_dtype_is_float(xs[k]->dtype)) {
+      sg_error_set("grad_norm: gradient %d is %s, expected a float type", k + 1, sg_dtype_name(xs[k]->dtype));
+      return -1;
+    }
+  bool max_mode = isinf(p);
+  sg_tensor **cs = calloc((size_t)n, sizeof *cs);
+  if (!cs) { sg_error_set("grad_norm: out of memory"); return -1; }
+  bool prev = sg_set_grad_enabled(false);
+  int rc = 0;
+  for (int k = 0; k < n && rc == 0; k++)
+    if (!(cs[k] = sg_contiguous(xs[k]))) rc = -1;
+  sg_set_grad_enabled(prev);
+  double acc = 0;
+  if (rc == 0) {
+#ifdef SG_HAVE_CUDA
+    if (SG_ON_CUDA(cs[0])) rc = sg_cuda_norm_sum(n, cs, p, &acc);
+    else
+#endif
+    for (int k = 0; k < n; k++) {
+      const char *d = sg_data_ptr(cs[k]);
+      sg_dtype dt = cs[k]->dtype;
+      size_t es = sg_dtype_size(dt);
+      for (int64_t i = 0, m = sg_numel(cs[k]); i < m; i++) {
+        double t = norm_term(dt == SG_F32 ? ((const float *)d)[i] : sg_load_f64(d + i * es, dt), p, max_mode);
+        if (!max_mode) acc += t;
+        else if (t > acc || t != t) acc = acc != acc ? acc : t; /* NaN sticks */
+      }
+    }
+  }
+  for (int k = 0; k < n; k++) sg_tensor_decref(cs[k]);
+  free(cs);
+  if (rc) return -1;
+  *out = max_mode ? acc : pow(acc, 1 / p);
   return 0;
 }

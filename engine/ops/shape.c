@@ -5,20 +5,20 @@
  * identity and a map entry -1 means "the fill value" (constant padding). Its
  * adjoint (accumulate the output gradient back through the same maps) is the
  * one backward of all of them, so repeated or reflected elements sum their
- * gradients. */
+ * gradients. On the GPU (kernels/index.cu) the maps are copied over and the
+ * adjoint runs per input element over the output positions reading it, in
+ * the CPU's order; cat copies into views of the result on either device. */
 #include "ops.h"
 #include "../autograd/autograd.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef SG_HAVE_CUDA
+#include "../backend_cuda/cuda_backend.h"
+#include "../backend_cuda/cuda_index.h"
+#endif
 
 sg_tensor *sg_alias(sg_tensor *t);
-
-static bool on_cpu(const char *op, const sg_tensor *t) {
-  if (t->storage->device == SG_CPU) return true;
-  sg_error_set("%s: only cpu tensors are supported, got a %s tensor", op, sg_device_name(t->storage->device));
-  return false;
-}
 
 /* Output shapes are checked before any map or tensor is allocated. */
 static bool check_out_shape(const char *op, int ndim, const int64_t *size) {
@@ -159,11 +159,20 @@ static void map_adjoint(sg_tensor *ga, const sg_tensor *g, const idxmap *m) {
 }
 
 static int map_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
-  const idxmap *m = n->ctx;
+  idxmap *m = n->ctx;
   sg_dtype at = g->dtype == SG_F64 ? SG_F64 : SG_F32; /* f16/bf16 accumulate in f32 */
   sg_tensor *gc = sg_to_dtype(g, at), *gcc = gc ? sg_contiguous(gc) : NULL;
-  sg_tensor *z = gcc ? sg_zeros(n->in_shape[0].ndim, n->in_shape[0].size, at, g->storage->device) : NULL;
-  if (z) map_adjoint(z, gcc, m);
+  sg_tensor *z = NULL;
+#ifdef SG_HAVE_CUDA
+  if (gcc && SG_ON_CUDA(gcc)) { /* every element written: no zero fill */
+    z = sg_empty(n->in_shape[0].ndim, n->in_shape[0].size, at, SG_CUDA);
+    if (z && sg_cuda_index_adjoint(z, gcc, m->ndim, m->out_size, m->map)) { sg_tensor_decref(z); z = NULL; }
+  } else
+#endif
+  if (gcc) {
+    z = sg_zeros(n->in_shape[0].ndim, n->in_shape[0].size, at, g->storage->device);
+    if (z) map_adjoint(z, gcc, m);
+  }
   sg_tensor_decref(gc); sg_tensor_decref(gcc);
   if (!z) return -1;
   gin[0] = sg_to_dtype(z, n->in_dtype[0]);
@@ -175,6 +184,19 @@ static int map_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
 static sg_tensor *map_apply(const char *op, sg_tensor *a, idxmap *m) {
   sg_tensor *out = sg_empty(m->ndim, m->out_size, a->dtype, a->storage->device);
   if (!out) { free(m); return NULL; }
+#ifdef SG_HAVE_CUDA
+  if (SG_ON_CUDA(a)) {
+    int64_t st[SG_MAX_DIMS], len = 0;
+    aligned_strides(m, a->ndim, a->stride, st);
+    bool empty = sg_shape_numel(m->ndim, m->out_size) == 0;
+    for (int d = 0; d < m->ndim; d++) if (m->map[d] && !empty) len += m->out_size[d];
+    if (sg_cuda_index_map(out, a, m->ndim, m->out_size, st, m->map, m->data, len, m->fill)) {
+      sg_tensor_decref(out);
+      free(m);
+      return NULL;
+    }
+  } else
+#endif
   map_forward(out, a, m);
   sg_node *n = sg_dtype_is_float(a->dtype) ? sg_record(op, map_bw, out, 1, &a) : NULL;
   if (n) { n->ctx = m; n->free_ctx = free; }
@@ -185,7 +207,6 @@ static sg_tensor *map_apply(const char *op, sg_tensor *a, idxmap *m) {
 /* ------------------------------------------------------------------ flip */
 sg_tensor *sg_flip(sg_tensor *a, int ndims, const int *dims) {
   bool want[SG_MAX_DIMS] = {0};
-  if (!on_cpu("flip", a)) return NULL;
   if (ndims < 0 || ndims > SG_MAX_DIMS) { sg_error_set("flip: %d dims given", ndims); return NULL; }
   for (int k = 0; k < ndims; k++) {
     int d = sg_wrap_dim("flip", dims[k], a->ndim);
@@ -202,7 +223,6 @@ sg_tensor *sg_flip(sg_tensor *a, int ndims, const int *dims) {
 
 /* ------------------------------------------------------------------ roll */
 sg_tensor *sg_roll(sg_tensor *a, int ndims, const int64_t *shifts, const int *dims) {
-  if (!on_cpu("roll", a)) return NULL;
   if (ndims < 0 || ndims > SG_MAX_DIMS) { sg_error_set("roll: %d dims given", ndims); return NULL; }
   if (ndims == 0) { /* roll the flattened tensor, then restore the shape */
     if (!shifts) { sg_error_set("roll: missing shift"); return NULL; }
@@ -241,7 +261,6 @@ sg_tensor *sg_roll(sg_tensor *a, int ndims, const int64_t *shifts, const int *di
 
 /* ------------------------------------------------------------------ pad */
 sg_tensor *sg_pad(sg_tensor *a, int npairs, const int64_t *pads, sg_pad_mode mode, double value) {
-  if (!on_cpu("pad", a)) return NULL;
   if ((unsigned)mode > SG_PAD_REPLICATE) { sg_error_set("pad: unknown mode %d", (int)mode); return NULL; }
   if (npairs < 0 || npairs > a->ndim) {
     sg_error_set("pad: %d (before, after) pairs given for a tensor of shape %s (at most one pair per dim)", npairs,
@@ -302,7 +321,6 @@ sg_tensor *sg_pad(sg_tensor *a, int npairs, const int64_t *pads, sg_pad_mode mod
 
 /* ------------------------------------------------------------------ repeat */
 sg_tensor *sg_repeat(sg_tensor *a, int ndim, const int64_t *reps) {
-  if (!on_cpu("repeat", a)) return NULL;
   if (ndim < a->ndim || ndim > SG_MAX_DIMS) {
     sg_error_set("repeat: %d repeat counts for a tensor of %d dims (give at least one per dim, at most %d)", ndim,
                  a->ndim, SG_MAX_DIMS);
@@ -343,13 +361,20 @@ sg_tensor *sg_index_values(const char *op, sg_tensor *index, int64_t n, const ch
     sg_error_set("%s: index must be an integer tensor (u8, i32 or i64), got %s", op, sg_dtype_name(index->dtype));
     return NULL;
   }
-  if (index->storage->device != SG_CPU) {
-    sg_error_set("%s: index must be a cpu tensor, got %s", op, sg_device_name(index->storage->device));
-    return NULL;
-  }
   sg_tensor *i64 = sg_to_dtype(index, SG_I64), *c = i64 ? sg_contiguous(i64) : NULL;
   sg_tensor_decref(i64);
   if (!c) return NULL;
+#ifdef SG_HAVE_CUDA
+  if (SG_ON_CUDA(c)) { /* checked on the device: one wait, the first bad value read back */
+    int64_t pos = 0, bad = 0;
+    int r = sg_cuda_index_check(c, n, &pos, &bad);
+    if (r == 1)
+      sg_error_set("%s: index %lld is out of range for %s of size %lld (indices count from 0)", op, (long long)bad, what,
+                   (long long)n);
+    if (r) { sg_tensor_decref(c); return NULL; }
+    return c;
+  }
+#endif
   const int64_t *v = sg_data_ptr(c);
   for (int64_t k = 0, m = sg_numel(c); k < m; k++)
     if (v[k] < 0 || v[k] >= n) {
@@ -362,7 +387,8 @@ sg_tensor *sg_index_values(const char *op, sg_tensor *index, int64_t n, const ch
 }
 
 sg_tensor *sg_index_select(sg_tensor *a, int dim, sg_tensor *index) {
-  if (!on_cpu("index_select", a)) return NULL;
+  sg_tensor *ai[2] = {a, index};
+  if (!sg_same_device("index_select", 2, ai)) return NULL;
   if (a->ndim == 0) { sg_error_set("index_select: cannot index a 0-dim tensor"); return NULL; }
   if ((dim = sg_wrap_dim("index_select", dim, a->ndim)) < 0) return NULL;
   if (index->ndim > 1) {
@@ -371,7 +397,10 @@ sg_tensor *sg_index_select(sg_tensor *a, int dim, sg_tensor *index) {
   }
   char what[48];
   snprintf(what, sizeof what, "dim %d", dim + 1);
-  sg_tensor *iv = sg_index_values("index_select", index, a->size[dim], what);
+  /* the map is built on the host: a GPU index comes over once (a 1-D list, usually short) */
+  sg_tensor *hix = sg_to_device(index, SG_CPU);
+  sg_tensor *iv = hix ? sg_index_values("index_select", hix, a->size[dim], what) : NULL;
+  sg_tensor_decref(hix);
   if (!iv) return NULL;
   int64_t osz[SG_MAX_DIMS];
   bool want[SG_MAX_DIMS] = {0};
@@ -415,7 +444,11 @@ sg_tensor *sg_cat(int n, sg_tensor **ts, int dim) {
   int64_t total = 0;
   for (int k = 0; k < n; k++) {
     sg_tensor *t = ts[k];
-    if (!on_cpu("cat", t)) return NULL;
+    if (t->storage->device != r->storage->device) {
+      sg_error_set("cat: expected all tensors on one device, got %s (tensor 1) and %s (tensor %d)",
+                   sg_device_name(r->storage->device), sg_device_name(t->storage->device), k + 1);
+      return NULL;
+    }
     bool ok = t->ndim == r->ndim;
     for (int d = 0; ok && d < r->ndim; d++) ok = d == dim || t->size[d] == r->size[d];
     if (!ok) {

@@ -184,15 +184,8 @@ function optim.clip_grad_norm(params, max_norm, norm_type)
   local grads = {}
   for _, p in ipairs(param_list(params)) do if p.grad then grads[#grads + 1] = p.grad end end
   if #grads == 0 then return 0 end
-  local total
-  if norm_type == math.huge then
-    total = 0
-    for _, g in ipairs(grads) do total = math.max(total, g:abs():max():item()) end
-  else
-    total = 0
-    for _, g in ipairs(grads) do total = total + g:norm(norm_type):item() ^ norm_type end
-    total = total ^ (1 / norm_type)
-  end
+  -- one fused pass per gradient on its device (CPU or GPU) and a single read of the total
+  local total = K.grad_norm(grads, norm_type)
   local coef = max_norm / (total + 1e-6)
   if coef < 1 then
     core.no_grad(function()
