@@ -152,14 +152,18 @@ struct BnBwdData {
 };
 
 // ---------------------------------------------------------------- group / layer norm
-// f(channel within the group, offset within the row) for this thread's share of a row of Cg * L values
+// f(weight of the channel, offset within the row) for this thread's share of
+// a row of Cg channels of L values; the weight is read once per channel when
+// the channels are long
 template <class F>
-__device__ __forceinline__ void row_foreach(int64_t Cg, int64_t L, F &&f) {
+__device__ __forceinline__ void row_foreach(const sgk_vec &w, int64_t c0, int64_t Cg, int64_t L, F &&f) {
   if (L >= 32) {
-    for (int64_t j = 0; j < Cg; j++)
-      for (int64_t l = threadIdx.x; l < L; l += blockDim.x) f(j, j * L + l);
+    for (int64_t j = 0; j < Cg; j++) {
+      const double wc = vec_ld(w, c0 + j, 1.0);
+      for (int64_t l = threadIdx.x; l < L; l += blockDim.x) f(wc, j * L + l);
+    }
   } else {
-    for (int64_t e = threadIdx.x; e < Cg * L; e += blockDim.x) f(e / L, e);
+    for (int64_t e = threadIdx.x; e < Cg * L; e += blockDim.x) f(vec_ld(w, c0 + e / L, 1.0), e);
   }
 }
 
@@ -190,17 +194,24 @@ __global__ void __launch_bounds__(kRowThreads)
       stats[row] = m;
       stats[R + row] = is;
     }
-    if (L == 1) { // layer norm: a weight per element
+    if (L >= 32) { // channel by channel: the affine coefficients once per channel
+      for (int64_t j = 0; j < Cg; j++) {
+        const int64_t ch = gi * Cg + j;
+        const double sc = is * vec_ld(w, ch, 1.0), sh = vec_ld(b, ch, 0.0) - m * sc;
+        for (int64_t l = threadIdx.x; l < L; l += blockDim.x)
+          D::st(yr + j * L + l, (A)((double)D::ld(xr + j * L + l) * sc + sh));
+      }
+    } else if (L == 1) { // layer norm: a weight per element
       for (int64_t e = threadIdx.x; e < M; e += blockDim.x) {
-        int64_t ch = gi * Cg + e;
+        const int64_t ch = gi * Cg + e;
         D::st(yr + e, (A)(((double)D::ld(xr + e) - m) * is * vec_ld(w, ch, 1.0) + vec_ld(b, ch, 0.0)));
       }
     } else {
-      row_foreach(Cg, L, [&](int64_t j, int64_t e) {
-        int64_t ch = gi * Cg + j;
-        double sc = is * vec_ld(w, ch, 1.0), sh = vec_ld(b, ch, 0.0) - m * sc;
+      for (int64_t e = threadIdx.x; e < M; e += blockDim.x) {
+        const int64_t ch = gi * Cg + e / L;
+        const double sc = is * vec_ld(w, ch, 1.0), sh = vec_ld(b, ch, 0.0) - m * sc;
         D::st(yr + e, (A)((double)D::ld(xr + e) * sc + sh));
-      });
+      }
     }
   }
 }
@@ -218,16 +229,15 @@ __global__ void __launch_bounds__(kRowThreads)
     typename D::S *out = gx + base;
     const double m = stats[row], is = stats[R + row];
     double sa = 0, sb = 0; // sum w g, sum w g (x - m)
-    row_foreach(Cg, L, [&](int64_t j, int64_t e) {
-      double wg = vec_ld(w, gi * Cg + j, 1.0) * (double)D::ld(gr + e);
+    row_foreach(w, gi * Cg, Cg, L, [&](double wc, int64_t e) {
+      double wg = wc * (double)D::ld(gr + e);
       sa += wg;
       sb += wg * ((double)D::ld(xr + e) - m);
     });
     block_sum2(sa, sb, shm);
     if (!M) continue;
     const double a = sa / (double)M, c1 = -is * is * is * sb / (double)M;
-    row_foreach(Cg, L, [&](int64_t j, int64_t e) {
-      double wc = vec_ld(w, gi * Cg + j, 1.0);
+    row_foreach(w, gi * Cg, Cg, L, [&](double wc, int64_t e) {
       D::st(out + e, (A)(is * (wc * (double)D::ld(gr + e) - a) + c1 * ((double)D::ld(xr + e) - m)));
     });
   }

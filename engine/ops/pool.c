@@ -215,7 +215,7 @@ sg_tensor *sg_max_unpool2d(sg_tensor *x, sg_tensor *indices, int64_t oh, int64_t
   const char *op = "max_unpool2d";
   if (!check_input(op, x)) return NULL;
   if (indices->dtype != SG_I64 || indices->storage->device != x->storage->device) {
-    sg_error_set("%s: indices must be an i64 tensor on the input's device (%s; got %s on %s)", op,
+    sg_error_set("%s: indices must be a %s i64 tensor like the input (got %s on %s)", op,
                  sg_device_name(x->storage->device), sg_dtype_name(indices->dtype),
                  sg_device_name(indices->storage->device));
     return NULL;
