@@ -9,14 +9,14 @@
  *   small_to_big:  big   = col2im(W^T * small)        (its adjoint)
  *   weight_grad:   gW   += small * im2col(big)^T
  * each per image and group with cblas gemm. The reference path runs plain
- * direct loops in double. */
+ * direct loops in double. GPU tensors run the same three primitives through
+ * cuDNN (backend_cuda/cuda_conv.c), following autocast. */
 #include "nn_ops.h"
 #include "ops.h"
 #include "../autograd/autograd.h"
 #include "../backend_cpu/dnnl_conv.h"
 #include "../core/autocast.h"
 #ifdef SG_HAVE_CUDA
-#include "../backend_cuda/cuda_backend.h"
 #include "../backend_cuda/cuda_nn.h"
 #endif
 #include <cblas.h>
@@ -283,7 +283,8 @@ static sg_cuda_conv_geom cuda_geom(const geom *g) {
 static int cuda_forward(const geom *g, sg_tensor *x, sg_tensor *w, sg_tensor *bias, sg_tensor *out) {
   sg_cuda_conv_geom cg = cuda_geom(g);
   sg_conv_note_path("cudnn");
-  int rc = g->transposed ? sg_cuda_conv(SG_CUDA_CONV_BWD_DATA, &cg, out, w, x) : sg_cuda_conv(SG_CUDA_CONV_FWD, &cg, x, w, out);
+  int rc = g->transposed ? sg_cuda_conv(SG_CUDA_CONV_BWD_DATA, &cg, out, w, x)
+                         : sg_cuda_conv(SG_CUDA_CONV_FWD, &cg, x, w, out);
   if (!rc && bias) rc = sg_cuda_bias_add_(out, bias);
   return rc;
 }
