@@ -285,11 +285,13 @@ int launch_bn_bwd_data(const void *x, const void *g, void *gx, const double *coe
 }
 
 unsigned row_blocks(int64_t rows) { return (unsigned)(rows < 65535 * 16 ? (rows < 1 ? 1 : rows) : 65535 * 16); }
+// threads per row block: enough for the row's M values (short layer-norm rows take one warp)
+int row_threads(int64_t M) { return M >= 512 ? 512 : M >= 256 ? 256 : M >= 128 ? 128 : M >= 64 ? 64 : 32; }
 
 template <class D>
 int launch_gn(const void *x, void *y, sgk_vec w, sgk_vec b, int64_t N, int64_t C, int64_t G, int64_t L, double eps,
               double *stats, cudaStream_t s) {
-  gn_fwd<D><<<row_blocks(N * G), kRowThreads, 0, s>>>((const typename D::S *)x, (typename D::S *)y, w, b, N, C, G, L,
+  gn_fwd<D><<<row_blocks(N * G), row_threads(C / G * L), 0, s>>>((const typename D::S *)x, (typename D::S *)y, w, b, N, C, G, L,
                                                       eps, stats);
   return (int)cudaGetLastError();
 }
@@ -297,7 +299,7 @@ int launch_gn(const void *x, void *y, sgk_vec w, sgk_vec b, int64_t N, int64_t C
 template <class D>
 int launch_gn_bwd(const void *x, const void *g, void *gx, sgk_vec w, int64_t N, int64_t C, int64_t G, int64_t L,
                   const double *stats, cudaStream_t s) {
-  gn_bwd<D><<<row_blocks(N * G), kRowThreads, 0, s>>>((const typename D::S *)x, (const typename D::S *)g,
+  gn_bwd<D><<<row_blocks(N * G), row_threads(C / G * L), 0, s>>>((const typename D::S *)x, (const typename D::S *)g,
                                                       (typename D::S *)gx, w, N, C, G, L, stats);
   return (int)cudaGetLastError();
 }

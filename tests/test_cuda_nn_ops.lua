@@ -627,3 +627,21 @@ test("pooling, norm and upsampling backwards on cuda repeat bit for bit", functi
   }
   for name, fn in pairs(FNS) do same_bits(grads(fn), grads(fn), name) end
 end)
+
+-- ------------------------------------------------------------------ hooks (every build)
+test("_autocast and _cudnn hooks; cuda autocast leaves cpu convolutions alone", function()
+  check.eq(F._autocast(), "f32", "off by default")
+  with_autocast("bf16", function()
+    check.eq(F._autocast(), "bf16", "set")
+    local y = F.conv2d(sg.randn({1, 2, 5, 5}), sg.randn({3, 2, 3, 3}))
+    check.eq(y.dtype, "f32", "a cpu convolution under cuda autocast")
+  end)
+  check.eq(F._autocast(), "f32", "restored")
+  check.errors(function() return F._autocast("nonsense") end, "unknown dtype")
+  local info = F._cudnn()
+  check.eq(type(info.built), "boolean", "_cudnn().built")
+  if info.built then
+    check.eq(math.type(info.entries), "integer", "_cudnn().entries")
+    check.eq(info.tf32, false, "no TF32 by default")
+  end
+end)
