@@ -73,7 +73,7 @@ SGK_API int sgk_channel_reduce(int mode, const void *x, const void *g, int dt, c
                                double *partials, sgk_stream s);
 /* sums [2C] doubles: sums[c] = sum of a, sums[C + c] = sum of b */
 SGK_API int sgk_channel_sums(const double *partials, const sgk_red *r, double *sums, sgk_stream s);
-/* out[c] = src[c] for c < C, stored in out's dtype (a contiguous vector) */
+/* out[c] = src[c] for c < C, stored in out's dtype and stride */
 SGK_API int sgk_store_vec(const double *src, int64_t C, sgk_vec out, sgk_stream s);
 
 /* Batch norm statistics, stats [4C] doubles: mean, invstd, scale, shift
