@@ -4,6 +4,10 @@
 #include "../backend_cpu/dnnl_conv.h"
 #include "../backend_cpu/dnnl_pool_norm.h"
 #include "../backend_cpu/dnnl_eltwise.h"
+#include "../core/autocast.h"
+#ifdef SG_HAVE_CUDA
+#include "../backend_cuda/cuda_nn.h"
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -330,13 +334,13 @@ static int l_upsample(lua_State *L) {
   return 1;
 }
 
-/* _conv_path() -> "dnnl" | "blas" | "reference" | "none": what ran the last
+/* _conv_path() -> "dnnl" | "blas" | "reference" | "cudnn" | "none": what ran the last
  * convolution computation (forward or backward) */
 static int l_conv_path(lua_State *L) {
   lua_pushstring(L, sg_conv_last_path());
   return 1;
 }
-/* _pool_path() / _bn_path() -> "dnnl" | "loops" | "none": what ran the last
+/* _pool_path() / _bn_path() -> "dnnl" | "loops" | "cuda" | "none": what ran the last
  * pooling / batch norm computation (forward or backward) */
 static int l_pool_path(lua_State *L) {
   lua_pushstring(L, sg_pool_last_path());
@@ -381,13 +385,58 @@ static int l_dnnl(lua_State *L) {
   return 5;
 }
 
+/* _cudnn([arg]) -> {built=, entries=, finds=, heuristics=, hits=, tf32=, last=}: the
+ * cuDNN convolution algorithm cache (entries; cudnnFind runs in benchmark
+ * mode; heuristic queries; cache hits), whether f32 may use TF32, and what the
+ * last convolution call ran. arg "clear" empties the cache; {tf32 = bool}
+ * allows or forbids TF32 for f32 convolutions. */
+static int l_cudnn(lua_State *L) {
+#ifdef SG_HAVE_CUDA
+  if (lua_type(L, 1) == LUA_TSTRING && strcmp(lua_tostring(L, 1), "clear") == 0) {
+    sg_cuda_conv_cache_clear();
+  } else if (lua_istable(L, 1)) {
+    if (lua_getfield(L, 1, "tf32") != LUA_TNIL) sg_cuda_conv_set_tf32(lua_toboolean(L, -1));
+    lua_pop(L, 1);
+  } else if (!lua_isnoneornil(L, 1)) {
+    return luaL_error(L, "_cudnn: argument must be 'clear' or {tf32 = bool}");
+  }
+  sg_cuda_conv_stats st = sg_cuda_conv_cache_stats();
+  lua_createtable(L, 0, 7);
+  lua_pushboolean(L, 1); lua_setfield(L, -2, "built");
+  lua_pushinteger(L, st.entries); lua_setfield(L, -2, "entries");
+  lua_pushinteger(L, st.finds); lua_setfield(L, -2, "finds");
+  lua_pushinteger(L, st.heuristics); lua_setfield(L, -2, "heuristics");
+  lua_pushinteger(L, st.hits); lua_setfield(L, -2, "hits");
+  lua_pushboolean(L, sg_cuda_conv_tf32()); lua_setfield(L, -2, "tf32");
+  lua_pushstring(L, sg_cuda_conv_last_algo()); lua_setfield(L, -2, "last");
+#else
+  lua_createtable(L, 0, 1);
+  lua_pushboolean(L, 0); lua_setfield(L, -2, "built");
+#endif
+  return 1;
+}
+
+/* _autocast([dtype]) -> the type cuda convolutions run in under mixed
+ * precision ("f32" when off), after setting it to dtype ("bf16", "f16", or
+ * "f32" for off) when given */
+static int l_autocast(lua_State *L) {
+  if (!lua_isnoneornil(L, 1)) {
+    int dt = sg_dtype_from_name(luaL_checkstring(L, 1));
+    if (dt < 0) return luaL_error(L, "_autocast: unknown dtype '%s'", lua_tostring(L, 1));
+    sg_autocast_set(SG_CUDA, (sg_dtype)dt);
+  }
+  lua_pushstring(L, sg_dtype_name(sg_autocast_get(SG_CUDA)));
+  return 1;
+}
+
 static const luaL_Reg FNS[] = {
   {"conv2d", l_conv2d}, {"conv_transpose2d", l_conv_transpose2d}, {"max_pool2d", l_max_pool2d},
   {"max_unpool2d", l_max_unpool2d}, {"avg_pool2d", l_avg_pool2d}, {"adaptive_avg_pool2d", l_adaptive_avg_pool2d},
   {"batch_norm", l_batch_norm}, {"group_norm", l_group_norm}, {"layer_norm", l_layer_norm},
   {"upsample", l_upsample}, {"_conv_path", l_conv_path}, {"_dnnl", l_dnnl},
   {"_pool_path", l_pool_path}, {"_bn_path", l_bn_path},
-  {"_eltwise_path", l_eltwise_path}, {"_threads", l_threads}, {NULL, NULL}};
+  {"_eltwise_path", l_eltwise_path}, {"_threads", l_threads}, {"_cudnn", l_cudnn},
+  {"_autocast", l_autocast}, {NULL, NULL}};
 
 void sgL_open_nn(lua_State *L, int mod, int methods) {
   (void)methods;

@@ -9,11 +9,16 @@
  *   small_to_big:  big   = col2im(W^T * small)        (its adjoint)
  *   weight_grad:   gW   += small * im2col(big)^T
  * each per image and group with cblas gemm. The reference path runs plain
- * direct loops in double. */
+ * direct loops in double. GPU tensors run the same three primitives through
+ * cuDNN (backend_cuda/cuda_conv.c), following autocast. */
 #include "nn_ops.h"
 #include "ops.h"
 #include "../autograd/autograd.h"
 #include "../backend_cpu/dnnl_conv.h"
+#include "../core/autocast.h"
+#ifdef SG_HAVE_CUDA
+#include "../backend_cuda/cuda_nn.h"
+#endif
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +43,19 @@ bool sg_nn_check_float(const char *op, const char *arg, const sg_tensor *t) {
   return true;
 }
 
+bool sg_nn_check_float_dev(const char *op, const char *arg, const sg_tensor *t) {
+#ifdef SG_HAVE_CUDA
+  if (t->storage->device == SG_CUDA) {
+    if (!sg_dtype_is_float(t->dtype)) {
+      sg_error_set("%s: %s must be a floating tensor (got %s)", op, arg, sg_dtype_name(t->dtype));
+      return false;
+    }
+    return true;
+  }
+#endif
+  return sg_nn_check_float(op, arg, t);
+}
+
 sg_conv_opts sg_conv_defaults(void) {
   sg_conv_opts o;
   memset(&o, 0, sizeof o);
@@ -50,6 +68,8 @@ sg_conv_opts sg_conv_defaults(void) {
 typedef struct {
   int64_t N, G, Cb, Hb, Wb, Cs, Hs, Ws, kh, kw, sh, sw, ph, pw, dh, dw;
   bool f64, transposed, reference;
+  bool cuda;   /* the tensors are on the GPU: cuDNN computes (any float dtype) */
+  sg_dtype dt; /* the dtype of input, weight, bias and output */
 } geom;
 
 /* ---------------------------------------------------------------- im2col */
@@ -252,9 +272,73 @@ static int try_dnnl(sg_dnnl_kind kind, const geom *g, const void *big, const voi
   return rc;
 }
 
+/* ---------------------------------------------------------------- CUDA (cuDNN) */
+#ifdef SG_HAVE_CUDA
+static sg_cuda_conv_geom cuda_geom(const geom *g) {
+  return (sg_cuda_conv_geom){g->N,  g->G,  g->Cb, g->Hb, g->Wb, g->Cs, g->Hs, g->Ws,
+                             g->kh, g->kw, g->sh, g->sw, g->ph, g->pw, g->dh, g->dw};
+}
+
+/* out from x, w (contiguous) and the optional bias */
+static int cuda_forward(const geom *g, sg_tensor *x, sg_tensor *w, sg_tensor *bias, sg_tensor *out) {
+  sg_cuda_conv_geom cg = cuda_geom(g);
+  sg_conv_note_path("cudnn");
+  int rc = g->transposed ? sg_cuda_conv(SG_CUDA_CONV_BWD_DATA, &cg, out, w, x)
+                         : sg_cuda_conv(SG_CUDA_CONV_FWD, &cg, x, w, out);
+  if (!rc && bias) rc = sg_cuda_bias_add_(out, bias);
+  return rc;
+}
+
+static int conv_bw_cuda(sg_node *n, sg_tensor *gout, sg_tensor **gin) {
+  const geom *g = n->ctx;
+  sg_cuda_conv_geom cg = cuda_geom(g);
+  sg_tensor *go = sg_nn_contig(gout, g->dt);
+  if (!go) return -1;
+  sg_conv_note_path("cudnn");
+  int rc = 0;
+  /* gout lives on the output side: small for conv2d, big for the transposed op */
+  if (n->needs[0]) {
+    sg_tensor *w = sg_node_saved(n, 1), *wc = w ? sg_nn_contig(w, g->dt) : NULL;
+    sg_tensor *gx = wc ? sg_empty(n->in_shape[0].ndim, n->in_shape[0].size, g->dt, SG_CUDA) : NULL;
+    if (gx && (g->transposed ? sg_cuda_conv(SG_CUDA_CONV_FWD, &cg, go, wc, gx)
+                             : sg_cuda_conv(SG_CUDA_CONV_BWD_DATA, &cg, gx, wc, go))) {
+      sg_tensor_decref(gx);
+      gx = NULL;
+    }
+    sg_tensor_decref(wc);
+    if (!(gin[0] = gx)) rc = -1;
+  }
+  if (!rc && n->needs[1]) {
+    sg_tensor *x = sg_node_saved(n, 0), *xc = x ? sg_nn_contig(x, g->dt) : NULL;
+    sg_tensor *gw = xc ? sg_empty(n->in_shape[1].ndim, n->in_shape[1].size, g->dt, SG_CUDA) : NULL;
+    if (gw && (g->transposed ? sg_cuda_conv(SG_CUDA_CONV_BWD_FILTER, &cg, go, gw, xc)
+                             : sg_cuda_conv(SG_CUDA_CONV_BWD_FILTER, &cg, xc, gw, go))) {
+      sg_tensor_decref(gw);
+      gw = NULL;
+    }
+    sg_tensor_decref(xc);
+    if (!(gin[1] = gw)) rc = -1;
+  }
+  if (!rc && n->needs[2]) {
+    int64_t C = go->size[1];
+    sg_tensor *gb = sg_empty(1, &C, g->dt, SG_CUDA);
+    if (gb && sg_cuda_bias_grad(go, gb)) {
+      sg_tensor_decref(gb);
+      gb = NULL;
+    }
+    if (!(gin[2] = gb)) rc = -1;
+  }
+  sg_tensor_decref(go);
+  return rc;
+}
+#endif
+
 /* ---------------------------------------------------------------- backward */
 static int conv_bw(sg_node *n, sg_tensor *gout, sg_tensor **gin) {
   const geom *g = n->ctx;
+#ifdef SG_HAVE_CUDA
+  if (g->cuda) return conv_bw_cuda(n, gout, gin);
+#endif
   sg_dtype dt = g->f64 ? SG_F64 : SG_F32;
   sg_tensor *go = sg_nn_contig(gout, dt);
   if (!go) return -1;
@@ -331,12 +415,36 @@ static bool check_pair(const char *op, const char *what, const int64_t *v, int64
   return true;
 }
 
+static sg_tensor *conv_common(bool transposed, sg_tensor *x, sg_tensor *w, sg_tensor *bias, const sg_conv_opts *opt);
+
+/* Mixed precision on the GPU: input, weight and bias cast (differentiably) to
+ * the autocast type, the convolution run in it (accumulating in f32). */
+static sg_tensor *conv_autocast(bool transposed, sg_tensor *x, sg_tensor *w, sg_tensor *bias, const sg_conv_opts *o,
+                                sg_dtype ct) {
+  sg_tensor *xc = sg_to_dtype(x, ct), *wc = xc ? sg_to_dtype(w, ct) : NULL;
+  sg_tensor *bc = wc && bias ? sg_to_dtype(bias, ct) : NULL;
+  sg_tensor *out = wc && (bc || !bias) ? conv_common(transposed, xc, wc, bc, o) : NULL;
+  sg_tensor_decref(xc);
+  sg_tensor_decref(wc);
+  sg_tensor_decref(bc);
+  return out;
+}
+
 static sg_tensor *conv_common(bool transposed, sg_tensor *x, sg_tensor *w, sg_tensor *bias, const sg_conv_opts *opt) {
   const char *op = transposed ? "conv_transpose2d" : "conv2d";
   sg_conv_opts dflt = sg_conv_defaults();
   const sg_conv_opts *o = opt ? opt : &dflt;
-  if (!sg_nn_check_float(op, "input", x) || !sg_nn_check_float(op, "weight", w)) return NULL;
-  if (bias && !sg_nn_check_float(op, "bias", bias)) return NULL;
+  if (!sg_nn_check_float_dev(op, "input", x) || !sg_nn_check_float_dev(op, "weight", w)) return NULL;
+  if (bias && !sg_nn_check_float_dev(op, "bias", bias)) return NULL;
+  sg_tensor *all[3] = {x, w, bias};
+  if (!sg_same_device(op, 3, all)) return NULL;
+  sg_device dev = x->storage->device;
+  if (dev != SG_CPU) {
+    sg_dtype natural = sg_promote(x->dtype, w->dtype);
+    if (bias) natural = sg_promote(natural, bias->dtype);
+    sg_dtype ct = sg_autocast_compute_type(dev, natural);
+    if (ct != natural) return conv_autocast(transposed, x, w, bias, o, ct);
+  }
   if (x->ndim != 4) {
     sg_error_set("%s: input must be 4-d [N,C,H,W] (got %s)", op, SG_SHAPE_STR(x));
     return NULL;
@@ -365,6 +473,7 @@ static sg_tensor *conv_common(bool transposed, sg_tensor *x, sg_tensor *w, sg_te
   g.N = x->size[0]; g.G = G; g.kh = w->size[2]; g.kw = w->size[3];
   g.sh = o->stride[0]; g.sw = o->stride[1]; g.dh = o->dilation[0]; g.dw = o->dilation[1];
   g.f64 = x->dtype == SG_F64; g.transposed = transposed; g.reference = o->reference;
+  g.cuda = dev != SG_CPU; g.dt = x->dtype;
   int64_t out_ch;
   if (!transposed) {
     g.Cb = x->size[1]; g.Hb = x->size[2]; g.Wb = x->size[3]; g.Cs = w->size[0];
@@ -443,9 +552,15 @@ static sg_tensor *conv_common(bool transposed, sg_tensor *x, sg_tensor *w, sg_te
   }
   sg_tensor *xc = sg_nn_contig(x, x->dtype), *wc = xc ? sg_nn_contig(w, x->dtype) : NULL;
   sg_tensor *bc = wc && bias ? sg_nn_contig(bias, x->dtype) : NULL;
-  sg_tensor *out = wc && (bc || !bias) ? sg_empty(4, osz, x->dtype, SG_CPU) : NULL;
+  sg_tensor *out = wc && (bc || !bias) ? sg_empty(4, osz, x->dtype, dev) : NULL;
   int rc = out ? 0 : -1;
   bool bias_done = false;
+#ifdef SG_HAVE_CUDA
+  if (out && g.cuda) {
+    rc = cuda_forward(&g, xc, wc, bc, out);
+    bias_done = true;
+  } else
+#endif
   if (out) {
     void *xp = sg_data_ptr(xc), *wp = sg_data_ptr(wc), *op_ = sg_data_ptr(out);
     if (o->reference) {

@@ -9,7 +9,8 @@
  * weight[c], bias[c]. Layer norm over the last k dims (D values) is the same
  * with N = leading rows, C = D, G = 1, L = 1: every element of a row is its
  * own "channel" with its own weight. Statistics are accumulated in double;
- * the mean and 1/sqrt(var + eps) per row are kept for the backward. */
+ * the mean and 1/sqrt(var + eps) per row are kept for the backward.
+ * GPU tensors run the same maths in backend_cuda/cuda_nn (one block per row). */
 /* GCC's -O2 vectoriser ("very cheap" model) leaves loops of unknown trip
  * count scalar: let it vectorise this file's streaming loops. */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -18,6 +19,9 @@
 #include "nn_ops.h"
 #include "ops.h"
 #include "../autograd/autograd.h"
+#ifdef SG_HAVE_CUDA
+#include "../backend_cuda/cuda_nn.h"
+#endif
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +31,7 @@
 typedef struct {
   int64_t N, C, G, L;
   double *mean, *invstd; /* [N*G] each, in the same allocation */
+  bool cuda;             /* GPU: x, weight and the device statistics [2*N*G] are saved tensors 0, 1, 2 */
 } gn_ctx;
 
 /* ---- reductions with four independent accumulators (latency, not order) ---- */
@@ -163,8 +168,32 @@ static void backward_f64(const gn_ctx *c, const void *x, const void *g, const do
   k_backward(c, x, g, w, gx, dw, db, true);
 }
 
+#ifdef SG_HAVE_CUDA
+static int gn_bw_cuda(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+  const gn_ctx *c = n->ctx;
+  sg_tensor *x = sg_node_saved(n, 0), *w = n->saved[1] ? sg_node_saved(n, 1) : NULL, *st = sg_node_saved(n, 2);
+  if (!x || (n->saved[1] && !w) || !st) return -1;
+  sg_tensor *xc = sg_nn_contig(x, n->in_dtype[0]), *gc = xc ? sg_nn_contig(g, n->in_dtype[0]) : NULL;
+  sg_tensor *wc = gc && w ? sg_nn_contig(w, w->dtype) : NULL;
+  sg_tensor *out[3] = {NULL, NULL, NULL};
+  bool ok = gc && (!w || wc);
+  for (int k = 0; k < 3 && ok; k++)
+    if (n->needs[k]) ok = (out[k] = sg_empty(n->in_shape[k].ndim, n->in_shape[k].size, n->in_dtype[k], SG_CUDA)) != NULL;
+  ok = ok && sg_cuda_group_norm_bwd(xc, gc, wc, st, c->N, c->C, c->G, c->L, out[0], out[1], out[2]) == 0;
+  sg_tensor_decref(xc); sg_tensor_decref(gc); sg_tensor_decref(wc);
+  for (int k = 0; k < 3; k++) {
+    if (ok) gin[k] = out[k];
+    else sg_tensor_decref(out[k]);
+  }
+  return ok ? 0 : -1;
+}
+#endif
+
 static int gn_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   const gn_ctx *c = n->ctx;
+#ifdef SG_HAVE_CUDA
+  if (c->cuda) return gn_bw_cuda(n, g, gin);
+#endif
   sg_dtype dt = n->in_dtype[0];
   sg_tensor *x = sg_node_saved(n, 0), *w = n->saved[1] ? sg_node_saved(n, 1) : NULL;
   if (!x || (n->saved[1] && !w)) return -1;
@@ -208,12 +237,48 @@ out:
 }
 
 /* Shared body once the arguments are checked: x viewed as [N, C, L] with G groups. */
+#ifdef SG_HAVE_CUDA
+static sg_tensor *norm_run_cuda(const char *op, sg_tensor *x, sg_tensor *weight, sg_tensor *bias, int64_t N,
+                                int64_t C, int64_t G, int64_t L, double eps) {
+  gn_ctx *c = calloc(1, sizeof *c);
+  if (!c) { sg_error_set("%s: out of memory", op); return NULL; }
+  c->N = N; c->C = C; c->G = G; c->L = L; c->cuda = true;
+  sg_tensor *xc = sg_nn_contig(x, x->dtype), *out = xc ? sg_empty(x->ndim, x->size, x->dtype, SG_CUDA) : NULL;
+  sg_tensor *wc = out && weight ? sg_nn_contig(weight, weight->dtype) : NULL;
+  sg_tensor *bc = out && bias ? sg_nn_contig(bias, bias->dtype) : NULL, *st = NULL;
+  if (out && ((weight && !wc) || (bias && !bc) || sg_cuda_group_norm(xc, wc, bc, N, C, G, L, eps, out, &st))) {
+    sg_tensor_decref(out);
+    out = NULL;
+  }
+  sg_tensor_decref(xc); sg_tensor_decref(wc); sg_tensor_decref(bc);
+  if (!out) { free(c); return NULL; }
+  sg_tensor *ins[3] = {x, weight, bias};
+  sg_node *n = sg_record(op, gn_bw, out, 3, ins);
+  if (n) {
+    n->ctx = c;
+    n->free_ctx = free;
+    sg_node_save(n, x);
+    sg_node_save(n, weight);
+    sg_node_save(n, st);
+  } else {
+    free(c);
+  }
+  sg_tensor_decref(st);
+  return out;
+}
+#endif
+
 static sg_tensor *norm_run(const char *op, sg_tensor *x, sg_tensor *weight, sg_tensor *bias, int64_t N, int64_t C,
                            int64_t G, int64_t L, double eps) {
+  sg_tensor *all[3] = {x, weight, bias};
+  if (!sg_same_device(op, 3, all)) return NULL;
+#ifdef SG_HAVE_CUDA
+  if (x->storage->device == SG_CUDA) return norm_run_cuda(op, x, weight, bias, N, C, G, L, eps);
+#endif
   size_t rows = (size_t)(N * G);
   gn_ctx *c = malloc(sizeof *c + sizeof(double) * 2 * rows + 1);
   if (!c) { sg_error_set("%s: out of memory", op); return NULL; }
-  c->N = N; c->C = C; c->G = G; c->L = L;
+  c->N = N; c->C = C; c->G = G; c->L = L; c->cuda = false;
   c->mean = (double *)(c + 1);
   c->invstd = c->mean + rows;
   sg_tensor *xc = sg_nn_contig(x, x->dtype), *out = xc ? sg_empty(x->ndim, x->size, x->dtype, SG_CPU) : NULL;
@@ -251,7 +316,7 @@ static bool check_eps(const char *op, double eps) {
 /* weight/bias of exactly the shape of x's last k dims */
 static bool check_affine(const char *op, const char *arg, const sg_tensor *t, const sg_tensor *x, int k) {
   if (!t) return true;
-  if (!sg_nn_check_float(op, arg, t)) return false;
+  if (!sg_nn_check_float_dev(op, arg, t)) return false;
   const int64_t *want = x->size + x->ndim - k;
   bool ok = t->ndim == k;
   for (int d = 0; ok && d < k; d++) ok = t->size[d] == want[d];
@@ -266,7 +331,7 @@ static bool check_affine(const char *op, const char *arg, const sg_tensor *t, co
 
 sg_tensor *sg_group_norm(sg_tensor *x, int64_t groups, sg_tensor *weight, sg_tensor *bias, double eps) {
   const char *op = "group_norm";
-  if (!sg_nn_check_float(op, "input", x)) return NULL;
+  if (!sg_nn_check_float_dev(op, "input", x)) return NULL;
   if (x->ndim < 2) {
     sg_error_set("%s: input must have at least 2 dims [N,C,...] (got %s)", op, SG_SHAPE_STR(x));
     return NULL;
@@ -282,8 +347,8 @@ sg_tensor *sg_group_norm(sg_tensor *x, int64_t groups, sg_tensor *weight, sg_ten
                  SG_SHAPE_STR(x));
     return NULL;
   }
-  if (weight && !sg_nn_check_float(op, "weight", weight)) return NULL;
-  if (bias && !sg_nn_check_float(op, "bias", bias)) return NULL;
+  if (weight && !sg_nn_check_float_dev(op, "weight", weight)) return NULL;
+  if (bias && !sg_nn_check_float_dev(op, "bias", bias)) return NULL;
   for (int k = 0; k < 2; k++) {
     const sg_tensor *t = k ? bias : weight;
     if (t && (t->ndim != 1 || t->size[0] != C)) {
@@ -298,7 +363,7 @@ sg_tensor *sg_group_norm(sg_tensor *x, int64_t groups, sg_tensor *weight, sg_ten
 
 sg_tensor *sg_layer_norm(sg_tensor *x, int k, sg_tensor *weight, sg_tensor *bias, double eps) {
   const char *op = "layer_norm";
-  if (!sg_nn_check_float(op, "input", x)) return NULL;
+  if (!sg_nn_check_float_dev(op, "input", x)) return NULL;
   if (k < 1) {
     sg_error_set("%s: the number of normalized dims must be at least 1 (got %d)", op, k);
     return NULL;

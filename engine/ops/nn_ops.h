@@ -1,5 +1,7 @@
-/* CNN ops on NCHW tensors (f32 or f64, cpu): convolution, pooling, batch,
+/* CNN ops on NCHW tensors (f32 or f64 on the cpu; f16, bf16, f32 or f64 on
+ * cuda, through engine/backend_cuda/cuda_nn.h): convolution, pooling, batch,
  * group and layer norm, upsampling. All differentiable (hand-written backward).
+ * On cuda, convolutions follow autocast (core/autocast.h).
  * Same conventions as tensor.h: new references out, NULL (or -1) + sg_error
  * on failure, arguments checked before anything is allocated. */
 #ifndef SG_NN_OPS_H
@@ -62,5 +64,7 @@ sg_tensor *sg_upsample(sg_tensor *x, int64_t oh, int64_t ow, double scale_h, dou
 sg_tensor *sg_nn_contig(sg_tensor *t, sg_dtype dt);
 /* Checks that t is a cpu f32/f64 tensor; names op and argument in the error. */
 bool sg_nn_check_float(const char *op, const char *arg, const sg_tensor *t);
+/* The same for ops with a GPU path: also accepts any floating cuda tensor. */
+bool sg_nn_check_float_dev(const char *op, const char *arg, const sg_tensor *t);
 
 #endif

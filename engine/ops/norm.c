@@ -3,11 +3,15 @@
  * form, using the statistics kept from the forward pass. f32 inputs go to
  * oneDNN's batch normalisation first when it is available
  * (backend_cpu/dnnl_pool_norm); the running statistics are updated here in
- * double either way. */
+ * double either way. GPU tensors (any float dtype; the per-channel vectors
+ * may have other float dtypes) go to backend_cuda/cuda_nn. */
 #include "nn_ops.h"
 #include "ops.h"
 #include "../autograd/autograd.h"
 #include "../backend_cpu/dnnl_pool_norm.h"
+#ifdef SG_HAVE_CUDA
+#include "../backend_cuda/cuda_nn.h"
+#endif
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +19,7 @@
 typedef struct {
   int64_t C;
   bool training;
+  bool cuda; /* GPU: x, weight and the device statistics [4C] are saved tensors 0, 1, 2 */
   float eps;
   double *mean, *invstd; /* [C] each, one allocation after the struct */
   float *fmean, *fvar;   /* f32 inputs: the mean and (biased) variance used, for oneDNN */
@@ -66,8 +71,66 @@ out:
   return rc;
 }
 
+#ifdef SG_HAVE_CUDA
+static int bn_bw(sg_node *n, sg_tensor *g, sg_tensor **gin);
+
+static int bn_bw_cuda(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+  const bn_ctx *c = n->ctx;
+  sg_tensor *x = sg_node_saved(n, 0), *w = n->saved[1] ? sg_node_saved(n, 1) : NULL, *st = sg_node_saved(n, 2);
+  if (!x || (n->saved[1] && !w) || !st) return -1;
+  sg_bn_note_path("cuda");
+  int64_t C = c->C;
+  sg_tensor *xc = sg_nn_contig(x, n->in_dtype[0]), *gc = xc ? sg_nn_contig(g, n->in_dtype[0]) : NULL;
+  sg_tensor *out[3] = {NULL, NULL, NULL};
+  bool ok = gc != NULL;
+  if (ok && n->needs[0]) ok = (out[0] = sg_empty(n->in_shape[0].ndim, n->in_shape[0].size, n->in_dtype[0], SG_CUDA));
+  for (int k = 1; k <= 2 && ok; k++)
+    if (n->needs[k]) ok = (out[k] = sg_empty(1, &C, n->in_dtype[k], SG_CUDA)) != NULL;
+  ok = ok && sg_cuda_batch_norm_bwd(xc, gc, w, st, c->training, out[0], out[1], out[2]) == 0;
+  sg_tensor_decref(xc);
+  sg_tensor_decref(gc);
+  for (int k = 0; k < 3; k++) {
+    if (ok) gin[k] = out[k];
+    else sg_tensor_decref(out[k]);
+  }
+  return ok ? 0 : -1;
+}
+
+static sg_tensor *bn_cuda(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor *weight, sg_tensor *bias,
+                          bool training, double momentum, double eps, int64_t C) {
+  bn_ctx *c = calloc(1, sizeof *c);
+  if (!c) { sg_error_set("batch_norm: out of memory"); return NULL; }
+  c->C = C; c->training = training; c->cuda = true; c->eps = (float)eps;
+  sg_tensor *xc = sg_nn_contig(x, x->dtype), *out = xc ? sg_empty(x->ndim, x->size, x->dtype, SG_CUDA) : NULL;
+  sg_tensor *st = NULL;
+  sg_bn_note_path("cuda");
+  if (out && sg_cuda_batch_norm(xc, rm, rv, weight, bias, training, momentum, eps, out, &st)) {
+    sg_tensor_decref(out);
+    out = NULL;
+  }
+  sg_tensor_decref(xc);
+  if (!out) { free(c); return NULL; }
+  sg_tensor *ins[3] = {x, weight, bias};
+  sg_node *n = sg_record("batch_norm", bn_bw, out, 3, ins);
+  if (n) {
+    n->ctx = c;
+    n->free_ctx = free;
+    sg_node_save(n, x);
+    sg_node_save(n, weight);
+    sg_node_save(n, st);
+  } else {
+    free(c);
+  }
+  sg_tensor_decref(st);
+  return out;
+}
+#endif
+
 static int bn_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   const bn_ctx *c = n->ctx;
+#ifdef SG_HAVE_CUDA
+  if (c->cuda) return bn_bw_cuda(n, g, gin);
+#endif
   sg_dtype dt = n->in_dtype[0];
   bool f64 = dt == SG_F64;
   sg_tensor *x = sg_node_saved(n, 0), *w = n->saved[1] ? sg_node_saved(n, 1) : NULL;
@@ -135,7 +198,7 @@ out:
 
 static bool check_vec(const char *op, const char *arg, const sg_tensor *t, int64_t C, const sg_tensor *x) {
   if (!t) return true;
-  if (!sg_nn_check_float(op, arg, t)) return false;
+  if (!sg_nn_check_float_dev(op, arg, t)) return false;
   if (t->ndim != 1 || t->size[0] != C) {
     sg_error_set("%s: %s must have shape [%lld] for input %s (got %s)", op, arg, (long long)C, SG_SHAPE_STR(x),
                  SG_SHAPE_STR(t));
@@ -159,7 +222,9 @@ static int write_vec(sg_tensor *t, const double *v, int64_t C) {
 sg_tensor *sg_batch_norm(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor *weight, sg_tensor *bias,
                          bool training, double momentum, double eps) {
   const char *op = "batch_norm";
-  if (!sg_nn_check_float(op, "input", x)) return NULL;
+  if (!sg_nn_check_float_dev(op, "input", x)) return NULL;
+  sg_tensor *all[5] = {x, rm, rv, weight, bias};
+  if (!sg_same_device(op, 5, all)) return NULL;
   if (x->ndim < 2) {
     sg_error_set("%s: input must have at least 2 dims [N,C,...] (got %s)", op, SG_SHAPE_STR(x));
     return NULL;
@@ -186,10 +251,13 @@ sg_tensor *sg_batch_norm(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor *
     sg_error_set("%s: need eps >= 0 and momentum in [0, 1] (got eps %g, momentum %g)", op, eps, momentum);
     return NULL;
   }
+#ifdef SG_HAVE_CUDA
+  if (x->storage->device == SG_CUDA) return bn_cuda(x, rm, rv, weight, bias, training, momentum, eps, C);
+#endif
   bool f64 = x->dtype == SG_F64;
   bn_ctx *c = malloc(sizeof *c + sizeof(double) * 2 * (size_t)C + (f64 ? 0 : sizeof(float) * 2 * (size_t)C) + 1);
   if (!c) { sg_error_set("%s: out of memory", op); return NULL; }
-  c->C = C; c->training = training; c->eps = (float)eps;
+  c->C = C; c->training = training; c->cuda = false; c->eps = (float)eps;
   c->mean = (double *)(c + 1); c->invstd = c->mean + C;
   c->fmean = f64 ? NULL : (float *)(c->invstd + C);
   c->fvar = f64 ? NULL : c->fmean + C;

@@ -1,16 +1,20 @@
 /* Pooling over the H, W planes of NCHW tensors: max (with indices) and its
  * unpooling, average, adaptive average. Plain loops, accumulation in double;
  * f32 max and average pooling (and adaptive pooling whose windows tile the
- * plane) go to oneDNN first when it is available (backend_cpu/dnnl_pool_norm). */
+ * plane) go to oneDNN first when it is available (backend_cpu/dnnl_pool_norm).
+ * GPU tensors go to backend_cuda/cuda_nn (own kernels, gather-style backwards). */
 #include "nn_ops.h"
 #include "ops.h"
 #include "../autograd/autograd.h"
 #include "../backend_cpu/dnnl_pool_norm.h"
+#ifdef SG_HAVE_CUDA
+#include "../backend_cuda/cuda_nn.h"
+#endif
 #include <math.h>
 #include <string.h>
 
 static bool check_input(const char *op, const sg_tensor *x) {
-  if (!sg_nn_check_float(op, "input", x)) return false;
+  if (!sg_nn_check_float_dev(op, "input", x)) return false;
   if (x->ndim != 4) {
     sg_error_set("%s: input must be 4-d [N,C,H,W] (got %s)", op, SG_SHAPE_STR(x));
     return false;
@@ -57,6 +61,19 @@ static int maxpool_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_tensor *idx = sg_node_saved(n, 0);
   if (!idx) return -1;
   sg_dtype dt = n->in_dtype[0];
+#ifdef SG_HAVE_CUDA
+  if (n->in_device[0] == SG_CUDA) {
+    sg_tensor *gcu = sg_nn_contig(g, dt), *gxu = gcu ? sg_empty(4, n->in_shape[0].size, dt, SG_CUDA) : NULL;
+    sg_pool_note_path("cuda");
+    if (gxu && sg_cuda_max_pool2d_bwd(gcu, idx, n->i, gxu)) {
+      sg_tensor_decref(gxu);
+      gxu = NULL;
+    }
+    sg_tensor_decref(gcu);
+    gin[0] = gxu;
+    return gxu ? 0 : -1;
+  }
+#endif
   bool f64 = dt == SG_F64;
   sg_tensor *gc = sg_nn_contig(g, dt);
   sg_tensor *gx = gc ? sg_empty(4, n->in_shape[0].size, dt, SG_CPU) : NULL;
@@ -94,6 +111,25 @@ int sg_max_pool2d(sg_tensor *x, const int64_t kernel[2], const int64_t stride[2]
   int64_t oh, ow;
   if (!window_plan(op, x, kernel, stride, padding, &oh, &ow)) return -1;
   int64_t H = x->size[2], W = x->size[3], osz[4] = {x->size[0], x->size[1], oh, ow};
+#ifdef SG_HAVE_CUDA
+  if (x->storage->device == SG_CUDA) {
+    int64_t cpar[6] = {kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1]};
+    sg_tensor *xcu = sg_nn_contig(x, x->dtype);
+    sg_tensor *vu = xcu ? sg_empty(4, osz, x->dtype, SG_CUDA) : NULL, *iu = vu ? sg_empty(4, osz, SG_I64, SG_CUDA) : NULL;
+    sg_pool_note_path("cuda");
+    int crc = iu ? sg_cuda_max_pool2d(xcu, cpar, vu, iu) : -1;
+    sg_tensor_decref(xcu);
+    if (crc) { sg_tensor_decref(vu); sg_tensor_decref(iu); return -1; }
+    sg_node *nu = sg_record(op, maxpool_bw, vu, 1, &x);
+    if (nu) {
+      sg_node_save(nu, iu);
+      memcpy(nu->i, cpar, sizeof cpar);
+    }
+    *values = vu;
+    *indices = iu;
+    return 0;
+  }
+#endif
   bool f64 = x->dtype == SG_F64;
   sg_tensor *xc = sg_nn_contig(x, x->dtype);
   sg_tensor *v = xc ? sg_empty(4, osz, x->dtype, SG_CPU) : NULL, *ix = v ? sg_empty(4, osz, SG_I64, SG_CPU) : NULL;
@@ -146,6 +182,19 @@ static int unpool_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_tensor *idx = sg_node_saved(n, 0);
   if (!idx) return -1;
   sg_dtype dt = n->in_dtype[0];
+#ifdef SG_HAVE_CUDA
+  if (n->in_device[0] == SG_CUDA) {
+    sg_tensor *gcu = sg_nn_contig(g, dt), *gxu = gcu ? sg_empty(4, n->in_shape[0].size, dt, SG_CUDA) : NULL;
+    sg_pool_note_path("cuda");
+    if (gxu && sg_cuda_max_unpool2d_bwd(gcu, idx, gxu)) {
+      sg_tensor_decref(gxu);
+      gxu = NULL;
+    }
+    sg_tensor_decref(gcu);
+    gin[0] = gxu;
+    return gxu ? 0 : -1;
+  }
+#endif
   bool f64 = dt == SG_F64;
   sg_tensor *gc = sg_nn_contig(g, dt);
   sg_tensor *gx = gc ? sg_empty(4, n->in_shape[0].size, dt, SG_CPU) : NULL;
@@ -165,8 +214,10 @@ static int unpool_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
 sg_tensor *sg_max_unpool2d(sg_tensor *x, sg_tensor *indices, int64_t oh, int64_t ow) {
   const char *op = "max_unpool2d";
   if (!check_input(op, x)) return NULL;
-  if (indices->dtype != SG_I64 || indices->storage->device != SG_CPU) {
-    sg_error_set("%s: indices must be a cpu i64 tensor (got %s)", op, sg_dtype_name(indices->dtype));
+  if (indices->dtype != SG_I64 || indices->storage->device != x->storage->device) {
+    sg_error_set("%s: indices must be a %s i64 tensor like the input (got %s on %s)", op,
+                 sg_device_name(x->storage->device), sg_dtype_name(indices->dtype),
+                 sg_device_name(indices->storage->device));
     return NULL;
   }
   if (!sg_same_shape(x, indices)) {
@@ -182,6 +233,23 @@ sg_tensor *sg_max_unpool2d(sg_tensor *x, sg_tensor *indices, int64_t oh, int64_t
   if (sg_shape_numel(4, osz) > SG_MAX_NUMEL) { sg_error_set("%s: output is too large", op); return NULL; }
   sg_tensor *ic = sg_nn_contig(indices, SG_I64);
   if (!ic) return NULL;
+#ifdef SG_HAVE_CUDA
+  if (x->storage->device == SG_CUDA) { /* the index range is checked on the device */
+    sg_tensor *xcu = sg_nn_contig(x, x->dtype), *ou = xcu ? sg_empty(4, osz, x->dtype, SG_CUDA) : NULL;
+    sg_pool_note_path("cuda");
+    if (ou && sg_cuda_max_unpool2d(xcu, ic, ou)) {
+      sg_tensor_decref(ou);
+      ou = NULL;
+    }
+    if (ou) {
+      sg_node *nu = sg_record(op, unpool_bw, ou, 1, &x);
+      if (nu) sg_node_save(nu, ic);
+    }
+    sg_tensor_decref(xcu);
+    sg_tensor_decref(ic);
+    return ou;
+  }
+#endif
   const int64_t *ip = sg_data_ptr(ic);
   int64_t n = sg_numel(ic);
   for (int64_t k = 0; k < n; k++)
@@ -287,6 +355,19 @@ static int avg_backward(window_fn wf, sg_node *n, sg_tensor *g, sg_tensor **gin)
   sg_dtype dt = n->in_dtype[0];
   bool f64 = dt == SG_F64;
   const sg_shape *in = &n->in_shape[0];
+#ifdef SG_HAVE_CUDA
+  if (n->in_device[0] == SG_CUDA) {
+    sg_tensor *gcu = sg_nn_contig(g, dt), *gxu = gcu ? sg_empty(4, in->size, dt, SG_CUDA) : NULL;
+    sg_pool_note_path("cuda");
+    if (gxu && sg_cuda_avg_pool2d_bwd(gcu, n->i, wf == adaptive_window, gxu)) {
+      sg_tensor_decref(gxu);
+      gxu = NULL;
+    }
+    sg_tensor_decref(gcu);
+    gin[0] = gxu;
+    return gxu ? 0 : -1;
+  }
+#endif
   sg_tensor *gc = sg_nn_contig(g, dt), *gx = gc ? sg_empty(4, in->size, dt, SG_CPU) : NULL;
   int rc = 0;
   if (gx && dt == SG_F32) {
@@ -330,7 +411,17 @@ static int adaptive_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) { return avg_b
 static sg_tensor *avg_common(const char *op, window_fn wf, sg_backward_fn bw, sg_tensor *x, const int64_t *par,
                              int npar, int64_t oh, int64_t ow) {
   int64_t osz[4] = {x->size[0], x->size[1], oh, ow};
-  sg_tensor *xc = sg_nn_contig(x, x->dtype), *out = xc ? sg_empty(4, osz, x->dtype, SG_CPU) : NULL;
+  sg_device dev = x->storage->device;
+  sg_tensor *xc = sg_nn_contig(x, x->dtype), *out = xc ? sg_empty(4, osz, x->dtype, dev) : NULL;
+#ifdef SG_HAVE_CUDA
+  if (out && dev == SG_CUDA) {
+    sg_pool_note_path("cuda");
+    if (sg_cuda_avg_pool2d(xc, par, wf == adaptive_window, out)) {
+      sg_tensor_decref(out);
+      out = NULL;
+    }
+  } else
+#endif
   if (out && avg_forward(wf, par, xc, out)) {
     sg_tensor_decref(out);
     out = NULL;

@@ -1,9 +1,13 @@
 /* Nearest and bilinear resizing of NCHW tensors, with PyTorch's
  * F.interpolate index rules. Each output row/column reads at most two input
- * rows/columns; the tables of indices and weights are built per axis. */
+ * rows/columns; the tables of indices and weights are built per axis.
+ * GPU tensors go to backend_cuda/cuda_nn (the same rules; a gather backward). */
 #include "nn_ops.h"
 #include "ops.h"
 #include "../autograd/autograd.h"
+#ifdef SG_HAVE_CUDA
+#include "../backend_cuda/cuda_nn.h"
+#endif
 #include <math.h>
 #include <stdlib.h>
 
@@ -54,6 +58,18 @@ static int upsample_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_dtype dt = n->in_dtype[0];
   bool f64 = dt == SG_F64;
   const sg_shape *in = &n->in_shape[0];
+#ifdef SG_HAVE_CUDA
+  if (n->in_device[0] == SG_CUDA) {
+    sg_tensor *gcu = sg_nn_contig(g, dt), *gxu = gcu ? sg_empty(4, in->size, dt, SG_CUDA) : NULL;
+    if (gxu && sg_cuda_upsample_bwd(gcu, gxu, n->f[0], n->f[1], (int)n->i[2], n->i[3] != 0)) {
+      sg_tensor_decref(gxu);
+      gxu = NULL;
+    }
+    sg_tensor_decref(gcu);
+    gin[0] = gxu;
+    return gxu ? 0 : -1;
+  }
+#endif
   int64_t H = in->size[2], W = in->size[3], oh = n->i[0], ow = n->i[1];
   tap *t = make_taps(H, W, oh, ow, n->f[0], n->f[1], (sg_upsample_mode)n->i[2], n->i[3]);
   sg_tensor *gc = t ? sg_nn_contig(g, dt) : NULL, *gx = gc ? sg_zeros(4, in->size, dt, SG_CPU) : NULL;
@@ -91,7 +107,7 @@ static int upsample_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
 sg_tensor *sg_upsample(sg_tensor *x, int64_t oh, int64_t ow, double scale_h, double scale_w, sg_upsample_mode mode,
                        bool align_corners) {
   const char *op = "upsample";
-  if (!sg_nn_check_float(op, "input", x)) return NULL;
+  if (!sg_nn_check_float_dev(op, "input", x)) return NULL;
   if (x->ndim != 4) {
     sg_error_set("%s: input must be 4-d [N,C,H,W] (got %s)", op, SG_SHAPE_STR(x));
     return NULL;
@@ -112,9 +128,17 @@ sg_tensor *sg_upsample(sg_tensor *x, int64_t oh, int64_t ow, double scale_h, dou
   int64_t H = x->size[2], W = x->size[3], osz[4] = {x->size[0], x->size[1], oh, ow};
   if (sg_shape_numel(4, osz) > SG_MAX_NUMEL) { sg_error_set("%s: output is too large", op); return NULL; }
   bool f64 = x->dtype == SG_F64;
-  tap *t = make_taps(H, W, oh, ow, scale_h, scale_w, mode, align_corners);
-  sg_tensor *xc = t ? sg_nn_contig(x, x->dtype) : NULL, *out = xc ? sg_empty(4, osz, x->dtype, SG_CPU) : NULL;
-  if (out) {
+  bool cuda = x->storage->device != SG_CPU;
+  tap *t = cuda ? NULL : make_taps(H, W, oh, ow, scale_h, scale_w, mode, align_corners);
+  sg_tensor *xc = t || cuda ? sg_nn_contig(x, x->dtype) : NULL;
+  sg_tensor *out = xc ? sg_empty(4, osz, x->dtype, x->storage->device) : NULL;
+#ifdef SG_HAVE_CUDA
+  if (out && cuda && sg_cuda_upsample(xc, out, scale_h, scale_w, (int)mode, align_corners)) {
+    sg_tensor_decref(out);
+    out = NULL;
+  }
+#endif
+  if (out && !cuda) {
     const tap *ty = t, *tx = t + oh;
     const void *xp = sg_data_ptr(xc);
     void *op_ = sg_data_ptr(out);
