@@ -44,6 +44,16 @@ end
 -- state is keyed by position (group, index) so it can be saved and restored
 local function key(gi, pi) return gi .. ":" .. pi end
 
+-- state tensors follow their parameter: after model:to("cuda") (or a dtype change) with state already
+-- built, or state loaded from a checkpoint read on the cpu
+local function follow(st, p)
+  for name, v in pairs(st) do
+    if type(v) == "userdata" and (v.device ~= p.device or v.dtype ~= p.dtype) then
+      st[name] = v:to{dtype = p.dtype, device = p.device}
+    end
+  end
+end
+
 function Optimizer:step(closure)
   local loss = closure and closure() or nil
   core.no_grad(function()
@@ -55,6 +65,7 @@ function Optimizer:step(closure)
           local k = key(gi, pi)
           local st = self.state[k]
           if not st then st = {step = 0}; self.state[k] = st end
+          follow(st, p)
           st.step = st.step + 1
           self:update(p, grad, st, g)
         end
@@ -105,7 +116,10 @@ function Optimizer:load_state_dict(sd)
         error(string.format("load_state_dict: state '%s' of parameter %s has shape [%s], the parameter [%s]",
           name, k, table.concat(v.shape, ","), table.concat(p.shape, ",")), 2)
       end
-      s[name] = type(v) == "userdata" and v:clone() or v
+      if type(v) == "userdata" then -- a copy on the parameter's device (the file was read on the cpu)
+        v = (v.device ~= p.device) and v:to(p.device) or v:clone()
+      end
+      s[name] = v
     end
     self.state[k] = s
   end
@@ -185,7 +199,20 @@ function optim.clip_grad_norm(params, max_norm, norm_type)
   for _, p in ipairs(param_list(params)) do if p.grad then grads[#grads + 1] = p.grad end end
   if #grads == 0 then return 0 end
   local total
-  if norm_type == math.huge then
+  if grads[1].device ~= "cpu" then
+    -- on the GPU: the norms are combined there and read once (not one synchronising read per gradient)
+    local acc
+    core.no_grad(function()
+      for _, g in ipairs(grads) do
+        local n = norm_type == math.huge and g:abs():amax():to("f64") or g:norm(norm_type):to("f64") ^ norm_type
+        if not acc then acc = n
+        elseif norm_type == math.huge then acc = (acc + n + (acc - n):abs()) * 0.5 -- max(acc, n)
+        else acc = acc + n end
+      end
+    end)
+    total = acc:item()
+    if norm_type ~= math.huge then total = total ^ (1 / norm_type) end
+  elseif norm_type == math.huge then
     total = 0
     for _, g in ipairs(grads) do total = math.max(total, g:abs():max():item()) end
   else
