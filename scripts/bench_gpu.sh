@@ -27,7 +27,8 @@
 # wheels that torch installs on LD_LIBRARY_PATH. semseg links libcudnn.so.9 and the cuBLAS of the CUDA it
 # was built with (libcublas.so.13 for CUDA 13): when the wheels carry another major version, bundle with
 # --cuda-libs. The CUDA runtime is linked statically and needs a driver new enough for that CUDA.
-# Environment: PYTHON (default python3), SEMSEG_BIN (default build/semseg).
+# Environment: PYTHON (default python3), SEMSEG_BIN (default build/semseg); BENCH_GPU_DRY_RUN=1 runs the
+# whole pipeline on the cpu with a tiny network (base 8, depth 2, 32x32 and 64x64), to test the script.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -54,7 +55,7 @@ while [ $# -gt 0 ]; do
     --out) OUTFILE="$2"; shift 2 ;;
     --bundle) BUNDLE="$2"; shift 2 ;;
     --cuda-libs) CUDA_LIBS=1; shift ;;
-    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "bench_gpu.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -126,6 +127,15 @@ elif "$BIN" -e 'os.exit(sg.cuda.is_available() and 0 or 1)' >/dev/null 2>&1; the
 else
   SEMSEG_WHY="semseg sees no GPU: $("$BIN" -e 'print(sg.cuda.why_unavailable())' 2>&1 | head -1)"
 fi
+DRY=""
+if [ "${BENCH_GPU_DRY_RUN:-0}" = 1 ]; then
+  echo "bench_gpu.sh: dry run on the cpu (BENCH_GPU_DRY_RUN=1): tiny network, the numbers mean nothing"
+  TORCH_GPU=$HAVE_TORCH
+  [ -x "$BIN" ] && SEMSEG_GPU=1
+  DRY="--device cpu --base 8 --depth 2"
+  GEMM=256
+  [ -n "$ROWS" ] || ROWS="32:2,64:2"
+fi
 if [ "$TORCH_GPU" = 0 ] && [ "$SEMSEG_GPU" = 0 ]; then
   echo "no CUDA device: skipped${SEMSEG_WHY:+ ($SEMSEG_WHY)}"
   exit 0
@@ -144,11 +154,13 @@ fi
 
 run_semseg() {
   [ "$SEMSEG_GPU" = 1 ] || return 0
-  "$BIN" run scripts/bench_gpu.lua --amp "$AMP" "$@" 2>&1 | tee -a "$OUTFILE" | grep -v '^RESULT' || true
+  # shellcheck disable=SC2086
+  "$BIN" run scripts/bench_gpu.lua --amp "$AMP" $DRY "$@" 2>&1 | tee -a "$OUTFILE" | grep -v '^RESULT' || true
 }
 run_torch() {
   [ "$TORCH_GPU" = 1 ] || return 0
-  "$PY" scripts/bench_gpu_torch.py --amp "$AMP" "$@" 2>&1 | tee -a "$OUTFILE" | grep -v '^RESULT' || true
+  # shellcheck disable=SC2086
+  "$PY" scripts/bench_gpu_torch.py --amp "$AMP" $DRY "$@" 2>&1 | tee -a "$OUTFILE" | grep -v '^RESULT' || true
 }
 
 start=$(date +%s)
