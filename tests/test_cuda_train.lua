@@ -395,6 +395,12 @@ test("evaluate, metrics and losses with GPU outputs: counts from class ids on th
   local bt = sg.rand{2, 1, 8, 8}:gt(0.5):float()
   check.eq(sg.metrics.evaluate(bin:cuda(), bt, {binary = true}).confusion,
            sg.metrics.evaluate(bin, bt, {binary = true}).confusion)
+  -- regression metrics with a GPU prediction and a cpu target
+  local rp, rt = sg.rand{2, 1, 8, 8}, sg.rand{2, 1, 8, 8}
+  local reg_c = sg.metrics.evaluate(rp, rt, {regression = true})
+  local reg_g = sg.metrics.evaluate(rp:cuda(), rt, {regression = true})
+  check.near(reg_g.mse, reg_c.mse, 1e-9, 1e-6, "mse"); check.near(reg_g.psnr, reg_c.psnr, 1e-6, 1e-6, "psnr")
+  check.near(sg.metrics.mae(rp:cuda(), rt), sg.metrics.mae(rp, rt), 1e-9, 1e-6, "mae")
   check.eq(sg.metrics.confusion(gl:argmax(2), target:cuda(), 4):totable(),
            sg.metrics.confusion(logits:argmax(2), target, 4):totable())
   -- losses: weights from tables or cpu tensors move to the logits' device; a target elsewhere is an error

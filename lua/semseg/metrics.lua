@@ -121,7 +121,9 @@ local function check_pair(op, pred, target)
   if pred:numel() ~= target:numel() then
     fail(op, "prediction has %d elements but the target %d", pred:numel(), target:numel())
   end
-  return pred:detach():to("f64"):reshape{-1}, target:detach():to("f64"):reshape{-1}
+  local t = target:detach()
+  if t.device ~= pred.device then t = t:to(pred.device) end -- compared where the prediction is
+  return pred:detach():to("f64"):reshape{-1}, t:to("f64"):reshape{-1}
 end
 
 function M.mae(pred, target)
