@@ -2,7 +2,8 @@
 --
 --   semseg run experiments/compare_unets.lua [data root] [--full] [--out runs/compare_unets]
 --          [--epochs N] [--base N] [--depth N] [--patch N] [--crops N] [--batch N] [--lr X]
---          [--seed N] [--workers N] [--check] [--config runs/.../config.json]
+--          [--seed N] [--workers N] [--device cpu|cuda|auto] [--amp bf16|fp16] [--check]
+--          [--config runs/.../config.json]
 --
 -- Data: the root given, else $SEMSEG_DATA, else ../shared/data, with isbi2012/train/{images,labels};
 -- without it, synthetic EM-like cells (sg.data.synthetic_cells), and the script says so.
@@ -11,6 +12,9 @@
 -- The default is a quick CPU preset (base 8, 128x128 crops, a few epochs; about 10 minutes on 2 cores).
 -- --check builds the data and validates the configuration, then stops (no training).
 -- --config re-runs a previous run with the options recorded in its config.json.
+-- --device: where the models train and predict: cpu (the default), cuda, or auto (cuda when a GPU is
+-- usable, else cpu). --amp bf16 trains and predicts in mixed precision (bfloat16 autocast, f32 weights);
+-- --amp fp16 in float16 with dynamic loss scaling. On an H100, try --full --device cuda --amp bf16.
 local experiment = sg.experiment or require "semseg.experiment"
 local json = sg.json
 local D = sg.data
@@ -43,7 +47,18 @@ local o = {
   seed = args.seed or 42,
   workers = args.workers or 1,
   gamma = args.gamma or 2,
+  device = args.device or "cpu",
+  amp = args.amp,
 }
+if o.device ~= "cpu" and o.device ~= "cuda" and o.device ~= "auto" then
+  error("compare_unets: --device must be cpu, cuda or auto (got " .. tostring(o.device) .. ")", 0)
+end
+if o.amp ~= nil and o.amp ~= "bf16" and o.amp ~= "fp16" then
+  error("compare_unets: --amp must be bf16 or fp16 (got " .. tostring(o.amp) .. ")", 0)
+end
+if o.device == "cuda" and not sg.cuda.is_available() then
+  error("compare_unets: --device cuda, but no GPU is usable: " .. tostring(sg.cuda.why_unavailable()), 0)
+end
 if o.crops == nil and not full then o.crops = 128 end
 for _, k in ipairs{"epochs", "base", "depth", "patch", "crops", "batch", "seed", "workers"} do
   if o[k] ~= nil and (math.type(o[k]) ~= "integer" or o[k] < ((k == "seed" or k == "workers") and 0 or 1)) then
@@ -91,7 +106,7 @@ local opts = {
   patch = o.patch, crops = o.crops, val_tile = o.patch, batch = o.batch, epochs = o.epochs, workers = o.workers,
   recipe = recipe, loss = loss,
   optimizer = function(params) return sg.optim.adam(params, {lr = o.lr}) end,
-  metrics = {classes = 2}, tile = {size = o.patch, overlap = 0.25}, panels = 3,
+  metrics = {classes = 2}, tile = {size = o.patch, overlap = 0.25}, panels = 3, device = o.device, amp = o.amp,
   class_names = probe and {"membrane", "interior"} or {"interior", "membrane"},
   config = {script = "compare_unets", source = source, options = o,
     rerun = "build/semseg run experiments/compare_unets.lua --config " .. o.out .. "/config.json"},
@@ -101,6 +116,7 @@ print("compare_unets: " .. source)
 print(string.format("compare_unets: %s, %d epochs, base %d, depth %d, %dx%d crops (%s per epoch), batch %d, "
   .. "Adam lr %g, binary focal (gamma %g), out %s", full and "published recipe" or "quick CPU preset", o.epochs,
   o.base, o.depth, o.patch, o.patch, o.crops or "4 per training image", o.batch, o.lr, o.gamma, o.out))
+print(string.format("compare_unets: device %s%s", sg.device.resolve(o.device), o.amp and (", mixed precision " .. o.amp) or ""))
 
 -- the modules the training needs; a clear error names what is missing
 local missing = {}

@@ -37,7 +37,6 @@ SGK_API int sgk_max_pool2d(const void *x, int dt, void *y, int64_t *idx, const s
  * input position (a gather over the windows that contain it: deterministic). */
 SGK_API int sgk_max_pool2d_bwd(const void *g, const int64_t *idx, int dt, void *gx, const sgk_pool *p, sgk_stream s);
 /* *bad (device int, zeroed by the caller) set to 1 when any of the n indices is outside [0, limit). */
-SGK_API int sgk_index_check(const int64_t *idx, int64_t n, int64_t limit, int *bad, sgk_stream s);
 /* y [planes, os] (zeroed by the caller) <- x [planes, is] scattered by idx [planes, is]; where indices
  * repeat, the last input position wins as in the CPU loop. win: scratch of planes*os uint32 (zeroed by
  * the caller); only valid when is < 2^32 - 1 (NULL: plain scatter, repeats race). */

@@ -67,10 +67,6 @@ __global__ void max_pool_bwd(const typename D::S *g, const int64_t *idx, typenam
   }
 }
 
-__global__ void index_check(const int64_t *idx, int64_t n, int64_t limit, int *bad) {
-  SGK_GRID_STRIDE(i, n) if (idx[i] < 0 || idx[i] >= limit) *bad = 1;
-}
-
 // ---------------------------------------------------------------- max unpool
 // pass 1: the last input position (1-based) that targets each output position
 __global__ void unpool_winner(const int64_t *idx, unsigned *win, int64_t is, int64_t os, int64_t n) {
@@ -270,11 +266,6 @@ SGK_API int sgk_max_pool2d(const void *x, int dt, void *y, int64_t *idx, const s
 }
 SGK_API int sgk_max_pool2d_bwd(const void *g, const int64_t *idx, int dt, void *gx, const sgk_pool *p, sgk_stream s) {
   return SGK_FLOAT_DISPATCH(dt, launch_max_pool_bwd, g, idx, gx, p, s);
-}
-SGK_API int sgk_index_check(const int64_t *idx, int64_t n, int64_t limit, int *bad, sgk_stream s) {
-  if (n <= 0) return 0;
-  index_check<<<blocks_for(n, 4), kThreads, 0, s>>>(idx, n, limit, bad);
-  return (int)cudaGetLastError();
 }
 SGK_API int sgk_max_unpool2d(const void *x, const int64_t *idx, int dt, void *y, unsigned *win, int64_t planes,
                              int64_t is, int64_t os, sgk_stream s) {

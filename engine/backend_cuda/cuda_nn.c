@@ -4,6 +4,7 @@
  * back right after the launches: all work is on one stream, so the next
  * user of a block queues behind these kernels. */
 #include "cuda_nn.h"
+#include "cuda_index.h"
 #include "cuda_common.h"
 #include "../../kernels/k_nn.h"
 #include <stdint.h>
@@ -103,20 +104,13 @@ int sg_cuda_max_pool2d_bwd(sg_tensor *g, sg_tensor *indices, const int64_t par[6
 int sg_cuda_max_unpool2d(sg_tensor *x, sg_tensor *indices, sg_tensor *out) {
   if (!sg_cuda_ensure()) return -1;
   int64_t planes = x->size[0] * x->size[1], is = x->size[2] * x->size[3], os = out->size[2] * out->size[3];
-  int64_t n = planes * is;
   size_t es = sg_dtype_size(out->dtype);
   /* indices outside the output plane are an error, as on the CPU (one synchronisation) */
-  int *bad = sg_cuda_malloc(sizeof(int));
-  if (!bad) return -1;
-  int hbad = 0;
-  bool ok = SG_CUDA_OK(cudaMemsetAsync(bad, 0, sizeof(int), sg_cuda_stream())) &&
-            LAUNCH(sgk_index_check(sg_data_ptr(indices), n, os, bad, sg_cuda_stream())) &&
-            SG_CUDA_OK(cudaMemcpyAsync(&hbad, bad, sizeof(int), cudaMemcpyDeviceToHost, sg_cuda_stream())) &&
-            SG_CUDA_OK(cudaStreamSynchronize(sg_cuda_stream()));
-  sg_cuda_free(bad);
-  if (!ok) return -1;
-  if (hbad) {
-    sg_error_set("max_unpool2d: an index is out of range for an output plane of %lldx%lld",
+  int64_t bad_pos, bad_val;
+  int bad = sg_cuda_index_check(indices, os, &bad_pos, &bad_val);
+  if (bad < 0) return -1;
+  if (bad) {
+    sg_error_set("max_unpool2d: index %lld is out of range for an output plane of %lldx%lld", (long long)bad_val,
                  (long long)out->size[2], (long long)out->size[3]);
     return -1;
   }
@@ -125,7 +119,7 @@ int sg_cuda_max_unpool2d(sg_tensor *x, sg_tensor *indices, sg_tensor *out) {
   if (is < (int64_t)UINT32_MAX - 1 && planes * os > 0) {
     if (!(win = sg_cuda_malloc(sizeof(unsigned) * (size_t)(planes * os)))) return -1;
   }
-  ok = SG_CUDA_OK(cudaMemsetAsync(sg_data_ptr(out), 0, (size_t)(planes * os) * es, sg_cuda_stream())) &&
+  bool ok = SG_CUDA_OK(cudaMemsetAsync(sg_data_ptr(out), 0, (size_t)(planes * os) * es, sg_cuda_stream())) &&
        (!win || SG_CUDA_OK(cudaMemsetAsync(win, 0, sizeof(unsigned) * (size_t)(planes * os), sg_cuda_stream()))) &&
        LAUNCH(sgk_max_unpool2d(sg_data_ptr(x), sg_data_ptr(indices), x->dtype, sg_data_ptr(out), win, planes, is, os,
                                sg_cuda_stream()));

@@ -37,6 +37,7 @@ struct sg_loader {
   const sg_rnode *recipe;
   sg_fill pad;
   int workers, prefetch;
+  bool pin;                 /* batches in pinned host memory */
   sg_loader_item *items;
   int64_t n, batch, nb;
   pthread_mutex_t mu;
@@ -65,8 +66,8 @@ static int make_batch(sg_loader *ld, int64_t b, sg_tensor **pimg, sg_tensor **pm
     if (i == i0) {
       C = c; H = h; W = w;
       int64_t is[4] = {N, C, H, W}, ms[3] = {N, H, W};
-      bi = sg_empty(4, is, SG_F32, SG_CPU);
-      if (bi && mk) bm = sg_empty(3, ms, SG_I64, SG_CPU);
+      bi = ld->pin ? sg_empty_pinned(4, is, SG_F32) : sg_empty(4, is, SG_F32, SG_CPU);
+      if (bi && mk) bm = ld->pin ? sg_empty_pinned(3, ms, SG_I64) : sg_empty(3, ms, SG_I64, SG_CPU);
       if (!bi || (mk && !bm)) { sg_tensor_decref(img); sg_tensor_decref(mk); goto fail; }
     }
     if (c != C || h != H || w != W || (!mk) != (!bm)) {
@@ -201,6 +202,11 @@ sg_loader *sg_loader_new(int64_t nsrc, sg_tensor *const *images, sg_tensor *cons
   pthread_cond_init(&ld->ready, NULL);
   pthread_cond_init(&ld->space, NULL);
   return ld;
+}
+
+void sg_loader_set_pin_memory(sg_loader *ld, bool pin) {
+  sg_loader_stop(ld); /* no worker may be reading the flag */
+  ld->pin = pin;
 }
 
 int sg_loader_start(sg_loader *ld, const sg_loader_item *items, int64_t n, int64_t batch) {

@@ -31,6 +31,10 @@ typedef struct sg_loader sg_loader;
  * finished batches may wait in the queue. The recipe must outlive the loader. */
 sg_loader *sg_loader_new(int64_t nsrc, sg_tensor *const *images, sg_tensor *const *masks, const sg_rnode *recipe,
                          sg_fill pad, int workers, int prefetch);
+/* pin: batches in page-locked host memory (sg_empty_pinned), so that copying
+ * them to the GPU runs asynchronously; plain memory when there is no CUDA
+ * device. Takes effect from the next sg_loader_start. */
+void sg_loader_set_pin_memory(sg_loader *ld, bool pin);
 /* Starts an epoch over n items in batches of `batch` (the last may be short);
  * stops a running epoch first. Items are copied. */
 int sg_loader_start(sg_loader *ld, const sg_loader_item *items, int64_t n, int64_t batch);

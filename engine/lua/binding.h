@@ -27,6 +27,8 @@ sg_tensor *sgL_test(lua_State *L, int idx); /* NULL when not a live tensor */
 /* Tensor, or a number/boolean/table converted (number -> dtype of `like`). */
 sg_tensor *sgL_operand(lua_State *L, int idx, const char *op, const sg_tensor *like);
 int sgL_error(lua_State *L); /* raises sg_error_get() as a Lua error */
+/* A host copy of a device tensor (outside autograd), for the entry points that read bytes on the cpu. */
+sg_tensor *sgL_host_copy(sg_tensor *t);
 #define SGL_TRY(L, expr) do { if (!(expr)) sgL_error(L); } while (0)
 
 /* Lua 1-based (or negative) dim -> 0-based, error naming op. */
@@ -56,6 +58,8 @@ void sgL_open_io(lua_State *L, int mod, int methods);
 void sgL_open_loader(lua_State *L, int mod, int methods);
 void sgL_open_metrics(lua_State *L, int mod, int methods);
 void sgL_open_cuda(lua_State *L, int mod, int methods);
+void sgL_open_amp(lua_State *L, int mod, int methods);
+void sgL_open_device(lua_State *L, int mod, int methods);
 /* Adds each function of `fns` under its name to both tables (0 = skip). */
 void sgL_setfuncs(lua_State *L, const luaL_Reg *fns, int mod, int methods);
 

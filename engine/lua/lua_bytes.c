@@ -8,10 +8,11 @@
 #include <string.h>
 #include <unistd.h>
 
-/* t:to_bytes() -> the elements in row-major order, little-endian (the host order on x86-64 and arm64) */
+/* t:to_bytes() -> the elements in row-major order, little-endian (the host order on x86-64 and arm64);
+ * a GPU tensor is copied to the host first (one transfer) */
 static int m_to_bytes(lua_State *L) {
   sg_tensor *t = sgL_check(L, 1, "to_bytes");
-  sg_tensor *c = sgL_push(L, sg_contiguous(t));
+  sg_tensor *c = sgL_push(L, t->storage->device == SG_CPU ? sg_contiguous(t) : sgL_host_copy(t));
   lua_pushlstring(L, sg_data_ptr(c), (size_t)sg_numel(c) * sg_dtype_size(c->dtype));
   return 1;
 }

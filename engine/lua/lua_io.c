@@ -194,16 +194,25 @@ static int l_read_image(lua_State *L) {
   sgL_push(L, sg_read_image(path, &o));
   return 1;
 }
+/* The tensor at idx, on the host: a GPU tensor is copied over once (the copy stays on the Lua stack). */
+static sg_tensor *host_tensor(lua_State *L, int idx, const char *op) {
+  sg_tensor *t = sgL_check(L, idx, op);
+  if (t->storage->device == SG_CPU) return t;
+  sg_tensor *h = sgL_push(L, sgL_host_copy(t));
+  lua_replace(L, idx);
+  return h;
+}
+
 static int l_write_png(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  sg_tensor *t = sgL_check(L, 2, "write_png");
+  sg_tensor *t = host_tensor(L, 2, "write_png");
   sg_write_opts o = write_options(L, 3, "write_png", false);
   if (sg_write_png(path, t, &o) != 0) return sgL_error(L);
   return 0;
 }
 static int l_write_tiff(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  sg_tensor *t = sgL_check(L, 2, "write_tiff");
+  sg_tensor *t = host_tensor(L, 2, "write_tiff");
   sg_write_opts o = write_options(L, 3, "write_tiff", true);
   resolve_bits(&o, L, 3, t);
   if (sg_write_tiff(path, t, &o) != 0) return sgL_error(L);

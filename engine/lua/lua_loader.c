@@ -6,7 +6,9 @@
  *       (0-based offsets; the box may reach outside the image: pad "reflect" | "constant" | "nearest")
  *   pick(mask, class, u) -> row, col (0-based) of the floor(u * count)-th pixel of that class, or nil
  *   counts(mask, nclasses) -> {count of class 0, ...} (values outside 0..nclasses-1 are not counted)
- *   new(images, masks|nil, recipe|nil, pad, pad_value, mask_pad, workers, prefetch) -> loader
+ *   new(images, masks|nil, recipe|nil, pad, pad_value, mask_pad, workers, prefetch, pin_memory) -> loader
+ *       (pin_memory: batches in page-locked memory for asynchronous copies to the GPU; plain memory
+ *       without a CUDA device)
  *   loader:start(items, batch)  items: flat list src, top, left, h, w, seed (src 1-based) per sample
  *   loader:next() -> images, masks | nil at the end of the epoch
  *   loader:stop(), loader:close() (also __gc) */
@@ -202,6 +204,7 @@ static int l_new(lua_State *L) {
   sg_fill pad = check_pad(L, 4, "loader");
   int64_t workers = lua_isnoneornil(L, 7) ? 0 : sgL_int(L, 7, "loader", "workers");
   int64_t prefetch = lua_isnoneornil(L, 8) ? 2 : sgL_int(L, 8, "loader", "prefetch");
+  bool pin = lua_toboolean(L, 9);
   lua_Integer n = luaL_len(L, 1);
   if (n < 1 || n > (1 << 24)) return luaL_error(L, "loader: no images");
   if (has_masks && luaL_len(L, 2) != n) return luaL_error(L, "loader: %d images but %d masks", (int)n, (int)luaL_len(L, 2));
@@ -223,6 +226,7 @@ static int l_new(lua_State *L) {
   if (recipe) { lua_pushvalue(L, 3); lua_setiuservalue(L, -2, 1); } /* keeps the recipe alive */
   *b = sg_loader_new((int64_t)n, im, has_masks ? mk : NULL, recipe, pad, (int)workers, (int)prefetch);
   if (!*b) return sgL_error(L);
+  sg_loader_set_pin_memory(*b, pin);
   return 1;
 }
 

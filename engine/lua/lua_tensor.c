@@ -160,14 +160,26 @@ static void fill_from_table(lua_State *L, int idx, int d, sg_tensor *t, int64_t 
   }
 }
 
-/* sg.tensor({{1,2},{3,4}} [, opts]); numbers give f32 unless a dtype is asked */
+/* whether the options table at idx names a device */
+static bool has_device_opt(lua_State *L, int idx) {
+  if (!lua_istable(L, idx)) return false;
+  bool has = lua_getfield(L, idx, "device") != LUA_TNIL;
+  lua_pop(L, 1);
+  return has;
+}
+
+/* sg.tensor({{1,2},{3,4}} [, opts]); numbers give f32 unless a dtype is asked; {device = "cuda"} builds
+ * the values on the host and copies them over once */
 static int l_tensor(lua_State *L) {
   sgL_opts o = sgL_options(L, 2, "tensor", SG_F32);
+  bool move = has_device_opt(L, 2);
   if (luaL_testudata(L, 1, SG_TENSOR_MT)) { /* a copy of a tensor (sgL_check raises for a closed one) */
     sg_tensor *src = sgL_check(L, 1, "tensor");
     bool prev = sg_set_grad_enabled(false); /* the copy is a new leaf, without history */
     sg_tensor *c = sg_to_dtype(src, o.dtype);
-    sg_tensor *d = c ? sg_clone(c) : NULL;
+    sg_tensor *d = NULL;
+    if (c && move && o.device != src->storage->device) d = sg_to_device(c, o.device); /* a fresh copy already */
+    else if (c) d = sg_clone(c);
     sg_set_grad_enabled(prev);
     sg_tensor_decref(c);
     sgL_push(L, d);
@@ -185,6 +197,7 @@ static int l_tensor(lua_State *L) {
     sg_store_i64(t->storage->data, t->dtype, (int64_t)lua_tointeger(L, 1));
   else if (ndim == 0) sg_store_f64(t->storage->data, t->dtype, lua_isboolean(L, 1) ? lua_toboolean(L, 1) : lua_tonumber(L, 1));
   else if (sg_numel(t) > 0) { int64_t pos = 0; fill_from_table(L, 1, 0, t, &pos, t->storage->data, &all_int); }
+  if (move && o.device != SG_CPU) t = sgL_push(L, sg_to_device(t, o.device));
   t->requires_grad = o.requires_grad;
   return 1;
 }
@@ -314,20 +327,11 @@ static int m_is_view_of(lua_State *L) {
   return 1;
 }
 
-/* Replaces the tensor at idx by a host copy when it lives on another device:
- * reading values is one transfer, not one per element. */
-static sg_tensor *on_host(lua_State *L, int idx, sg_tensor *t) {
-  if (t->storage->device == SG_CPU) return t;
-  sg_tensor *h = sgL_push(L, sg_to_device(t, SG_CPU));
-  lua_replace(L, idx);
-  return h;
-}
-
 static int m_item(lua_State *L) {
   sg_tensor *t = sgL_check(L, 1, "item");
   if (sg_numel(t) != 1)
     return luaL_error(L, "item: only a one-element tensor converts to a number, got shape %s", SG_SHAPE_STR(t));
-  t = on_host(L, 1, t);
+  if (t->storage->device != SG_CPU) t = sgL_push(L, sgL_host_copy(t)); /* one transfer, then as on the cpu */
   double v = sg_get_flat(t, 0);
   if (t->dtype == SG_BOOL) lua_pushboolean(L, v != 0);
   else if (!sg_dtype_is_float(t->dtype)) lua_pushinteger(L, sg_load_i64(sg_data_ptr(t), t->dtype));
@@ -359,7 +363,7 @@ static void push_elems(lua_State *L, const sg_tensor *t, int d, int64_t *idx) {
 static int m_totable(lua_State *L) {
   sg_tensor *t = sgL_check(L, 1, "totable");
   if (t->ndim == 0) { lua_settop(L, 1); return m_item(L); }
-  t = on_host(L, 1, t);
+  if (t->storage->device != SG_CPU) t = sgL_push(L, sgL_host_copy(t)); /* one transfer, not one per element */
   int64_t idx[SG_MAX_DIMS] = {0};
   push_elems(L, t, 0, idx);
   return 1;
@@ -512,7 +516,8 @@ static int m_to(lua_State *L) {
     else dt = sgL_dtype(L, 2, "to");
   } else if (lua_istable(L, 2)) {
     sgL_opts o = sgL_options(L, 2, "to", t->dtype);
-    dt = o.dtype; dev = o.device;
+    dt = o.dtype;
+    if (has_device_opt(L, 2)) dev = o.device; /* t:to{dtype = "f64"} stays where it is */
   } else return luaL_error(L, "to: expected a dtype or device name, got %s", luaL_typename(L, 2));
   /* cast where it is cheaper: before leaving the cpu when it shrinks, else after arriving */
   bool cast_first = sg_dtype_size(dt) < sg_dtype_size(t->dtype);

@@ -5,6 +5,13 @@
 
 int sgL_error(lua_State *L) { return luaL_error(L, "%s", sg_error_get()); }
 
+sg_tensor *sgL_host_copy(sg_tensor *t) {
+  bool prev = sg_set_grad_enabled(false);
+  sg_tensor *h = sg_to_device(t, SG_CPU);
+  sg_set_grad_enabled(prev);
+  return h;
+}
+
 sg_tensor *sgL_push(lua_State *L, sg_tensor *t) {
   if (!t) sgL_error(L);
   sgL_box *b = lua_newuserdatauv(L, sizeof *b, 0);

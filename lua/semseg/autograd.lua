@@ -24,13 +24,14 @@ function M.gradcheck(fn, inputs, opts)
   local out = fn(table.unpack(xs, 1, #inputs))
   assert(type(out) == "userdata", "gradcheck: fn must return a tensor")
   local w = core.rand(out.shape, "f64") + 0.5
+  if out.device ~= "cpu" then w = w:to(out.device) end -- the same weights on any device
   local function objective()
     return core.no_grad(function() return (fn(table.unpack(xs, 1, #inputs)) * w):sum():item() end)
   end
   ;(out * w):sum():backward()
   for i, x in ipairs(xs) do
     if type(x) == "userdata" and x:needs_grad() then
-      local analytic = x.grad and x.grad:contiguous() or core.zeros(x.shape, "f64")
+      local analytic = x.grad and x.grad:contiguous() or core.zeros(x.shape, {dtype = "f64", device = x.device})
       local flat = x:view(-1)
       local ga = analytic:view(-1)
       for k = 1, x:numel() do

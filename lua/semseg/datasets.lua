@@ -26,8 +26,10 @@
 -- ds:class_frequencies(nclasses) -> {f0, f1, ...}.
 --
 -- sg.data.loader(dataset_or_view, {batch = 1, shuffle = false, seed = 0, drop_last = false,
---                                  augment = recipe, workers = 0, prefetch = 2})
+--                                  augment = recipe, workers = 0, prefetch = 2, pin_memory = false})
 --   for images, masks in loader:epoch(e) do ... end     images f32 N x C x H x W, masks i64 N x H x W
+--   pin_memory = true: batches in page-locked host memory (t.is_pinned), so images:cuda() copies
+--   asynchronously; without a CUDA device the batches are plain memory, the same values either way.
 --   loader:close() (also on garbage collection; starting another epoch ends a running one)
 -- The epoch's plan (order, crop boxes, per-sample seeds) is computed here from
 -- (seed, epoch); C worker threads cut, augment (data/recipe.c, the same draws
@@ -562,7 +564,7 @@ Loader.__index = Loader
 M.Loader = Loader
 
 local LOADER_KEYS = {batch = true, shuffle = true, seed = true, drop_last = true, augment = true, workers = true,
-  prefetch = true}
+  prefetch = true, pin_memory = true}
 
 function M.loader(src, opts)
   opts = opts or {}
@@ -577,6 +579,9 @@ function M.loader(src, opts)
   end
   local prefetch = opts.prefetch or math.max(2, workers)
   if math.type(prefetch) ~= "integer" or prefetch < 1 then fail("loader", "prefetch must be a positive integer") end
+  if opts.pin_memory ~= nil and type(opts.pin_memory) ~= "boolean" then
+    fail("loader", "pin_memory must be true or false (got %s)", tostring(opts.pin_memory))
+  end
   local recipe = opts.augment
   if recipe ~= nil and getmetatable(recipe) ~= require("semseg.augment").Node then
     fail("loader", "augment must be a recipe (sg.data.recipe{...})")
@@ -584,9 +589,10 @@ function M.loader(src, opts)
   local ds = mt == View and src.ds or src
   local self = setmetatable({src = src, ds = ds, batch = batch, shuffle = opts.shuffle and true or false,
     seed = to_seed("loader", opts.seed), drop_last = opts.drop_last and true or false, workers = workers,
-    prefetch = prefetch, recipe = recipe}, Loader)
+    prefetch = prefetch, recipe = recipe, pin_memory = opts.pin_memory or false}, Loader)
   local imgs, masks = ds:load()
-  self.c = LC().new(imgs, masks, recipe and recipe:compile() or nil, src.pad or "reflect", 0, 0, workers, prefetch)
+  self.c = LC().new(imgs, masks, recipe and recipe:compile() or nil, src.pad or "reflect", 0, 0, workers, prefetch,
+    self.pin_memory)
   return self
 end
 

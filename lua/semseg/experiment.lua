@@ -11,8 +11,13 @@
 --     optimizer = function(params) return sg.optim.adam(params, {lr = 1e-3}) end,
 --     scheduler = function(opt) ... end, callbacks = function(model_name, model, opt) return {...} end,
 --     epochs = 10, batch = 8, seed = 1, workers = 1, metrics = {classes = 2}, class_names = {...},
---     tile = {size = 256, overlap = 0.25}, panels = 3, config = {...}  -- extra config.json content
+--     tile = {size = 256, overlap = 0.25}, panels = 3, config = {...}, -- extra config.json content
+--     device = "cpu" | "cuda" | "auto", amp = "bf16" | "fp16"          -- optional, see below
 --   } -> results (list of per-model rows), table text
+--
+-- device: where the models train and predict ("cpu" when not given; "auto" is "cuda" when a GPU is
+-- usable, else "cpu"); the loaders then hand out pinned batches so the copies to the GPU are
+-- asynchronous. amp: mixed precision for training and test prediction (sg.train.fit's amp option).
 --
 -- Every model sees the same split, the same crops and the same augmentation (one seed).
 -- Written under out: config.json, <model>/history.csv|json, <model>/checkpoint.safetensors,
@@ -206,7 +211,7 @@ local KEYS = {name = true, out = true, models = true, order = true, data = true,
   patch = true, crops = true, val_tile = true, recipe = true, loss = true, optimizer = true, scheduler = true,
   callbacks = true, epochs = true, batch = true, seed = true, workers = true, metrics = true, class_names = true,
   tile = true, panels = true, config = true, fit = true, build = true, predict = true, quiet = true,
-  foreground = true, fit_options = true, sampling = true}
+  foreground = true, fit_options = true, sampling = true, device = true, amp = true}
 
 local function model_list(o)
   local list = {}
@@ -254,6 +259,11 @@ function M.validate(o)
   if type(split) ~= "table" or (#split ~= 2 and #split ~= 3) then fail("split must be {train, val} or {train, val, test}") end
   local classes = o.metrics and o.metrics.classes
   if math.type(classes) ~= "integer" or classes < 1 then fail("metrics = {classes = n} is required") end
+  if o.device ~= nil and o.device ~= "cpu" and o.device ~= "cuda" and o.device ~= "auto" then
+    fail("device must be \"cpu\", \"cuda\" or \"auto\" (got %s)", tostring(o.device))
+  end
+  local ok, err = pcall(require("semseg.amp").normalize_dtype, o.amp, "amp")
+  if not ok then fail("%s", err) end
   return list
 end
 
@@ -313,10 +323,14 @@ function M.compare(o)
   if not fit then fit = M.need("train", "sg.experiment.compare").fit end
   local predict = o.predict
   local tile = o.tile or {size = o.val_tile or o.patch or 256, overlap = 0.25}
+  local device = require("semseg.device").resolve(o.device or "cpu", "sg.experiment.compare")
+  local amp = require("semseg.amp").normalize_dtype(o.amp, "sg.experiment.compare")
   if not predict then
     local P = M.need("predict", "sg.experiment.compare")
     -- sliding windows of tile.size, overlapping by the fraction tile.overlap, Gaussian-blended
-    predict = function(model, image) return P.tiled(model, image, {tile = tile.size, overlap = tile.overlap}) end
+    predict = function(model, image)
+      return P.tiled(model, image, {tile = tile.size, overlap = tile.overlap, amp = amp})
+    end
   end
   if not o.build then
     for _, m in ipairs(models) do if type(m.spec) == "table" then M.need("models", "sg.experiment.compare"); break end end
@@ -345,9 +359,11 @@ function M.compare(o)
   end
   local val_view = val_ds:tiles{size = o.val_tile or patch}
   local function loaders()
+    local pin = device ~= "cpu"
     local tl = data_mod.loader(train_view, {batch = o.batch or 1, shuffle = true, seed = seed, augment = o.recipe,
-      workers = o.workers or 0})
-    local vl = data_mod.loader(val_view, {batch = o.batch or 1, shuffle = false, seed = seed, workers = 0})
+      workers = o.workers or 0, pin_memory = pin})
+    local vl = data_mod.loader(val_view, {batch = o.batch or 1, shuffle = false, seed = seed, workers = 0,
+      pin_memory = pin})
     return tl, vl
   end
 
@@ -355,7 +371,7 @@ function M.compare(o)
   local config = {
     name = o.name, out = out, seed = seed, epochs = o.epochs, batch = o.batch or 1, split = split, patch = patch,
     crops = #train_view, val_tile = o.val_tile or patch, tile = tile, metrics = o.metrics, class_names = o.class_names,
-    workers = o.workers or 0, recipe = o.recipe and plain(o.recipe) or nil,
+    workers = o.workers or 0, recipe = o.recipe and plain(o.recipe) or nil, device = device, amp = amp,
     models = {}, sizes = {train = #train_ds, val = #val_ds, test = #test_ds, test_kind = test_kind},
     split_names = {train = {}, val = {}, test = {}},
     run = o.config,
@@ -375,11 +391,12 @@ function M.compare(o)
     say("== %s (%d/%d)", m.name, mi, #models)
     core.manual_seed(seed)
     local model = build_model(m, o)
+    if device ~= "cpu" and type(model.to) == "function" then model:to(device) end
     local opt = o.optimizer(model:parameters())
     local sched = o.scheduler and o.scheduler(opt) or nil
     local tl, vl = loaders()
     local args = {model = model, loss = o.loss, optimizer = opt, scheduler = sched, train = tl, val = vl,
-      epochs = o.epochs, metrics = o.metrics}
+      epochs = o.epochs, metrics = o.metrics, amp = amp}
     if o.callbacks then args.callbacks = o.callbacks(m.name, model, opt) end
     for k, v in pairs(o.fit_options or {}) do args[k] = v end
     local t0 = core.clock()

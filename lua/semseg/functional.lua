@@ -112,12 +112,19 @@ function F.layer_norm_reference(x, nshape, weight, bias, eps)
   return y
 end
 
+-- uniform [0, 1) draws of x's dtype on x's device (drawn there when the engine can, else copied over)
+local function rand_like_device(shape, x)
+  local r = core.rand(shape, {dtype = x.dtype, device = x.device})
+  if r.device ~= x.device then r = r:to(x.device) end
+  return r
+end
+
 -- dropout: zero each element with probability p, scale the rest by 1/(1-p)
 function F.dropout(x, p, training)
   if not training or p == 0 then return x end
   if p < 0 or p > 1 then error("dropout: p must be in [0, 1], got " .. tostring(p), 2) end
   if p == 1 then return x * 0 end
-  local keep = core.rand(x.shape, x.dtype):ge(p):to(x.dtype)
+  local keep = rand_like_device(x.shape, x):ge(p):to(x.dtype)
   return x * keep * (1 / (1 - p))
 end
 
@@ -129,7 +136,7 @@ function F.dropout2d(x, p, training)
   local mshape = {s[1], s[2]}
   for _ = 3, #s do mshape[#mshape + 1] = 1 end
   if p == 1 then return x * 0 end
-  local keep = core.rand(mshape, x.dtype):ge(p):to(x.dtype)
+  local keep = rand_like_device(mshape, x):ge(p):to(x.dtype)
   return x * keep * (1 / (1 - p))
 end
 

@@ -5,6 +5,8 @@ local sg = {}
 for k, v in pairs(core) do sg[k] = v end
 
 sg.version = "0.1.0"
+sg.device = require "semseg.device"
+sg.amp = require "semseg.amp"
 sg.autograd = require "semseg.autograd"
 sg.gradcheck = sg.autograd.gradcheck
 sg.nn = require "semseg.nn"

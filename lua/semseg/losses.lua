@@ -24,7 +24,14 @@ local function reduce_valid(loss, valid, reduction, what)
 end
 
 local function shape_str(t) return "[" .. table.concat(t.shape, ",") .. "]" end
+local function same_device(a, b, what)
+  if a.device ~= b.device then
+    error(string.format("%s: the logits are on %s but the target on %s (move the target with target:to(\"%s\"))",
+      what, a.device, b.device, a.device), 4)
+  end
+end
 local function same_shape(a, b, what)
+  same_device(a, b, what)
   if shape_str(a) ~= shape_str(b) then
     error(string.format("%s: logits of shape %s and target of shape %s differ", what, shape_str(a), shape_str(b)), 3)
   end
@@ -40,6 +47,7 @@ local function class_targets(logits, target, ignore_index, what)
   if target.dtype ~= "i64" and target.dtype ~= "i32" and target.dtype ~= "u8" then
     error(what .. ": target must hold class ids (i64), got " .. target.dtype, 3)
   end
+  same_device(logits, target, what)
   local C = logits.shape[2]
   local want = {logits.shape[1]}
   for d = 3, #logits.shape do want[#want + 1] = logits.shape[d] end
@@ -68,10 +76,18 @@ local function one_hot_like(ids, logits)
 end
 L.one_hot_like = one_hot_like
 
+-- a tensor (or a number) next to x: on x's device, so that weights given as CPU tensors or Lua tables
+-- work with logits on the GPU
+local function beside(w, x)
+  if type(w) == "userdata" and w.device ~= x.device then return w:to(x.device) end
+  return w
+end
+L.beside = beside
+
 local function class_view(w, logits)
   local shape = {1, logits.shape[2]}
   for _ = 3, #logits.shape do shape[#shape + 1] = 1 end
-  return w:to(logits.dtype):view(shape)
+  return beside(w, logits):to(logits.dtype):view(shape)
 end
 
 -- binary_cross_entropy_with_logits(x, t, {pos_weight=, weight=, reduction=})
@@ -82,12 +98,12 @@ function L.bce_with_logits(x, t, o)
   local softplus_neg = (-x:abs()):exp():log1p() + (-x):relu()
   local loss
   if o.pos_weight then
-    local pw = type(o.pos_weight) == "number" and o.pos_weight or o.pos_weight
+    local pw = beside(o.pos_weight, x)
     loss = (1 - t) * x + (t * (pw - 1) + 1) * softplus_neg
   else
     loss = (1 - t) * x + softplus_neg
   end
-  if o.weight then loss = loss * o.weight end
+  if o.weight then loss = loss * beside(o.weight, x) end
   return reduce(loss, o.reduction, "bce_with_logits")
 end
 
@@ -196,7 +212,7 @@ local function class_mean(score, o, multiclass)
   if multiclass and o.include_background == false then loss = loss:narrow(-1, 2, loss:size(-1) - 1) end
   if o.class_weights then
     local w = type(o.class_weights) == "table" and core.tensor(o.class_weights) or o.class_weights
-    w = w:to(loss.dtype)
+    w = beside(w, loss):to(loss.dtype)
     if multiclass and o.include_background == false then w = w:narrow(1, 2, w:size(1) - 1) end
     return reduce((loss * w):sum(-1) / w:sum(), o.reduction, "overlap loss")
   end

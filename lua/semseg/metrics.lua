@@ -45,14 +45,17 @@ local function is_float(t) return t.dtype == "f32" or t.dtype == "f64" or t.dtyp
 local function shp(t) return "[" .. table.concat(t.shape, ",") .. "]" end
 local function defined(v) return v == v end -- false for NaN
 
--- confusion(pred_ids, target, classes, {ignore_index =, per_image = false}) -> i64 tensor
+local function host(t) if t.device ~= "cpu" then return t:to("cpu") end return t end
+
+-- confusion(pred_ids, target, classes, {ignore_index =, per_image = false}) -> i64 tensor (on the cpu; GPU
+-- inputs are copied over: the counting runs in C on the host)
 function M.confusion(pred, target, classes, opts)
   opts = opts or {}
   if not is_tensor(pred) or not is_tensor(target) then fail("confusion", "expected tensors of class ids") end
   if math.type(classes) ~= "integer" or classes < 1 then
     fail("confusion", "classes must be a positive integer (got %s)", tostring(classes))
   end
-  return K().confusion(pred, target, classes, opts.ignore_index, opts.per_image and true or false)
+  return K().confusion(host(pred), host(target), classes, opts.ignore_index, opts.per_image and true or false)
 end
 
 local function ratio(a, b) if b == 0 then return NaN end return a / b end
@@ -118,7 +121,9 @@ local function check_pair(op, pred, target)
   if pred:numel() ~= target:numel() then
     fail(op, "prediction has %d elements but the target %d", pred:numel(), target:numel())
   end
-  return pred:detach():to("f64"):reshape{-1}, target:detach():to("f64"):reshape{-1}
+  local t = target:detach()
+  if t.device ~= pred.device then t = t:to(pred.device) end -- compared where the prediction is
+  return pred:detach():to("f64"):reshape{-1}, t:to("f64"):reshape{-1}
 end
 
 function M.mae(pred, target)
@@ -214,9 +219,12 @@ function Tracker:_predict(out, target)
   if self.binary then
     local th = self.threshold
     if self.input == "logits" then th = math.log(th / (1 - th)) end
-    return out:gt(th), target
+    return out:gt(th), target -- bool: one byte per pixel to the host
   end
-  return out:argmax(2), target
+  local ids = out:argmax(2)
+  -- on the GPU the ids cross to the host for counting: as bytes when they fit (8x less than i64)
+  if ids.device ~= "cpu" and self.classes <= 256 then ids = ids:to("u8") end
+  return ids, target
 end
 
 -- update(output, target): output = logits / probabilities N x C x H x W (binary: N x 1 x H x W or N x H x W;

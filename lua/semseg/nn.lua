@@ -116,26 +116,48 @@ function Module:train(on)
 end
 function Module:eval() return self:train(false) end
 
--- to("cpu" | "cuda" | dtype): moves or casts parameters and floating buffers
--- (build optimizers after this, as in PyTorch: parameters are new tensors)
+-- to("cpu" | "cuda" | "auto" | dtype): moves (or casts) parameters and buffers (all buffers move; only
+-- floating ones are cast). Parameters keep their identity, as with PyTorch's in-place move: an optimizer
+-- built before still updates them (its state follows on its next step), and a gradient moves with its
+-- parameter. "auto" is "cuda" when a GPU is usable, else "cpu". An unavailable device is an error before
+-- anything moves.
 function Module:to(where)
-  local is_device = where == "cpu" or (type(where) == "string" and where:sub(1, 4) == "cuda")
-  self:apply(function(m)
-    local reg = m._reg
-    for _, k in ipairs(reg.order) do
-      local kind, v = reg.kind[k], reg.value[k]
-      if (kind == "param" or kind == "buffer") and v then
-        local float = v.dtype == "f32" or v.dtype == "f64" or v.dtype == "f16" or v.dtype == "bf16"
-        if is_device or float then
-          local moved = v:detach():to(where)
-          if kind == "param" then moved = moved:clone():requires_grad() end
-          reg.value[k] = moved
+  if where == "auto" then where = require("semseg.device").resolve("auto", "to") end
+  if type(where) ~= "string" then error("to: expected a device (\"cpu\", \"cuda\", \"auto\") or a dtype name, got " .. type(where), 2) end
+  local is_device = where == "cpu" or where:sub(1, 4) == "cuda"
+  if is_device and where ~= "cpu" and not core.cuda.is_available() then
+    error("to: device 'cuda' is not available: " .. tostring(core.cuda.why_unavailable()), 2)
+  end
+  core.no_grad(function()
+    self:apply(function(m)
+      local reg = m._reg
+      for _, k in ipairs(reg.order) do
+        local kind, v = reg.kind[k], reg.value[k]
+        if (kind == "param" or kind == "buffer") and v then
+          local float = v.dtype == "f32" or v.dtype == "f64" or v.dtype == "f16" or v.dtype == "bf16"
+          if is_device or float then
+            local moved = v:detach():to(where)
+            if kind == "param" then
+              if not moved:is_view_of(v) then
+                local g = v.grad
+                v:set_data_(moved)
+                if g then v.grad = g:to(where) end
+              end
+            else
+              reg.value[k] = moved
+            end
+          end
         end
       end
-    end
+    end)
   end)
   return self
 end
+
+-- device() -> the device of the first parameter (else buffer): "cpu" or "cuda"
+function Module:device() return require("semseg.device").of(self) end
+function Module:cuda() return self:to("cuda") end
+function Module:cpu() return self:to("cpu") end
 
 function Module:zero_grad()
   for _, p in ipairs(self:parameters()) do p.grad = nil end
@@ -147,7 +169,8 @@ function Module:num_parameters()
   return n
 end
 
--- state_dict(): name -> tensor (parameters and buffers, detached, sharing storage)
+-- state_dict(): name -> tensor (parameters and buffers, detached, sharing storage, on the model's device;
+-- sg.safetensors.save and sg.checkpoint.save copy GPU tensors to the host as they write)
 function Module:state_dict()
   local sd, order = {}, {}
   for _, kind in ipairs{"param", "buffer"} do
@@ -159,7 +182,8 @@ function Module:state_dict()
   return sd, order
 end
 
--- load_state_dict(sd [, strict = true]): copies values in; reports every mismatch by name
+-- load_state_dict(sd [, strict = true]): copies values in (from any device: each lands on the device and in
+-- the dtype of the model's own tensor); reports every mismatch by name
 function Module:load_state_dict(sd, strict)
   strict = strict == nil and true or strict
   local problems, seen = {}, {}
@@ -250,7 +274,7 @@ function Module:summary(input_shape, opts)
   local was_training = self.training
   self:eval()
   local ok, err = pcall(function()
-    core.no_grad(function() self:forward(core.zeros(input_shape)) end)
+    core.no_grad(function() self:forward(core.zeros(input_shape, {device = self:device()})) end)
   end)
   for _, m in ipairs(originals) do rawset(m, "forward", nil) end
   self:train(was_training)

@@ -44,6 +44,16 @@ end
 -- state is keyed by position (group, index) so it can be saved and restored
 local function key(gi, pi) return gi .. ":" .. pi end
 
+-- state tensors follow their parameter: after model:to("cuda") (or a dtype change) with state already
+-- built, or state loaded from a checkpoint read on the cpu
+local function follow(st, p)
+  for name, v in pairs(st) do
+    if type(v) == "userdata" and (v.device ~= p.device or v.dtype ~= p.dtype) then
+      st[name] = v:to{dtype = p.dtype, device = p.device}
+    end
+  end
+end
+
 function Optimizer:step(closure)
   local loss = closure and closure() or nil
   core.no_grad(function()
@@ -55,6 +65,7 @@ function Optimizer:step(closure)
           local k = key(gi, pi)
           local st = self.state[k]
           if not st then st = {step = 0}; self.state[k] = st end
+          follow(st, p)
           st.step = st.step + 1
           self:update(p, grad, st, g)
         end
@@ -105,7 +116,10 @@ function Optimizer:load_state_dict(sd)
         error(string.format("load_state_dict: state '%s' of parameter %s has shape [%s], the parameter [%s]",
           name, k, table.concat(v.shape, ","), table.concat(p.shape, ",")), 2)
       end
-      s[name] = type(v) == "userdata" and v:clone() or v
+      if type(v) == "userdata" then -- a copy on the parameter's device (the file was read on the cpu)
+        v = (v.device ~= p.device) and v:to(p.device) or v:clone()
+      end
+      s[name] = v
     end
     self.state[k] = s
   end

@@ -12,6 +12,10 @@
 --   The image is mirrored (reflect padding) by half the overlap on every side and up to the tile size,
 --   tiles are laid evenly over it, and their outputs are blended with a Gaussian importance map
 --   (sigma = tile / 8, as nnU-Net). The model runs in eval mode under sg.no_grad; its mode is restored.
+--   Devices: the tiles run on the model's device (that of its first parameter); a host image is padded
+--   on the host and copied over once per image, the blending runs on the model's device too (no
+--   per-tile transfers), and the probabilities come back on the image's device (the cpu for an image
+--   from a file). amp = "bf16" | "fp16" runs the model under sg.amp.autocast; the blend stays f32.
 --
 --   sg.predict.classes(probs, {threshold = 0.5}) -> class ids (H x W or N x H x W, i64): argmax over the
 --     class dim, or probs > threshold for a single (sigmoid) channel.
@@ -60,9 +64,10 @@ M._positions = positions
 -- The Gaussian importance map (th x tw, max 1, sigma = size / 8 per dim), zero within `margin` pixels
 -- of the tile's edges.
 local gauss_cache = {}
-local function gaussian(th, tw, dtype, margin)
+local function gaussian(th, tw, dtype, margin, device)
   margin = margin or 0
-  local key = th .. "x" .. tw .. dtype .. "m" .. margin
+  device = device or "cpu"
+  local key = th .. "x" .. tw .. dtype .. "m" .. margin .. device
   if gauss_cache[key] then return gauss_cache[key] end
   local function line(n)
     local sigma, c, v = n / 8, (n - 1) / 2, {}
@@ -73,6 +78,7 @@ local function gaussian(th, tw, dtype, margin)
   end
   local g = line(th):reshape{th, 1} * line(tw):reshape{1, tw}
   g = (g / g:amax()):to(dtype)
+  if device ~= "cpu" then g = g:to(device) end
   gauss_cache[key] = g
   return g
 end
@@ -110,7 +116,7 @@ local function activate(y, activation)
 end
 
 local TILED_OPTS = {tile = true, overlap = true, batch = true, tta = true, activation = true, progress = true,
-                    margin = true}
+                    margin = true, amp = true}
 
 function M.tiled(model, image, opts)
   local op = "tiled"
@@ -139,12 +145,17 @@ function M.tiled(model, image, opts)
   end
   if opts.progress ~= nil and type(opts.progress) ~= "function" then fail(op, "progress must be a function") end
 
+  local amp_dt = require("semseg.amp").normalize_dtype(opts.amp, "predict.tiled")
   local images = nd == 4 and image or image:unsqueeze(1)
   local N, H, W = images.shape[1], images.shape[3], images.shape[4]
   if H < 1 or W < 1 then fail(op, "empty image (shape [%s])", table.concat(image.shape, ",")) end
   local dtype = image.dtype
-  for _, p in ipairs(model:parameters()) do dtype = p.dtype break end
+  local device = "cpu"
+  if type(model.parameters) == "function" then
+    for _, p in ipairs(model:parameters()) do dtype, device = p.dtype, p.device break end
+  end
   if dtype ~= image.dtype then images = images:to(dtype) end
+  local out_device = image.device
 
   -- padded geometry: half the overlap of mirrored context on every side, at least one tile
   local sh, sw = math.max(1, math.floor(th * (1 - overlap))), math.max(1, math.floor(tw * (1 - overlap)))
@@ -161,14 +172,26 @@ function M.tiled(model, image, opts)
     fail(op, "margin must be an integer from 0 to half the overlap, %d pixels here (got %s)", math.min(mh, mw),
       tostring(margin))
   end
-  local g = gaussian(th, tw, dtype, margin)
+  local g = gaussian(th, tw, dtype, margin, device)
+  local function run(xb)
+    local y
+    if amp_dt then
+      y = require("semseg.amp").autocast({dtype = amp_dt, device = device}, function() return model(xb) end)
+    else
+      y = model(xb)
+    end
+    if is_tensor(y) and y.dtype ~= dtype and (y.dtype == "bf16" or y.dtype == "f16") then y = y:to(dtype) end
+    return y
+  end
 
   local was_training = model.training
   if type(model.eval) == "function" then model:eval() end
   local ok, result = pcall(core.no_grad, function()
     local outs = {}
     for n = 1, N do
+      -- padded where the image is (the cpu for a file), then one copy to the model's device
       local img = reflect_pad(images[n], left, right, top, bottom)
+      if img.device ~= device then img = img:to(device) end
       local acc, wsum, K
       for b0 = 1, #boxes, batch do
         local tiles = {}
@@ -177,7 +200,7 @@ function M.tiled(model, image, opts)
           tiles[#tiles + 1] = img[{{}, {y + 1, y + th}, {x + 1, x + tw}}]
         end
         local xb = core.stack(tiles)
-        local y = model(xb)
+        local y = run(xb)
         if not is_tensor(y) or y:dim() ~= 4 or y.shape[1] ~= #tiles or y.shape[3] ~= th or y.shape[4] ~= tw then
           error(string.format("predict.tiled: the model maps a [%d,%d,%d,%d] batch of tiles to %s; tiled prediction "
             .. "needs an output of the tiles' size (B x K x %d x %d)", #tiles, xb.shape[2], th, tw,
@@ -187,13 +210,14 @@ function M.tiled(model, image, opts)
         local p = activate(y, act)
         if opts.tta then
           for _, dims in ipairs{{4}, {3}, {3, 4}} do
-            p = p + activate(model(xb:flip(dims)), act):flip(dims)
+            p = p + activate(run(xb:flip(dims)), act):flip(dims)
           end
           p = p / 4
         end
         if not acc then
           K = p.shape[2]
-          acc, wsum = core.zeros({K, PH, PW}, dtype), core.zeros({PH, PW}, dtype)
+          acc = core.zeros({K, PH, PW}, {dtype = dtype, device = device})
+          wsum = core.zeros({PH, PW}, {dtype = dtype, device = device})
         end
         for i = 1, #tiles do
           local by, bx = boxes[b0 + i - 1][1], boxes[b0 + i - 1][2]
@@ -206,7 +230,9 @@ function M.tiled(model, image, opts)
         if opts.progress then opts.progress(done, total) end
       end
       local out = acc[{{}, {top + 1, top + H}, {left + 1, left + W}}] / wsum[{{top + 1, top + H}, {left + 1, left + W}}]
-      outs[n] = out:contiguous()
+      out = out:contiguous()
+      if out.device ~= out_device then out = out:to(out_device) end
+      outs[n] = out
     end
     return nd == 4 and core.stack(outs) or outs[1]
   end)
@@ -258,6 +284,8 @@ usage: semseg predict --model CKPT --input PATH --out DIR [options]
                      marks wrong pixels (red: false detection of class 0 pixels, magenta: other errors)
   --builder FILE     a Lua file returning function(config, arch, meta) -> model, for models that
                      sg.models does not know
+  --device D         cpu (default), cuda, or auto (cuda when a GPU is usable)
+  --amp T            bf16 or fp16: run the network under autocast (mixed precision) on the GPU
   --quiet            no progress lines on stderr
 Exit status: 0 ok, 1 error, 2 usage error.
 ]]
@@ -296,7 +324,7 @@ end
 local FLAGS = {tta = true, probs = true, overlay = true, quiet = true}
 local VALUES = {model = "string", input = "string", out = "string", tile = "integer", overlap = "number",
                 batch = "integer", margin = "integer", activation = "string", threshold = "number",
-                truth = "string", builder = "string"}
+                truth = "string", builder = "string", device = "string", amp = "string"}
 function M.parse_args(args)
   local o = {}
   local i = 1
@@ -343,6 +371,12 @@ function M.parse_args(args)
   if o.margin and o.margin < 0 then return nil, "--margin must be >= 0" end
   if o.activation and o.activation ~= "sigmoid" and o.activation ~= "softmax" and o.activation ~= "none" then
     return nil, string.format("--activation must be sigmoid, softmax or none (got '%s')", o.activation)
+  end
+  if o.device and o.device ~= "cpu" and o.device ~= "cuda" and o.device ~= "auto" then
+    return nil, string.format("--device must be cpu, cuda or auto (got '%s')", o.device)
+  end
+  if o.amp and not ({bf16 = true, fp16 = true, f16 = true})[o.amp] then
+    return nil, string.format("--amp must be bf16 or fp16 (got '%s')", o.amp)
   end
   return o
 end
@@ -393,7 +427,7 @@ local function normalize(img, nz, stats)
     return (img - m) / (s > 1e-12 and s or 1)
   end
   if type(nz) == "table" and type(nz.percentile) == "table" then
-    local lo, hi = core.data_core.quantiles(img, nz.percentile[1], nz.percentile[2])
+    local lo, hi = core.loader_core.quantiles(img, nz.percentile[1], nz.percentile[2])
     return (img:clamp(lo, hi) - lo) / math.max(hi - lo, 1e-12)
   end
   error("unknown normalize setting in the checkpoint config: " .. tostring(nz), 0)
@@ -411,7 +445,7 @@ local function truth_classes(mask, K, classes)
   local hi = m:amax():item()
   if hi < math.max(K, 2) then return m end
   local vals = {}
-  local counts = core.data_core.counts(m, hi + 1)
+  local counts = core.loader_core.counts(m, hi + 1)
   for v = 0, hi do if counts[v + 1] > 0 then vals[#vals + 1] = v end end
   local out = core.zeros(m.shape, "i64")
   for c, v in ipairs(vals) do out = core.where(m:eq(v), core.tensor(c - 1, "i64"), out) end
@@ -430,6 +464,11 @@ function M.run(o, log)
   log = log or function() end
   local overlay = require "semseg.overlay"
   local model, meta = M.load_model(o.model, o.builder)
+  if o.device then
+    local dev = require("semseg.device").resolve(o.device, "--device")
+    model:to(dev)
+    log("running on " .. dev)
+  end
   local config = type(meta.config) == "table" and meta.config or {}
   local inputs
   if is_dir(o.input) then
@@ -444,7 +483,8 @@ function M.run(o, log)
   os.execute("mkdir -p " .. q(o.out))
   if not is_dir(o.out) then error("cannot create the output folder '" .. o.out .. "'", 0) end
   local topts = {tile = o.tile or math.tointeger(config.tile) or 256, overlap = o.overlap or 0.25,
-                 batch = o.batch or 4, tta = o.tta or false, activation = o.activation, margin = o.margin}
+                 batch = o.batch or 4, tta = o.tta or false, activation = o.activation, margin = o.margin,
+                 amp = o.amp}
   local written = {}
   for idx, path in ipairs(inputs) do
     local info = core.io.info(path)

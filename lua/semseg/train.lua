@@ -8,7 +8,8 @@
 --     metrics = {classes = 2},                        -- options of sg.metrics.tracker for validation
 --     callbacks = {sg.train.early_stopping{monitor = "val_iou", patience = 10}},
 --     seed = 1, out = "runs/unet",                    -- out: best.ckpt, last.ckpt and history.csv there
---     resume = "runs/unet/last.ckpt", verbose = 1}    -- verbose 0 silent, 1 progress, 2 also lines every 10 steps
+--     resume = "runs/unet/last.ckpt", verbose = 1,    -- verbose 0 silent, 1 progress, 2 also lines every 10 steps
+--     device = nil, amp = nil}                        -- see "Devices and mixed precision" below
 --
 -- Each epoch: model:train(), then per batch zero_grad, forward, loss, backward, (clip_grad_norm), step;
 -- then model:eval() and validation under sg.no_grad; the scheduler steps; callbacks see the epoch's record
@@ -22,11 +23,23 @@
 --
 -- `train` and `val` may be sg.data.loader objects, anything with :epoch(e) returning an iterator of
 -- (images, masks), a function(e) returning such an iterator, or a list of {images, masks} batches.
+--
+-- Devices and mixed precision: training runs on the model's device (that of its first parameter), so
+-- model:to("cuda") before fit is all a script needs; device = "cuda" | "cpu" | "auto" (cuda when a GPU is
+-- usable) moves the model there first. Each batch is copied to that device (pinned loader batches,
+-- sg.data.loader{pin_memory = true}, copy asynchronously); metrics are counted on the cpu from the
+-- predicted class ids (not the logits) and the batch's own masks. amp = "bf16" runs the forward pass under
+-- sg.amp.autocast (convolutions and matrix products in bfloat16, f32 master weights, the loss on the
+-- output cast to f32); amp = "fp16" does the same in float16 with dynamic loss scaling
+-- (sg.amp.GradScaler, or your own as grad_scaler =): a step whose gradients hold inf/NaN is skipped and
+-- counted in the record as amp_skipped. The scaler's state is saved in checkpoints and restored on resume.
 local core = require "semseg.core"
 local metrics = require "semseg.metrics"
 local progress = require "semseg.progress"
 local checkpoint = require "semseg.checkpoint"
 local json = require "semseg.json"
+local device_mod = require "semseg.device"
+local amp_mod = require "semseg.amp"
 local M = {}
 
 local function fail(op, fmt, ...) error("sg.train." .. op .. ": " .. string.format(fmt, ...), 0) end
@@ -87,20 +100,45 @@ end
 
 local function finite(v) return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge end
 
--- evaluate(model, loader, {loss = fn, metrics = tracker options, epoch = 0, steps = nil})
---   -> {loss =, iou =, dice =, ...} (numbers only; undefined scores are left out)
+-- a batch tensor on the training device (nil and tensors already there pass through)
+local function move(t, dev)
+  if type(t) == "userdata" and dev and t.device ~= dev then return t:to(dev) end
+  return t
+end
+
+local HALF = {f16 = true, bf16 = true}
+
+-- the model's output for x, under autocast when amp_dt is set; a 16-bit output comes back as f32, so the
+-- loss and the metrics are computed in f32
+local function forward(model, x, amp_dt, dev)
+  local out
+  if amp_dt then
+    out = amp_mod.autocast({dtype = amp_dt, device = dev}, function() return model(x) end)
+  else
+    out = model(x)
+  end
+  if type(out) == "userdata" and HALF[out.dtype] then out = out:float() end
+  return out
+end
+M._forward = forward
+
+-- evaluate(model, loader, {loss = fn, metrics = tracker options, epoch = 0, steps = nil, amp = nil})
+--   -> {loss =, iou =, dice =, ...} (numbers only; undefined scores are left out). Runs on the model's
+--   device (batches are moved there); amp = "bf16" | "fp16" evaluates under autocast.
 function M.evaluate(model, src, o)
   o = o or {}
   local tracker = metrics.tracker(o.metrics or {})
   local was_training = model.training
+  local dev = device_mod.of(model)
+  local amp_dt = amp_mod.normalize_dtype(o.amp, "sg.train.evaluate")
   model:eval()
   local sum, n, steps = 0, 0, 0
   core.no_grad(function()
     for images, masks in batches(src, o.epoch or 0) do
-      local out = model(images)
+      local out = forward(model, move(images, dev), amp_dt, dev)
       local bs = images.shape[1]
-      if o.loss then sum = sum + o.loss(out, masks):item() * bs end
-      tracker:update(out, masks)
+      if o.loss then sum = sum + o.loss(out, move(masks, dev)):item() * bs end
+      tracker:update(out, masks) -- class ids cross to the cpu, the masks are the batch's own
       n, steps = n + bs, steps + 1
       if o.steps and steps >= o.steps then break end
     end
@@ -140,6 +178,7 @@ end
 local function save_checkpoint(ctx, path, epoch, extra)
   extra = extra or {}
   extra.callbacks = callback_states(ctx)
+  if ctx.scaler then extra.amp_scaler = ctx.scaler:state_dict() end
   local history = {} -- an interrupted epoch's record is not part of the resumable history
   for _, r in ipairs(ctx.history) do
     if r.epoch <= epoch then history[#history + 1] = r end
@@ -312,7 +351,7 @@ end
 local FIT_KEYS = {model = true, loss = true, optimizer = true, scheduler = true, train = true, val = true,
   epochs = true, steps_per_epoch = true, val_steps = true, callbacks = true, metrics = true, seed = true,
   resume = true, out = true, verbose = true, clip_grad_norm = true, train_metrics = true, config = true,
-  log_every = true}
+  log_every = true, device = true, amp = true, grad_scaler = true}
 
 local function call(ctx, name, ...)
   for _, cb in ipairs(ctx.callbacks) do
@@ -351,6 +390,18 @@ function M.fit(o)
   local spe = o.steps_per_epoch
   if spe ~= nil and (math.type(spe) ~= "integer" or spe < 1) then fail("fit", "steps_per_epoch must be a positive integer") end
   local model, opt, sched, loss_fn = o.model, o.optimizer, o.scheduler, o.loss
+  local dev = device_mod.resolve(o.device, "sg.train.fit")
+  if dev then
+    if device_mod.of(model) ~= dev then model:to(dev) end -- parameters move in place: the optimizer keeps them
+  else
+    dev = device_mod.of(model)
+  end
+  local amp_dt = amp_mod.normalize_dtype(o.amp, "sg.train.fit")
+  local scaler = o.grad_scaler
+  if scaler ~= nil and (type(scaler) ~= "table" or type(scaler.step) ~= "function" or type(scaler.update) ~= "function") then
+    fail("fit", "grad_scaler must be an sg.amp.GradScaler")
+  end
+  if amp_dt == "f16" and scaler == nil then scaler = amp_mod.GradScaler() end
 
   local cbs = {}
   for i, cb in ipairs(o.callbacks or {}) do cbs[i] = cb end
@@ -363,7 +414,8 @@ function M.fit(o)
     if not has_kind(cbs, "csv_logger") then cbs[#cbs + 1] = M.csv_logger{path = o.out .. "/history.csv"} end
   end
   local ctx = {model = model, optimizer = opt, scheduler = sched, loss = loss_fn, history = {}, epoch = 0,
-    stop = false, out = o.out, callbacks = cbs, verbose = verbose, config = o.config}
+    stop = false, out = o.out, callbacks = cbs, verbose = verbose, config = o.config, device = dev, amp = amp_dt,
+    scaler = scaler}
 
   if o.seed ~= nil then core.manual_seed(o.seed) end
   local saved_states
@@ -373,6 +425,7 @@ function M.fit(o)
     ctx.history = meta.history or {}
     ctx.resumed = true
     saved_states = meta.extra and meta.extra.callbacks
+    if scaler and meta.extra and type(meta.extra.amp_scaler) == "table" then scaler:load_state_dict(meta.extra.amp_scaler) end
     if verbose > 0 then print(string.format("resumed from %s at epoch %d", o.resume, ctx.epoch)) end
   end
   call(ctx, "on_fit_start")
@@ -407,17 +460,32 @@ local function train_epoch(ctx, o, epoch, spe)
   local tracker = o.train_metrics and metrics.tracker(o.metrics or {}) or nil
   local rec = {epoch = epoch, lr = opt.param_groups[1].lr}
   local sum, n, steps = 0, 0, 0
+  local dev, amp_dt, scaler = ctx.device, ctx.amp, ctx.scaler
+  local finite_n, skipped = 0, 0
   model:train()
   for images, masks in batches(o.train, epoch) do
+    local x, y = move(images, dev), move(masks, dev)
     opt:zero_grad()
-    local out = model(images)
-    local loss = loss_fn(out, masks)
-    loss:backward()
-    if o.clip_grad_norm then require("semseg.optim").clip_grad_norm(model:parameters(), o.clip_grad_norm) end
-    opt:step()
+    local out = forward(model, x, amp_dt, dev)
+    local loss = loss_fn(out, y)
+    if scaler then scaler:scale(loss):backward() else loss:backward() end
+    -- read the loss before the update: the optimizer's kernels then queue behind the next forward pass
     local l, bs = loss:item(), images.shape[1]
-    if l ~= l then fail("fit", "the loss is NaN at epoch %d, step %d", epoch, steps + 1) end
-    sum, n, steps = sum + l * bs, n + bs, steps + 1
+    if l ~= l and not scaler then fail("fit", "the loss is NaN at epoch %d, step %d", epoch, steps + 1) end
+    if scaler then
+      if o.clip_grad_norm then
+        scaler:unscale_(opt)
+        require("semseg.optim").clip_grad_norm(model:parameters(), o.clip_grad_norm)
+      end
+      scaler:step(opt)
+      scaler:update()
+      if scaler.last_skipped then skipped = skipped + 1 end
+    else
+      if o.clip_grad_norm then require("semseg.optim").clip_grad_norm(model:parameters(), o.clip_grad_norm) end
+      opt:step()
+    end
+    if finite(l) or not scaler then sum, finite_n = sum + l * bs, finite_n + bs end
+    n, steps = n + bs, steps + 1
     if tracker then core.no_grad(function() tracker:update(out, masks) end) end
     call(ctx, "on_step_end", steps, l)
     if bar then bar:update(steps, {samples = bs, values = {loss = l}}) end
@@ -425,7 +493,8 @@ local function train_epoch(ctx, o, epoch, spe)
     if spe and steps >= spe then break end
   end
   if n == 0 then fail("fit", "the training data gave no batches in epoch %d", epoch) end
-  rec.loss, rec.steps, rec.samples = sum / n, steps, n
+  rec.loss, rec.steps, rec.samples = finite_n > 0 and sum / finite_n or 0 / 0, steps, n
+  if scaler then rec.amp_skipped = skipped end
   if tracker then
     for k, v in pairs(tracker:compute()) do
       if finite(v) and k ~= "n_pixels" and k ~= "n_images" then rec["train_" .. k] = v end
@@ -464,7 +533,8 @@ function M._epochs(ctx, o, epochs, spe)
       return
     end
     if o.val then
-      local v = M.evaluate(ctx.model, o.val, {loss = ctx.loss, metrics = o.metrics, epoch = epoch, steps = o.val_steps})
+      local v = M.evaluate(ctx.model, o.val, {loss = ctx.loss, metrics = o.metrics, epoch = epoch, steps = o.val_steps,
+        amp = ctx.amp})
       for k, x in pairs(v) do rec["val_" .. k] = x end
     end
     rec.time = clock() - t0
