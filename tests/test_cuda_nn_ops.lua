@@ -204,12 +204,7 @@ test("conv2d takes non-contiguous and broadcast inputs on cuda", function()
   close(yd, yc, 1e-4, "expanded input and bias")
 end)
 
-local function with_autocast(dt, fn)
-  F._autocast(dt)
-  local ok, err = pcall(fn)
-  F._autocast("f32")
-  if not ok then error(err, 0) end
-end
+local function with_autocast(dt, fn) sg.amp.autocast({dtype = dt, device = "cuda"}, fn) end
 
 test("conv2d and conv_transpose2d under bf16 and f16 autocast run in 16 bits with f32 gradients", function()
   need_cuda()
@@ -230,7 +225,7 @@ test("conv2d and conv_transpose2d under bf16 and f16 autocast run in 16 bits wit
     local c = CONV_CASES[14]
     conv_case("conv2d", c.x, c.w, c.w[1], c.o, "f16 autocast", "f32", 2e-2, "f16")
   end)
-  check.eq(F._autocast(), "f32", "autocast restored")
+  check.eq(sg.amp.autocast_dtype("cuda"), nil, "autocast restored")
 end)
 
 test("conv2d on bf16 and f16 cuda tensors (no autocast)", function()
@@ -629,15 +624,15 @@ test("pooling, norm and upsampling backwards on cuda repeat bit for bit", functi
 end)
 
 -- ------------------------------------------------------------------ hooks (every build)
-test("_autocast and _cudnn hooks; cuda autocast leaves cpu convolutions alone", function()
-  check.eq(F._autocast(), "f32", "off by default")
+test("_cudnn hook; cuda autocast leaves cpu convolutions alone", function()
+  check.eq(sg.amp.autocast_dtype("cuda"), nil, "off by default")
   with_autocast("bf16", function()
-    check.eq(F._autocast(), "bf16", "set")
+    check.eq(sg.amp.autocast_dtype("cuda"), "bf16", "set")
     local y = F.conv2d(sg.randn({1, 2, 5, 5}), sg.randn({3, 2, 3, 3}))
     check.eq(y.dtype, "f32", "a cpu convolution under cuda autocast")
   end)
-  check.eq(F._autocast(), "f32", "restored")
-  check.errors(function() return F._autocast("nonsense") end, "unknown dtype")
+  check.eq(sg.amp.autocast_dtype("cuda"), nil, "restored")
+  check.errors(function() return sg.amp.autocast({dtype = "nonsense", device = "cuda"}, function() end) end, "nonsense")
   local info = F._cudnn()
   check.eq(type(info.built), "boolean", "_cudnn().built")
   if info.built then

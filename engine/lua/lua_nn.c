@@ -4,7 +4,6 @@
 #include "../backend_cpu/dnnl_conv.h"
 #include "../backend_cpu/dnnl_pool_norm.h"
 #include "../backend_cpu/dnnl_eltwise.h"
-#include "../core/autocast.h"
 #ifdef SG_HAVE_CUDA
 #include "../backend_cuda/cuda_nn.h"
 #endif
@@ -416,19 +415,6 @@ static int l_cudnn(lua_State *L) {
   return 1;
 }
 
-/* _autocast([dtype]) -> the type cuda convolutions run in under mixed
- * precision ("f32" when off), after setting it to dtype ("bf16", "f16", or
- * "f32" for off) when given */
-static int l_autocast(lua_State *L) {
-  if (!lua_isnoneornil(L, 1)) {
-    int dt = sg_dtype_from_name(luaL_checkstring(L, 1));
-    if (dt < 0) return luaL_error(L, "_autocast: unknown dtype '%s'", lua_tostring(L, 1));
-    sg_autocast_set(SG_CUDA, (sg_dtype)dt);
-  }
-  lua_pushstring(L, sg_dtype_name(sg_autocast_get(SG_CUDA)));
-  return 1;
-}
-
 static const luaL_Reg FNS[] = {
   {"conv2d", l_conv2d}, {"conv_transpose2d", l_conv_transpose2d}, {"max_pool2d", l_max_pool2d},
   {"max_unpool2d", l_max_unpool2d}, {"avg_pool2d", l_avg_pool2d}, {"adaptive_avg_pool2d", l_adaptive_avg_pool2d},
@@ -436,7 +422,7 @@ static const luaL_Reg FNS[] = {
   {"upsample", l_upsample}, {"_conv_path", l_conv_path}, {"_dnnl", l_dnnl},
   {"_pool_path", l_pool_path}, {"_bn_path", l_bn_path},
   {"_eltwise_path", l_eltwise_path}, {"_threads", l_threads}, {"_cudnn", l_cudnn},
-  {"_autocast", l_autocast}, {NULL, NULL}};
+  {NULL, NULL}};
 
 void sgL_open_nn(lua_State *L, int mod, int methods) {
   (void)methods;
