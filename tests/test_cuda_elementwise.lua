@@ -134,7 +134,7 @@ test("binary ops with broadcasting, numbers, 0-dim and host scalars", function()
   y:sum():backward()
   check.eq(s.grad.device, "cpu")
   check.near(s.grad:item(), x:detach():sum():item(), 1e-5, 1e-5)
-  check.near(x.grad:cpu(), sg.full({2, 3}, 3.0), 0, 0)
+  check.near(x.grad:cpu(), sg.full(3.0, {2, 3}), 0, 0)
   check.eq((sg.tensor(2) + randn({3}):cuda()).device, "cuda")
   check.eq(sg.where(sg.tensor(true), randn({3}):cuda(), 0).device, "cuda")
   -- anything larger on the CPU is an error
