@@ -8,10 +8,12 @@
 // (f32 arithmetic and the f32 activations in float, as the CPU's typed
 // loops), integer types in wrapping int64.
 //
-// Two paths each: a flat one for contiguous operands of one float dtype (f32,
-// bf16, f16, f64; an operand may also be a single broadcast element) with
-// 16-byte vector loads, and a generic strided one over up to 8 dims with
-// per-operand strides (zero for broadcast dims), any dtypes.
+// Three paths each: for operands of one float dtype (f32, bf16, f16, f64) a
+// flat one when they are contiguous (an input may also be a single broadcast
+// element) with 16-byte vector loads, and a typed strided one otherwise; for
+// mixed or integer dtypes a generic strided one. Strided kernels index up to 8
+// dims with per-operand strides (zero for broadcast dims), with 32-bit index
+// arithmetic when the element count allows.
 #include "k_device.cuh"
 #include "k_elementwise.h"
 #include <type_traits>
@@ -341,6 +343,27 @@ int binary_fast(int op, void *out, const void *a, const void *b, int64_t n, bool
   return (int)cudaGetLastError();
 }
 
+// one float dtype, strided or broadcast operands (bias adds, views)
+template <typename Tag, typename I>
+__global__ void binary_strided(int op, typename Tag::S *o, const typename Tag::S *a, const typename Tag::S *b, Lay<3> l,
+                               int64_t n) {
+  SGK_GRID_STRIDE(i, n) {
+    int64_t off[3];
+    offsets<I, 3>(l, i, false, off);
+    o[off[0]] = bin_apply<Tag>(op, a[off[1]], b[off[2]]);
+  }
+}
+
+template <typename Tag>
+int binary_typed(int op, void *out, const void *a, const void *b, const Lay<3> &l, int64_t n, cudaStream_t s) {
+  using S = typename Tag::S;
+  if (fits32(n))
+    binary_strided<Tag, uint32_t><<<blocks_for(n, 4), kThreads, 0, s>>>(op, (S *)out, (const S *)a, (const S *)b, l, n);
+  else
+    binary_strided<Tag, int64_t><<<blocks_for(n, 4), kThreads, 0, s>>>(op, (S *)out, (const S *)a, (const S *)b, l, n);
+  return (int)cudaGetLastError();
+}
+
 template <typename I>
 __global__ void binary_generic(int op, char *out, int ot, const char *a, int at, const char *b, int bt, int ct,
                                Lay<3> l, int64_t n, bool contig) {
@@ -386,6 +409,26 @@ int unary_fast(int op, void *out, const void *a, int64_t n, double lo, double hi
 }
 
 // run_unary's row kernel (un_row): ct is the dtype the CPU casts the input to.
+template <typename Tag, typename I>
+__global__ void unary_strided(int op, typename Tag::S *o, const typename Tag::S *a, double lo, double hi, Lay<2> l,
+                              int64_t n) {
+  SGK_GRID_STRIDE(i, n) {
+    int64_t off[2];
+    offsets<I, 2>(l, i, false, off);
+    o[off[0]] = un_apply<Tag>(op, a[off[1]], lo, hi);
+  }
+}
+
+template <typename Tag>
+int unary_typed(int op, void *out, const void *a, double lo, double hi, const Lay<2> &l, int64_t n, cudaStream_t s) {
+  using S = typename Tag::S;
+  if (fits32(n))
+    unary_strided<Tag, uint32_t><<<blocks_for(n, 4), kThreads, 0, s>>>(op, (S *)out, (const S *)a, lo, hi, l, n);
+  else
+    unary_strided<Tag, int64_t><<<blocks_for(n, 4), kThreads, 0, s>>>(op, (S *)out, (const S *)a, lo, hi, l, n);
+  return (int)cudaGetLastError();
+}
+
 template <typename I>
 __global__ void unary_generic(int op, char *out, int ot, const char *a, int at, int ct, double lo, double hi,
                               Lay<2> l, int64_t n, bool contig) {
@@ -454,14 +497,27 @@ SGK_API int sgk_binary(int op, void *out, int ot, const sgk_layout *ol, const vo
                        const void *b, int bt, const sgk_layout *bl, int ct, int64_t n, sgk_stream s) {
   if (n <= 0) return 0;
   bool sa = all_zero(*al), sb = all_zero(*bl);
-  bool flat = op <= SGK_MAXIMUM && ot == at && ot == bt && is_contiguous(*ol) && (sa || is_contiguous(*al)) &&
-              (sb || is_contiguous(*bl));
-  if (flat && ot == SG_F32 && ct == SG_F32) return binary_fast<F32T>(op, out, a, b, n, sa, sb, s);
-  if (flat && ot == SG_BF16 && ct == SG_F32) return binary_fast<BF16T>(op, out, a, b, n, sa, sb, s);
-  if (flat && ot == SG_F16 && ct == SG_F32) return binary_fast<F16T>(op, out, a, b, n, sa, sb, s);
-  if (flat && ot == SG_F64 && ct == SG_F64) return binary_fast<F64T>(op, out, a, b, n, sa, sb, s);
+  // one float dtype and an arithmetic op: typed kernels (flat when contiguous, else strided)
+  int tag = op > SGK_MAXIMUM || ot != at || ot != bt ? -1
+            : ot == SG_F32 && ct == SG_F32  ? 0
+            : ot == SG_BF16 && ct == SG_F32 ? 1
+            : ot == SG_F16 && ct == SG_F32  ? 2
+            : ot == SG_F64 && ct == SG_F64  ? 3
+                                            : -1;
   const sgk_layout *ls[3] = {ol, al, bl};
   Lay<3> l = make_lay<3>(ls);
+  if (tag >= 0 && is_contiguous(*ol) && (sa || is_contiguous(*al)) && (sb || is_contiguous(*bl))) switch (tag) {
+    case 0: return binary_fast<F32T>(op, out, a, b, n, sa, sb, s);
+    case 1: return binary_fast<BF16T>(op, out, a, b, n, sa, sb, s);
+    case 2: return binary_fast<F16T>(op, out, a, b, n, sa, sb, s);
+    default: return binary_fast<F64T>(op, out, a, b, n, sa, sb, s);
+    }
+  if (tag >= 0) switch (tag) {
+    case 0: return binary_typed<F32T>(op, out, a, b, l, n, s);
+    case 1: return binary_typed<BF16T>(op, out, a, b, l, n, s);
+    case 2: return binary_typed<F16T>(op, out, a, b, l, n, s);
+    default: return binary_typed<F64T>(op, out, a, b, l, n, s);
+    }
   bool contig = all_contiguous(3, ls);
   if (fits32(n))
     binary_generic<uint32_t><<<blocks_for(n, 4), kThreads, 0, s>>>(op, (char *)out, ot, (const char *)a, at,
@@ -475,13 +531,27 @@ SGK_API int sgk_binary(int op, void *out, int ot, const sgk_layout *ol, const vo
 SGK_API int sgk_unary(int op, void *out, int ot, const sgk_layout *ol, const void *a, int at, const sgk_layout *al,
                       int ct, double lo, double hi, int64_t n, sgk_stream s) {
   if (n <= 0) return 0;
-  bool flat = op != SGK_NOT && ot == at && is_contiguous(*ol) && is_contiguous(*al);
-  if (flat && ot == SG_F32 && ct == SG_F32) return unary_fast<F32T>(op, out, a, n, lo, hi, s);
-  if (flat && ot == SG_BF16 && ct == SG_F32) return unary_fast<BF16T>(op, out, a, n, lo, hi, s);
-  if (flat && ot == SG_F16 && ct == SG_F32) return unary_fast<F16T>(op, out, a, n, lo, hi, s);
-  if (flat && ot == SG_F64 && ct == SG_F64) return unary_fast<F64T>(op, out, a, n, lo, hi, s);
+  // one float dtype: typed kernels (flat when contiguous, else strided)
+  int tag = op == SGK_NOT || ot != at     ? -1
+            : ot == SG_F32 && ct == SG_F32  ? 0
+            : ot == SG_BF16 && ct == SG_F32 ? 1
+            : ot == SG_F16 && ct == SG_F32  ? 2
+            : ot == SG_F64 && ct == SG_F64  ? 3
+                                            : -1;
   const sgk_layout *ls[2] = {ol, al};
   Lay<2> l = make_lay<2>(ls);
+  if (tag >= 0 && is_contiguous(*ol) && is_contiguous(*al)) switch (tag) {
+    case 0: return unary_fast<F32T>(op, out, a, n, lo, hi, s);
+    case 1: return unary_fast<BF16T>(op, out, a, n, lo, hi, s);
+    case 2: return unary_fast<F16T>(op, out, a, n, lo, hi, s);
+    default: return unary_fast<F64T>(op, out, a, n, lo, hi, s);
+    }
+  if (tag >= 0) switch (tag) {
+    case 0: return unary_typed<F32T>(op, out, a, lo, hi, l, n, s);
+    case 1: return unary_typed<BF16T>(op, out, a, lo, hi, l, n, s);
+    case 2: return unary_typed<F16T>(op, out, a, lo, hi, l, n, s);
+    default: return unary_typed<F64T>(op, out, a, lo, hi, l, n, s);
+    }
   bool contig = all_contiguous(2, ls);
   if (fits32(n))
     unary_generic<uint32_t><<<blocks_for(n, 4), kThreads, 0, s>>>(op, (char *)out, ot, (const char *)a, at, ct, lo,
