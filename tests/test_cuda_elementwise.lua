@@ -136,6 +136,10 @@ test("binary ops with broadcasting, numbers, 0-dim and host scalars", function()
   check.near(s.grad:item(), x:detach():sum():item(), 1e-5, 1e-5)
   check.near(x.grad:cpu(), sg.full(3.0, {2, 3}), 0, 0)
   check.eq((sg.tensor(2) + randn({3}):cuda()).device, "cuda")
+  local big = sg.tensor({9223372036854775807, 3}, "i64")
+  check.eq((sg.tensor({0, 1}, "i64"):cuda() + big[1]):cpu():totable(), {9223372036854775807, -9223372036854775807 - 1},
+    "a host i64 scalar beyond 2^53 moves exactly")
+  check.eq((sg.ones({2}, {dtype = "bf16"}):cuda() * sg.tensor({0.1}, "bf16")[1]).dtype, "bf16")
   check.eq(sg.where(sg.tensor(true), randn({3}):cuda(), 0).device, "cuda")
   -- anything larger on the CPU is an error
   check.errors(function() return randn({3}):cuda() + randn({3}) end, "different devices")

@@ -299,13 +299,17 @@ static sg_tensor *cast_nograd(sg_tensor *t, sg_dtype dt) {
 }
 
 /* PyTorch's rule for host scalars: a 0-dim CPU tensor used with a tensor on
- * another device is copied there (differentiably), so numbers and scalars
- * made on the host mix with GPU tensors. *t becomes the copy, kept in *hold
- * for the caller to release; false with the error set when the copy fails. */
+ * another device is copied there (differentiably when it needs grad; else as
+ * a fill of its value, which needs no transfer), so numbers and scalars made
+ * on the host mix with GPU tensors. *t becomes the copy, kept in *hold for
+ * the caller to release; false with the error set when the copy fails. */
 static bool scalar_to(sg_tensor **t, const sg_tensor *peer, sg_tensor **hold) {
   sg_device dev = peer->storage->device;
   if ((*t)->storage->device == dev || (*t)->storage->device != SG_CPU || (*t)->ndim != 0) return true;
-  if (!(*hold = sg_to_device(*t, dev))) return false;
+  double v = sg_get_flat(*t, 0);
+  bool exact = (*t)->dtype != SG_I64 || fabs(v) < 9007199254740992.0; /* i64 beyond 2^53 is not a double */
+  *hold = sg_needs_grad(1, t) || !exact ? sg_to_device(*t, dev) : sg_scalar(v, (*t)->dtype, dev);
+  if (!*hold) return false;
   *t = *hold;
   return true;
 }
