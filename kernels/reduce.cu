@@ -169,7 +169,16 @@ __global__ void __launch_bounds__(kThreads) reduce_kernel(Args g) {
         for (int64_t i = start + rl; i < end; i += R) acc = combine(g.kind, acc, src[i]);
       } else {
         const char *base = g.in + off_of(g.outer, o, g.outer_small) * es;
-        for (int64_t i = start + rl; i < end; i += R)
+        int64_t i = start + rl;
+        // four loads in flight, combined in the same order as one at a time
+        for (; i + 3 * (int64_t)R < end; i += 4 * (int64_t)R) {
+          A x[4];
+#pragma unroll
+          for (int u = 0; u < 4; u++) x[u] = load_as<A>(base + off_of(g.row, i + u * (int64_t)R, g.row_small) * es, g.it);
+#pragma unroll
+          for (int u = 0; u < 4; u++) acc = combine(g.kind, acc, element(g.kind, x[u], i + u * (int64_t)R));
+        }
+        for (; i < end; i += R)
           acc = combine(g.kind, acc, element(g.kind, load_as<A>(base + off_of(g.row, i, g.row_small) * es, g.it), i));
       }
     }
