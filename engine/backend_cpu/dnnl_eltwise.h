@@ -31,7 +31,7 @@ int sg_dnnl_eltwise_uses_dst(sg_dnnl_elt alg);
 int sg_dnnl_eltwise_cache_size(void);
 
 /* Which implementation ran the last unary elementwise computation on this
- * thread (forward or backward): "dnnl", "loops" or "none". */
+ * thread (forward or backward): "dnnl", "loops", "cuda" or "none". */
 const char *sg_eltwise_last_path(void);
 void sg_eltwise_note_path(const char *path);
 

@@ -349,7 +349,7 @@ static int l_bn_path(lua_State *L) {
   lua_pushstring(L, sg_bn_last_path());
   return 1;
 }
-/* _eltwise_path() -> "dnnl" | "loops" | "none": what ran the last unary
+/* _eltwise_path() -> "dnnl" | "loops" | "cuda" | "none": what ran the last unary
  * elementwise computation (forward or backward) */
 static int l_eltwise_path(lua_State *L) {
   lua_pushstring(L, sg_eltwise_last_path());

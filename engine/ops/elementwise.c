@@ -5,6 +5,9 @@
 #include "../autograd/autograd.h"
 #include "../core/iter.h"
 #include "../backend_cpu/dnnl_eltwise.h"
+#ifdef SG_HAVE_CUDA
+#include "../backend_cuda/cuda_elementwise.h"
+#endif
 #include <math.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -295,6 +298,22 @@ static sg_tensor *cast_nograd(sg_tensor *t, sg_dtype dt) {
   return r;
 }
 
+/* PyTorch's rule for host scalars: a 0-dim CPU tensor used with a tensor on
+ * another device is copied there (differentiably when it needs grad; else as
+ * a fill of its value, which needs no transfer), so numbers and scalars made
+ * on the host mix with GPU tensors. *t becomes the copy, kept in *hold for
+ * the caller to release; false with the error set when the copy fails. */
+static bool scalar_to(sg_tensor **t, const sg_tensor *peer, sg_tensor **hold) {
+  sg_device dev = peer->storage->device;
+  if ((*t)->storage->device == dev || (*t)->storage->device != SG_CPU || (*t)->ndim != 0) return true;
+  double v = sg_get_flat(*t, 0);
+  bool exact = (*t)->dtype != SG_I64 || fabs(v) < 9007199254740992.0; /* i64 beyond 2^53 is not a double */
+  *hold = sg_needs_grad(1, t) || !exact ? sg_to_device(*t, dev) : sg_scalar(v, (*t)->dtype, dev);
+  if (!*hold) return false;
+  *t = *hold;
+  return true;
+}
+
 static bool same_device(const char *op, sg_tensor *a, sg_tensor *b) {
   if (a->storage->device == b->storage->device) return true;
   sg_error_set("%s: tensors on different devices (%s and %s)", op, sg_device_name(a->storage->device),
@@ -304,6 +323,9 @@ static bool same_device(const char *op, sg_tensor *a, sg_tensor *b) {
 
 /* Computes op(a, b) into `out` (already shaped like the broadcast result). */
 static int run_binary(sg_binop op, sg_tensor *out, sg_tensor *a, sg_tensor *b, sg_dtype ct) {
+#ifdef SG_HAVE_CUDA
+  if (SG_ON_CUDA(out)) return sg_cuda_binary(op, out, a, b, ct); /* converts to ct in the kernel */
+#endif
   sg_tensor *ac = cast_nograd(a, ct), *bc = ac ? cast_nograd(b, ct) : NULL;
   if (!bc) { sg_tensor_decref(ac); return -1; }
   sg_tensor *ops[3] = {out, ac, bc};
@@ -337,7 +359,7 @@ static bool check_types(const char *name, sg_binop op, const sg_tensor *a, const
   return true;
 }
 
-sg_tensor *sg_binary(sg_binop op, sg_tensor *a, sg_tensor *b) {
+static sg_tensor *binary(sg_binop op, sg_tensor *a, sg_tensor *b) {
   const char *name = BIN_NAMES[op];
   int nd; int64_t sz[SG_MAX_DIMS];
   if (!same_device(name, a, b) || !check_types(name, op, a, b) ||
@@ -359,6 +381,14 @@ sg_tensor *sg_binary(sg_binop op, sg_tensor *a, sg_tensor *b) {
     }
   }
   return out;
+}
+
+sg_tensor *sg_binary(sg_binop op, sg_tensor *a, sg_tensor *b) {
+  sg_tensor *ha = NULL, *hb = NULL, *r = NULL;
+  if (scalar_to(&a, b, &ha) && scalar_to(&b, a, &hb)) r = binary(op, a, b);
+  sg_tensor_decref(ha);
+  sg_tensor_decref(hb);
+  return r;
 }
 
 /* Checks that an in-place write into `a` keeps autograd correct. */
@@ -392,7 +422,7 @@ static sg_node *record_inplace(const char *op, sg_backward_fn bw, sg_tensor *a, 
   return n;
 }
 
-sg_tensor *sg_binary_(sg_binop op, sg_tensor *a, sg_tensor *b) {
+static sg_tensor *binary_inplace(sg_binop op, sg_tensor *a, sg_tensor *b) {
   const char *name = BIN_NAMES[op];
   int nd; int64_t sz[SG_MAX_DIMS];
   if (!same_device(name, a, b) || !check_types(name, op, a, b) ||
@@ -438,6 +468,13 @@ sg_tensor *sg_binary_(sg_binop op, sg_tensor *a, sg_tensor *b) {
   return sg_tensor_incref(a);
 }
 
+sg_tensor *sg_binary_(sg_binop op, sg_tensor *a, sg_tensor *b) {
+  sg_tensor *hb = NULL, *r = NULL;
+  if (scalar_to(&b, a, &hb)) r = binary_inplace(op, a, b);
+  sg_tensor_decref(hb);
+  return r;
+}
+
 static sg_tensor *reduce_grad(sg_tensor *g, sg_node *n, int k) {
   return sg_sum_to(g, &n->in_shape[k]);
 }
@@ -474,13 +511,13 @@ static int binary_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
     sg_tensor *y = sg_node_saved(n, 2);
     if (!y) return -1;
     if (n->needs[0]) { /* g * b * a^(b-1), written as g * b * y / a where a != 0 */
-      sg_tensor *one = sg_scalar(1, b->dtype, SG_CPU), *bm1 = one ? sg_sub(b, one) : NULL;
+      sg_tensor *one = sg_scalar(1, b->dtype, b->storage->device), *bm1 = one ? sg_sub(b, one) : NULL;
       sg_tensor *p = bm1 ? sg_binary(SG_POW, a, bm1) : NULL, *q = p ? sg_mul(p, b) : NULL;
       if (q && (t[0] = sg_mul(g, q))) gin[0] = reduce_grad(t[0], n, 0);
       sg_tensor_decref(one); sg_tensor_decref(bm1); sg_tensor_decref(p); sg_tensor_decref(q);
     }
     if (n->needs[1]) { /* g * y * log(a), 0 where a <= 0 (PyTorch's convention at a == 0) */
-      sg_tensor *zero = sg_scalar(0, a->dtype, SG_CPU), *pos = zero ? sg_binary(SG_GT, a, zero) : NULL;
+      sg_tensor *zero = sg_scalar(0, a->dtype, a->storage->device), *pos = zero ? sg_binary(SG_GT, a, zero) : NULL;
       sg_tensor *la = pos ? sg_unary(SG_LOG, a) : NULL, *m = la ? sg_mul(y, la) : NULL;
       sg_tensor *mm = m ? sg_where(pos, m, zero) : NULL;
       if (mm && (t[1] = sg_mul(g, mm))) gin[1] = reduce_grad(t[1], n, 1);
@@ -496,7 +533,7 @@ static int binary_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
     sg_tensor *half = tf ? sg_scale(tf, 0.5) : NULL, *wa = half ? sg_add(pf, half) : NULL;
     if (wa && n->needs[0] && (t[0] = sg_mul(g, wa))) gin[0] = reduce_grad(t[0], n, 0);
     if (wa && n->needs[1]) {
-      sg_tensor *one = sg_scalar(1, g->dtype, SG_CPU), *wb = one ? sg_sub(one, wa) : NULL;
+      sg_tensor *one = sg_scalar(1, g->dtype, g->storage->device), *wb = one ? sg_sub(one, wa) : NULL;
       if (wb && (t[1] = sg_mul(g, wb))) gin[1] = reduce_grad(t[1], n, 1);
       sg_tensor_decref(one); sg_tensor_decref(wb);
     }
@@ -551,6 +588,12 @@ static int run_unary(int op, sg_tensor *out, sg_tensor *a, double lo, double hi)
   if (op == SG_NOT) ct = SG_BOOL;
   if (!sg_dtype_is_float(a->dtype) && sg_dtype_is_float(out->dtype)) ct = out->dtype == SG_F64 ? SG_F64 : SG_F32;
   if (out->dtype == SG_F32 || out->dtype == SG_F64) ct = out->dtype;
+#ifdef SG_HAVE_CUDA
+  if (SG_ON_CUDA(out)) { /* converts to ct in the kernel */
+    sg_eltwise_note_path("cuda");
+    return sg_cuda_unary(op, out, a, ct == SG_BOOL ? a->dtype : ct, lo, hi);
+  }
+#endif
   sg_tensor *ac = cast_nograd(a, ct == SG_BOOL ? a->dtype : ct);
   if (!ac) return -1;
   sg_tensor *ops[2] = {out, ac};
@@ -645,10 +688,16 @@ static int unary_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   if (out) {
     sg_tensor *ops[4] = {out, gc, xc, y};
     int alg = dnnl_alg(op), rc = 0;
+#ifdef SG_HAVE_CUDA
+    if (SG_ON_CUDA(out)) {
+      sg_eltwise_note_path("cuda");
+      rc = sg_cuda_unary_grad(op, out, gc, xc, y) ? -1 : 2;
+    } else
+#endif
     if (alg >= 0 && dnnl_eligible(4, ops))
       rc = sg_dnnl_eltwise_bwd((sg_dnnl_elt)alg, sg_numel(out), f32_data(gc), f32_data(xc), f32_data(y),
                                f32_data(out));
-    sg_eltwise_note_path(rc == 1 ? "dnnl" : "loops");
+    if (rc != 2) sg_eltwise_note_path(rc == 1 ? "dnnl" : "loops");
     if (rc == 0) {
       sg_iter it;
       sg_iter_init(&it, 4, ops, out->ndim, out->size);
@@ -665,9 +714,10 @@ static int unary_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
 static int clamp_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_tensor *x = sg_node_saved(n, 0);
   if (!x) return -1;
-  sg_tensor *lo = sg_scalar(n->f[0], x->dtype, SG_CPU), *hi = sg_scalar(n->f[1], x->dtype, SG_CPU);
+  sg_device dev = x->storage->device;
+  sg_tensor *lo = sg_scalar(n->f[0], x->dtype, dev), *hi = sg_scalar(n->f[1], x->dtype, dev);
   sg_tensor *m1 = lo && hi ? sg_binary(SG_GE, x, lo) : NULL, *m2 = m1 ? sg_binary(SG_LE, x, hi) : NULL;
-  sg_tensor *m = m2 ? sg_binary(SG_AND, m1, m2) : NULL, *z = m ? sg_scalar(0, g->dtype, SG_CPU) : NULL;
+  sg_tensor *m = m2 ? sg_binary(SG_AND, m1, m2) : NULL, *z = m ? sg_scalar(0, g->dtype, g->storage->device) : NULL;
   gin[0] = z ? sg_where(m, g, z) : NULL;
   sg_tensor_decref(lo); sg_tensor_decref(hi); sg_tensor_decref(m1); sg_tensor_decref(m2);
   sg_tensor_decref(m); sg_tensor_decref(z);
@@ -683,7 +733,7 @@ sg_tensor *sg_clamp(sg_tensor *a, double lo, double hi) {
   if (!clamp_args(lo, hi)) return NULL;
   sg_tensor *out = sg_empty_like(a);
   if (!out) return NULL;
-  run_unary(-1, out, a, lo, hi);
+  if (run_unary(-1, out, a, lo, hi)) { sg_tensor_decref(out); return NULL; }
   sg_node *n = sg_dtype_is_float(a->dtype) ? sg_record("clamp", clamp_bw, out, 1, &a) : NULL;
   if (n) { n->f[0] = lo; n->f[1] = hi; sg_node_save(n, a); }
   return out;
@@ -701,7 +751,7 @@ sg_tensor *sg_clamp_(sg_tensor *a, double lo, double hi) {
     if (n) { n->f[0] = lo; n->f[1] = hi; sg_node_save(n, x); }
     sg_tensor_decref(x);
   }
-  run_unary(-1, a, a, lo, hi);
+  if (run_unary(-1, a, a, lo, hi)) return NULL;
   atomic_fetch_add(&a->storage->version, 1);
   return sg_tensor_incref(a);
 }
@@ -716,7 +766,7 @@ static void where_row(char **p, const int64_t *s, int64_t n, void *vc) {
 static int where_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_tensor *c = sg_node_saved(n, 0);
   if (!c) return -1;
-  sg_tensor *z = sg_scalar(0, g->dtype, SG_CPU);
+  sg_tensor *z = sg_scalar(0, g->dtype, g->storage->device);
   if (!z) return -1;
   int rc = 0;
   for (int k = 1; k <= 2; k++) {
@@ -730,7 +780,7 @@ static int where_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   return rc;
 }
 
-sg_tensor *sg_where(sg_tensor *cond, sg_tensor *a, sg_tensor *b) {
+static sg_tensor *where(sg_tensor *cond, sg_tensor *a, sg_tensor *b) {
   int n1, n2; int64_t s1[SG_MAX_DIMS], s2[SG_MAX_DIMS];
   if (!same_device("where", cond, a) || !same_device("where", a, b)) return NULL;
   if (!sg_broadcast_shapes("where", a->ndim, a->size, b->ndim, b->size, &n1, s1) ||
@@ -738,7 +788,7 @@ sg_tensor *sg_where(sg_tensor *cond, sg_tensor *a, sg_tensor *b) {
   sg_dtype dt = sg_promote(a->dtype, b->dtype);
   sg_tensor *cb = cond->dtype == SG_BOOL ? sg_tensor_incref(cond) : NULL;
   if (!cb) { /* nonzero means true */
-    sg_tensor *z = sg_scalar(0, cond->dtype, SG_CPU);
+    sg_tensor *z = sg_scalar(0, cond->dtype, cond->storage->device);
     cb = z ? sg_binary(SG_NE, cond, z) : NULL;
     sg_tensor_decref(z);
     if (!cb) return NULL;
@@ -747,11 +797,18 @@ sg_tensor *sg_where(sg_tensor *cond, sg_tensor *a, sg_tensor *b) {
   sg_tensor *out = bc ? sg_empty(n2, s2, dt, a->storage->device) : NULL;
   if (out) {
     sg_tensor *ops[4] = {out, cb, ac, bc};
-    sg_iter it;
-    sg_iter_init(&it, 4, ops, n2, s2);
-    wctx c = {dt};
-    sg_iter_run(&it, where_row, &c);
-    if (sg_dtype_is_float(dt)) {
+#ifdef SG_HAVE_CUDA
+    if (SG_ON_CUDA(out)) {
+      if (sg_cuda_where(out, cb, ac, bc)) sg_tensor_assign(&out, NULL);
+    } else
+#endif
+    {
+      sg_iter it;
+      sg_iter_init(&it, 4, ops, n2, s2);
+      wctx c = {dt};
+      sg_iter_run(&it, where_row, &c);
+    }
+    if (out && sg_dtype_is_float(dt)) {
       sg_tensor *in[3] = {cb, a, b};
       sg_node *nd = sg_record("where", where_bw, out, 3, in);
       if (nd) sg_node_save(nd, cb);
@@ -759,6 +816,14 @@ sg_tensor *sg_where(sg_tensor *cond, sg_tensor *a, sg_tensor *b) {
   }
   sg_tensor_decref(cb); sg_tensor_decref(ac); sg_tensor_decref(bc);
   return out;
+}
+
+sg_tensor *sg_where(sg_tensor *cond, sg_tensor *a, sg_tensor *b) {
+  sg_tensor *peer = cond->storage->device != SG_CPU ? cond : a->storage->device != SG_CPU ? a : b;
+  sg_tensor *hc = NULL, *ha = NULL, *hb = NULL, *r = NULL;
+  if (scalar_to(&cond, peer, &hc) && scalar_to(&a, peer, &ha) && scalar_to(&b, peer, &hb)) r = where(cond, a, b);
+  sg_tensor_decref(hc); sg_tensor_decref(ha); sg_tensor_decref(hb);
+  return r;
 }
 
 sg_tensor *sg_masked_fill(sg_tensor *a, sg_tensor *mask, double v) {

@@ -6,8 +6,18 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef SG_HAVE_CUDA
+#include "../backend_cuda/cuda_reduce.h"
+#include "../../kernels/k_reduce.h"
+#endif
 
 typedef enum { R_SUM, R_PROD, R_MAX, R_MIN, R_ALL, R_ANY, R_NONZERO, R_ARGMAX, R_ARGMIN } rkind;
+#ifdef SG_HAVE_CUDA
+_Static_assert((int)R_SUM == SGK_R_SUM && (int)R_PROD == SGK_R_PROD && (int)R_MAX == SGK_R_MAX &&
+               (int)R_MIN == SGK_R_MIN && (int)R_ALL == SGK_R_ALL && (int)R_ANY == SGK_R_ANY &&
+               (int)R_NONZERO == SGK_R_NONZERO && (int)R_ARGMAX == SGK_R_ARGMAX && (int)R_ARGMIN == SGK_R_ARGMIN,
+               "reduce kinds and kernels/k_reduce.h agree");
+#endif
 static const char *RNAMES[] = {"sum", "prod", "max", "min", "all", "any", "count_nonzero", "argmax", "argmin"};
 
 /* Layout of a reduction: kept dims then reduced dims. */
@@ -143,6 +153,11 @@ static int prod_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   plan(x, dims, true, &p);
   sg_tensor *xf = sg_to_dtype(x, SG_F64), *rows = xf ? as_rows(xf, &p) : NULL;
   sg_tensor *d = rows ? sg_empty_like(rows) : NULL;
+#ifdef SG_HAVE_CUDA
+  if (d && SG_ON_CUDA(d)) {
+    if (sg_cuda_prod_grad_rows(d, rows, p.outer, p.row)) sg_tensor_assign(&d, NULL);
+  } else
+#endif
   if (d) {
     const double *xr = sg_data_ptr(rows);
     double *dr = sg_data_ptr(d);
@@ -182,25 +197,27 @@ static int extreme_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   return gin[0] ? 0 : -1;
 }
 
-static bool check_dims(const char *op, const sg_tensor *a, const bool *dims) {
-  (void)dims;
-  if (a->storage->device != SG_CPU) { sg_error_set("%s: only cpu tensors are supported", op); return false; }
-  return true;
-}
-
 static sg_tensor *reduce(rkind k, sg_tensor *a, const bool *dims, bool keepdim) {
   const char *name = RNAMES[k];
-  if (!check_dims(name, a, dims)) return NULL;
   rplan p;
   plan(a, dims, keepdim, &p);
   if (p.row == 0 && (k == R_MAX || k == R_MIN || k == R_ARGMAX || k == R_ARGMIN)) {
     sg_error_set("%s: cannot reduce over an empty dimension of %s", name, SG_SHAPE_STR(a));
     return NULL;
   }
-  sg_tensor *rows = as_rows(a, &p);
-  sg_tensor *out = rows ? sg_empty(p.out_ndim, p.out_size, result_type(k, a->dtype), a->storage->device) : NULL;
-  if (out) reduce_rows(k, rows, out, p.outer, p.row);
-  sg_tensor_decref(rows);
+  sg_tensor *out;
+#ifdef SG_HAVE_CUDA
+  if (SG_ON_CUDA(a)) { /* reads a's strided view directly */
+    out = sg_empty(p.out_ndim, p.out_size, result_type(k, a->dtype), SG_CUDA);
+    if (out && sg_cuda_reduce(k, a, p.perm, p.nkeep, out)) sg_tensor_assign(&out, NULL);
+  } else
+#endif
+  {
+    sg_tensor *rows = as_rows(a, &p);
+    out = rows ? sg_empty(p.out_ndim, p.out_size, result_type(k, a->dtype), a->storage->device) : NULL;
+    if (out) reduce_rows(k, rows, out, p.outer, p.row);
+    sg_tensor_decref(rows);
+  }
   if (!out) return NULL;
   sg_backward_fn bw = k == R_SUM ? sum_bw : k == R_PROD ? prod_bw : (k == R_MAX || k == R_MIN) ? extreme_bw : NULL;
   if (bw && sg_dtype_is_float(a->dtype)) {
@@ -273,9 +290,9 @@ sg_tensor *sg_norm(sg_tensor *a, double p, const bool *dims, bool keepdim) {
   if (isinf(p)) r = sg_amax(ab, dims, keepdim);
   else if (p == 1) r = sg_sum(ab, dims, keepdim);
   else {
-    sg_tensor *pe = sg_scalar(p, a->dtype, SG_CPU), *pw = pe ? sg_binary(SG_POW, ab, pe) : NULL;
+    sg_tensor *pe = sg_scalar(p, a->dtype, a->storage->device), *pw = pe ? sg_binary(SG_POW, ab, pe) : NULL;
     sg_tensor *s = pw ? sg_sum(pw, dims, keepdim) : NULL;
-    sg_tensor *ie = s ? sg_scalar(1.0 / p, a->dtype, SG_CPU) : NULL;
+    sg_tensor *ie = s ? sg_scalar(1.0 / p, a->dtype, a->storage->device) : NULL;
     r = ie ? sg_binary(SG_POW, s, ie) : NULL;
     sg_tensor_decref(pe); sg_tensor_decref(pw); sg_tensor_decref(s); sg_tensor_decref(ie);
   }
@@ -298,7 +315,9 @@ static int index_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   }
   int64_t vsz[SG_MAX_DIMS];
   for (int d = 0; d < in->ndim; d++) vsz[d] = d == dim ? in->size[d] : 1;
-  sg_tensor *ar = gk && ik ? sg_arange(0, (double)in->size[dim], 1, SG_I64) : NULL;
+  sg_tensor *ar0 = gk && ik ? sg_arange(0, (double)in->size[dim], 1, SG_I64) : NULL; /* on the cpu */
+  sg_tensor *ar = ar0 ? sg_to_device(ar0, g->storage->device) : NULL;
+  sg_tensor_decref(ar0);
   sg_tensor *arv = ar ? sg_view(ar, in->ndim, vsz) : NULL;
   sg_tensor *mask = arv ? sg_binary(SG_EQ, arv, ik) : NULL;
   sg_tensor *z = mask ? sg_scalar(0, g->dtype, g->storage->device) : NULL;

@@ -1,0 +1,42 @@
+#!/bin/bash
+# CUDA emulation build: semseg with the CUDA backend where "device memory" is
+# host memory and kernels/*.cu run on the CPU (the threads of a block as
+# fibers that switch at __syncthreads, blocks one after another). For
+# checking kernels and their host glue on machines without a GPU: index
+# arithmetic, bounds, barrier use (a __syncthreads not reached by every thread
+# of a block aborts), dtype handling and the results against the CPU. It
+# proves nothing about races, the memory model, speed, or CUDA's own math
+# library (the host's libm runs instead); cuBLAS and cuDNN are not emulated
+# (creating their handles fails).
+#
+#   scripts/cuda_emu/build.sh [-asan]        builds build/cuda_emu/semseg (or build/cuda_emu_asan)
+#   build/cuda_emu/semseg run tests/run.lua cuda_
+#
+# -asan adds AddressSanitizer to the engine and the kernels; run with
+# ASAN_OPTIONS=detect_leaks=0 (fiber stacks confuse the leak and
+# stack-use-after-return checks). Device blocks come from the engine's caching
+# allocator (carved from larger segments), so ASan sees overruns of a
+# segment, not of one tensor. EMU_NO_DEVICE=1 makes the emulated driver
+# report no device.
+set -e
+cd "$(dirname "$0")/../.."
+HERE=scripts/cuda_emu
+OUT=build/cuda_emu
+extra=()
+if [ "$1" = "-asan" ]; then
+  OUT=build/cuda_emu_asan
+  export EMU_CXXFLAGS="-fsanitize=address -fno-omit-frame-pointer"
+  extra=(OPT="-O1 -fno-omit-frame-pointer" EXTRA_CFLAGS="-fsanitize=address")
+fi
+CUDA=$PWD/$OUT/cuda
+mkdir -p "$CUDA/bin" "$CUDA/include" "$CUDA/lib64"
+cp $HERE/include/*.h "$CUDA/include/"
+cp $HERE/nvcc $HERE/transform.py "$CUDA/bin/"
+g++ -std=c++17 -O2 -g -fPIC -I"$CUDA/include" -c $HERE/emu_rt.cpp -o "$CUDA/lib64/emu_rt.o"
+rm -f "$CUDA/lib64/libcudart_static.a"
+ar rcs "$CUDA/lib64/libcudart_static.a" "$CUDA/lib64/emu_rt.o"
+gcc -O2 -fPIC -shared -I"$CUDA/include" $HERE/stubs.c -o "$CUDA/lib64/libcudnn.so.9"
+cp "$CUDA/lib64/libcudnn.so.9" "$CUDA/lib64/libcublas.so"
+make CUDA=1 CUDA_HOME="$CUDA" CUDNN_HOME="$CUDA" CUBLAS_HOME="$CUDA" NVCC="$CUDA/bin/nvcc" BUILD="$OUT" \
+  "${extra[@]}" -j"$(nproc)" all
+echo "built $OUT/semseg (CUDA emulated on the host)"
