@@ -213,6 +213,7 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 constexpr int64_t kFillBlocks = 528; // enough blocks in flight for a large GPU (4 per SM on 132 SMs)
 constexpr int64_t kMinPerThread = 16; // row elements a thread should at least get when rows are split
 constexpr int64_t kMaxSplit = 1024;
+constexpr int64_t kMinPerLane = 4; // row elements per lane at least, when rows are short
 
 Plan make_plan(const sgk_layout &outer, const sgk_layout &row) {
   Plan p{};
@@ -220,8 +221,8 @@ Plan make_plan(const sgk_layout &outer, const sgk_layout &row) {
   p.nrow = numel_of(row);
   int64_t rs = row.ndim ? row.stride[row.ndim - 1] : 1, os = outer.ndim ? outer.stride[outer.ndim - 1] : 0;
   p.row_fast = !(outer.ndim > 0 && os == 1 && rs != 1);
-  if (p.row_fast) {
-    p.R = pow2_at_least(p.nrow, kThreads);
+  if (p.row_fast) { // short rows: several elements per lane before the tree (fewer barrier levels)
+    p.R = pow2_at_least(ceil_div(p.nrow, kMinPerLane), kThreads);
     p.O = kThreads / p.R;
   } else {
     p.O = pow2_at_least(p.nout, 32);
