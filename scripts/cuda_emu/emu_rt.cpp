@@ -12,9 +12,10 @@ dim3 block_dim, grid_dim;
 static const size_t STACK = 256 * 1024;
 static std::vector<ucontext_t> ctx;
 static std::vector<char *> stacks;
-static std::vector<int> state; // 0 running, 1 waiting at a barrier, 2 done
+static std::vector<int> state; // 0 runnable, 1 at __syncthreads, 2 done, 3 at a warp exchange
+static std::vector<unsigned long long> slot; // per-thread value of __syncthreads_or / warp exchanges
 static ucontext_t sched;
-static int cur;
+static int cur, nthreads;
 static std::function<void()> *body_p;
 long long launches, fibers;
 
@@ -23,9 +24,87 @@ static void entry() {
   state[cur] = 2;
 }
 
-void syncthreads() {
-  state[cur] = 1;
+static void yield_as(int st) {
+  state[cur] = st;
   swapcontext(&ctx[cur], &sched);
+}
+
+void syncthreads() { yield_as(1); }
+
+int syncthreads_or(int pred) {
+  slot[cur] = pred != 0;
+  yield_as(1);
+  int any = 0;
+  for (int t = 0; t < nthreads; t++) any |= slot[t] != 0;
+  yield_as(1); // nobody overwrites its slot before every thread has read them all
+  return any;
+}
+
+unsigned long long warp_exchange(unsigned mask, unsigned long long v, int src_lane) {
+  int w0 = cur & ~31, wn = nthreads - w0 < 32 ? nthreads - w0 : 32;
+  if (mask != 0xffffffffu || wn != 32) {
+    fprintf(stderr, "emu: warp shuffle with mask %#x in a warp of %d threads (only full warps are emulated)\n", mask,
+            wn);
+    abort();
+  }
+  slot[cur] = v;
+  yield_as(3);
+  unsigned long long r = src_lane >= 0 && src_lane < 32 ? slot[w0 + src_lane] : v;
+  yield_as(3);
+  return r;
+}
+
+static void run_block(int n, const dim3 &block) {
+  for (int t = 0; t < n; t++) {
+    getcontext(&ctx[t]);
+    ctx[t].uc_stack.ss_sp = stacks[t];
+    ctx[t].uc_stack.ss_size = STACK;
+    ctx[t].uc_link = &sched;
+    makecontext(&ctx[t], entry, 0);
+    state[t] = 0;
+  }
+  fibers += n;
+  for (;;) {
+    // run every runnable thread until it waits or exits
+    for (int t = 0; t < n; t++) {
+      if (state[t] != 0) continue;
+      cur = t;
+      thread_idx = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
+      swapcontext(&sched, &ctx[t]);
+    }
+    int done = 0, at_bar = 0, at_warp = 0;
+    for (int t = 0; t < n; t++) {
+      done += state[t] == 2;
+      at_bar += state[t] == 1;
+      at_warp += state[t] == 3;
+    }
+    if (done == n) return;
+    // warps whose lanes all wait at an exchange go on
+    bool released = false;
+    for (int w0 = 0; w0 < n; w0 += 32) {
+      int wn = n - w0 < 32 ? n - w0 : 32, k = 0;
+      for (int t = w0; t < w0 + wn; t++) k += state[t] == 3;
+      if (k == wn) {
+        for (int t = w0; t < w0 + wn; t++) state[t] = 0;
+        released = true;
+      } else if (k) {
+        fprintf(stderr, "emu: warp shuffle reached by %d of the %d lanes of warp %d (block %u,%u,%u): the others "
+                "exited or wait at __syncthreads\n", k, wn, w0 / 32, block_idx.x, block_idx.y, block_idx.z);
+        abort();
+      }
+    }
+    if (released) continue;
+    if (at_bar && done) {
+      fprintf(stderr, "emu: __syncthreads reached by %d threads while %d exited (block %u,%u,%u)\n", at_bar, done,
+              block_idx.x, block_idx.y, block_idx.z);
+      abort();
+    }
+    if (at_bar != n || at_warp) { // cannot happen: every thread waits somewhere
+      fprintf(stderr, "emu: scheduler stuck (%d at barrier, %d at shuffles, %d done)\n", at_bar, at_warp, done);
+      abort();
+    }
+    for (int t = 0; t < n; t++) state[t] = 0;
+  }
 }
 
 void launch(dim3 grid, dim3 block, std::function<void()> body) {
@@ -39,6 +118,8 @@ void launch(dim3 grid, dim3 block, std::function<void()> body) {
   while ((int)stacks.size() < n) stacks.push_back((char *)malloc(STACK));
   ctx.resize(n);
   state.resize(n);
+  slot.resize(n);
+  nthreads = n;
   grid_dim = grid;
   block_dim = block;
   body_p = &body;
@@ -46,34 +127,7 @@ void launch(dim3 grid, dim3 block, std::function<void()> body) {
     for (unsigned by = 0; by < grid.y; by++)
       for (unsigned bx = 0; bx < grid.x; bx++) {
         block_idx = {bx, by, bz};
-        for (int t = 0; t < n; t++) {
-          getcontext(&ctx[t]);
-          ctx[t].uc_stack.ss_sp = stacks[t];
-          ctx[t].uc_stack.ss_size = STACK;
-          ctx[t].uc_link = &sched;
-          makecontext(&ctx[t], entry, 0);
-          state[t] = 0;
-        }
-        fibers += n;
-        int done = 0;
-        while (done < n) {
-          int finished = 0, waiting = 0;
-          for (int t = 0; t < n; t++) {
-            if (state[t] == 2) continue;
-            state[t] = 0;
-            cur = t;
-            thread_idx = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
-            swapcontext(&sched, &ctx[t]);
-            if (state[t] == 2) finished++;
-            else waiting++;
-          }
-          done += finished;
-          if (finished && waiting) {
-            fprintf(stderr, "emu: __syncthreads reached by %d threads while %d exited (block %u,%u)\n", waiting,
-                    finished, bx, by);
-            abort();
-          }
-        }
+        run_block(n, block);
       }
 }
 } // namespace emu

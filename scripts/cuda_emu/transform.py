@@ -1,6 +1,7 @@
 # CUDA emulation build (build.sh): rewrites the kernel launches of a .cu file,
 #   f<T, V><<<grid, block, smem, stream>>>(args)  ->  emu::L(grid, block, smem, stream).run([=]() { f<T, V>(args); })
-# so the file compiles as host C++ against include/cuda_runtime.h. Prints the result.
+# so the file compiles as host C++ against include/cuda_runtime.h. Prints the result. Used on the .cu
+# file and on the .cuh headers next to it (which may launch kernels too).
 import sys
 src = open(sys.argv[1]).read()
 out, i = [], 0
@@ -39,5 +40,5 @@ while True:
     out.append('emu::L(%s).run([=]() { %s(%s); })' % (cfg, callee, args))
     i = q + 1
 text = ''.join(out)
-hdr = '#include "cuda_runtime.h"\nnamespace emu { struct L { dim3 g, b; L(dim3 g_, dim3 b_, size_t = 0, cudaStream_t = nullptr) : g(g_), b(b_) {} void run(std::function<void()> f) { launch(g, b, f); } }; }\n'
+hdr = '#include "cuda_runtime.h"\n#ifndef EMU_L_DEFINED\n#define EMU_L_DEFINED\nnamespace emu { struct L { dim3 g, b; L(dim3 g_, dim3 b_, size_t = 0, cudaStream_t = nullptr) : g(g_), b(b_) {} void run(std::function<void()> f) { launch(g, b, f); } }; }\n#endif\n'
 sys.stdout.write(hdr + '#line 1 "%s"\n' % sys.argv[1] + text)
