@@ -1,0 +1,24 @@
+/* Hand-written f32 CPU kernels for the hot non-convolution ops of a training
+ * step (nearest up-sampling, batch norm with an optional fused ReLU, Adam,
+ * BCE with logits). All buffers are contiguous f32 (NCHW where it matters);
+ * outputs are overwritten. Work is spread over OpenMP threads so that every
+ * output element, and every reduction, is computed by one thread in a fixed
+ * order: results are bitwise the same for any thread count. */
+#ifndef SG_CPU_KERNELS_H
+#define SG_CPU_KERNELS_H
+#include <stdbool.h>
+#include <stdint.h>
+
+/* ---- nearest up-sampling (ops/upsample.c)
+ * iy [oh] and ix [ow]: the input row / column each output row / column reads,
+ * non-decreasing (PyTorch's nearest rule always is). */
+/* out[p, y, x] = in[p, iy[y], ix[x]] for every plane p < planes */
+void sg_cpu_nearest_fwd(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_t ow, const int64_t *iy,
+                        const int64_t *ix, const float *in, float *out);
+/* gin[p, i, j] = sum of g[p, y, x] over iy[y] == i and ix[x] == j, added in
+ * double in row-major (y, x) order, rounded once: the generic loops' result.
+ * 0, or -1 (out of memory, with sg_error). */
+int sg_cpu_nearest_bwd(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_t ow, const int64_t *iy,
+                        const int64_t *ix, const float *g, float *gin);
+
+#endif
