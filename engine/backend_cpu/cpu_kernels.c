@@ -1,6 +1,7 @@
 /* Hand-written f32 CPU kernels (see cpu_kernels.h). */
 #include "cpu_kernels.h"
 #include "../core/tensor.h"
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,4 +87,28 @@ int sg_cpu_nearest_bwd(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_t
   }
   free(ys);
   return 0;
+}
+
+/* ---------------------------------------------------------------- Adam */
+void sg_cpu_adam(int64_t n, float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
+                 float *restrict vmax, const sg_cpu_adam_consts *c) {
+  const float decay = c->decay, wd = c->wd, b1 = c->b1, omb1 = c->omb1, b2 = c->b2, omb2 = c->omb2, sbc2 = c->sbc2,
+              eps = c->eps, step = c->step_size;
+  const bool decoupled = c->decoupled;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (n >= 4 * PAR_MIN)
+#endif
+  for (int64_t i = 0; i < n; i++) {
+    float gi = g[i];
+    if (decoupled) p[i] *= decay;
+    else gi += wd * p[i];
+    m[i] = b1 * m[i] + omb1 * gi;
+    v[i] = b2 * v[i] + omb2 * gi * gi;
+    float vhat = v[i];
+    if (vmax) {
+      if (vhat > vmax[i]) vmax[i] = vhat;
+      vhat = vmax[i];
+    }
+    p[i] -= step * m[i] / (sqrtf(vhat) / sbc2 + eps);
+  }
 }

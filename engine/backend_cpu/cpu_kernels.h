@@ -21,4 +21,14 @@ void sg_cpu_nearest_fwd(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_
 int sg_cpu_nearest_bwd(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_t ow, const int64_t *iy,
                         const int64_t *ix, const float *g, float *gin);
 
+/* ---- Adam / AdamW over n f32 elements (ops/optim.c), PyTorch's rule with the
+ * constants computed by the caller: decoupled: p *= decay, else g += wd * p;
+ * m = b1 * m + omb1 * g; v = b2 * v + omb2 * g * g; vmax = max(vmax, v) when
+ * vmax != NULL (AMSGrad); p -= step_size * m / (sqrt(v or vmax) / sbc2 + eps). */
+typedef struct {
+  float decay, wd, b1, omb1, b2, omb2, sbc2, eps, step_size;
+  bool decoupled;
+} sg_cpu_adam_consts;
+void sg_cpu_adam(int64_t n, float *p, const float *g, float *m, float *v, float *vmax, const sg_cpu_adam_consts *c);
+
 #endif

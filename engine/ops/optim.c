@@ -2,6 +2,7 @@
  * All tensors must be contiguous f32 or f64 of one shape (the Lua side keeps
  * state that way). The parameter is updated in place outside autograd. */
 #include "optim.h"
+#include "../backend_cpu/cpu_kernels.h"
 #include <math.h>
 
 static int check(const char *op, sg_tensor *p, sg_tensor *g, sg_tensor **state, int nstate) {
@@ -75,7 +76,15 @@ int sg_adam_step(sg_tensor *p, sg_tensor *g, sg_tensor *m, sg_tensor *v, sg_tens
   int64_t n = sg_numel(p);
   double bc1 = 1 - pow(h->beta1, (double)step), bc2 = 1 - pow(h->beta2, (double)step);
   double step_size = h->lr / bc1;
-  if (p->dtype == SG_F32) ADAM_LOOP(float); else ADAM_LOOP(double);
+  if (p->dtype == SG_F32) {
+    sg_cpu_adam_consts c = {(float)(1 - h->lr * h->weight_decay), (float)h->weight_decay, (float)h->beta1,
+                            (float)(1 - h->beta1), (float)h->beta2, (float)(1 - h->beta2), (float)sqrt(bc2),
+                            (float)h->eps, (float)step_size, h->decoupled};
+    sg_cpu_adam(n, sg_data_ptr(p), sg_data_ptr(g), sg_data_ptr(m), sg_data_ptr(v), vmax ? sg_data_ptr(vmax) : NULL,
+                &c);
+  } else {
+    ADAM_LOOP(double);
+  }
   bump(p); bump(m); bump(v);
   if (vmax) bump(vmax);
   return 0;
