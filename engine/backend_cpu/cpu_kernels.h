@@ -21,6 +21,23 @@ void sg_cpu_nearest_fwd(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_
 int sg_cpu_nearest_bwd(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_t ow, const int64_t *iy,
                         const int64_t *ix, const float *g, float *gin);
 
+/* ---- batch norm over x [N, C, L] (ops/norm.c), optionally fused with a ReLU
+ * on its output. Per channel: training computes the batch mean and biased
+ * variance (double, two passes; each channel reduced by one thread, in a fixed
+ * order) into mean/var; otherwise mean/var are read (running statistics).
+ * y = (x - mean) / sqrt(var + eps) * w + b (w, b may be NULL: 1 and 0),
+ * evaluated in f32 as x * scale + shift; relu: y = max(y, 0) (NaN stays NaN). */
+void sg_cpu_bn_fwd(bool training, int64_t N, int64_t C, int64_t L, double eps, const float *x, float *y,
+                   double *mean, double *var, const float *w, const float *b, bool relu);
+/* The backward from dy with the forward's mean and var. relu: y is the fused
+ * forward's output and dy counts only where y > 0. Writes dx (unless NULL;
+ * training: the full batch-statistics gradient, else w * invstd * dy) and,
+ * per channel, sum_dy = sum of dy and sum_dyxhat = sum of dy * (x - mean) *
+ * invstd (the bias and weight gradients), in double. */
+void sg_cpu_bn_bwd(bool training, int64_t N, int64_t C, int64_t L, double eps, const float *x, const float *y,
+                   const float *dy, const double *mean, const double *var, const float *w, float *dx,
+                   double *sum_dy, double *sum_dyxhat);
+
 /* ---- Adam / AdamW over n f32 elements (ops/optim.c), PyTorch's rule with the
  * constants computed by the caller: decoupled: p *= decay, else g += wd * p;
  * m = b1 * m + omb1 * g; v = b2 * v + omb2 * g * g; vmax = max(vmax, v) when

@@ -217,17 +217,18 @@ static int l_adaptive_avg_pool2d(lua_State *L) {
   return 1;
 }
 
-/* batch_norm(x, running_mean, running_var, weight, bias, {training=, momentum=, eps=}); any of the four may be nil */
+/* batch_norm(x, running_mean, running_var, weight, bias, {training=, momentum=, eps=, relu=false}); any of the
+ * four may be nil; relu: relu(batch_norm(...)) as one op */
 static int l_batch_norm(lua_State *L) {
   const char *op = "batch_norm";
   sg_tensor *x = sgL_check(L, 1, op);
   sg_tensor *rm = opt_tensor(L, 2, op), *rv = opt_tensor(L, 3, op), *w = opt_tensor(L, 4, op), *b = opt_tensor(L, 5, op);
   check_opts(L, 6, op);
-  static const char *const KEYS[] = {"training", "momentum", "eps", NULL};
+  static const char *const KEYS[] = {"training", "momentum", "eps", "relu", NULL};
   check_keys(L, 6, op, KEYS);
-  bool training = opt_bool(L, 6, "training", false);
+  bool training = opt_bool(L, 6, "training", false), relu = opt_bool(L, 6, "relu", false);
   double momentum = opt_number(L, 6, "momentum", op, 0.1), eps = opt_number(L, 6, "eps", op, 1e-5);
-  sgL_push(L, sg_batch_norm(x, rm, rv, w, b, training, momentum, eps));
+  sgL_push(L, (relu ? sg_batch_norm_relu : sg_batch_norm)(x, rm, rv, w, b, training, momentum, eps));
   return 1;
 }
 
