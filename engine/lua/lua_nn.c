@@ -337,8 +337,8 @@ static int l_conv_path(lua_State *L) {
   lua_pushstring(L, sg_conv_last_path());
   return 1;
 }
-/* _pool_path() / _bn_path() -> "dnnl" | "loops" | "none": what ran the last
- * pooling / batch norm computation (forward or backward) */
+/* _pool_path() -> "dnnl" | "loops" | "none", _bn_path() -> "kernel" | "loops" |
+ * "none": what ran the last pooling / batch norm computation (forward or backward) */
 static int l_pool_path(lua_State *L) {
   lua_pushstring(L, sg_pool_last_path());
   return 1;
@@ -368,8 +368,8 @@ static int l_threads(lua_State *L) {
 #endif
   return 1;
 }
-/* _dnnl([on]) -> compiled, enabled, cached conv primitives, cached pooling and
- * batch norm primitives, cached eltwise primitives; on: true/false, or
+/* _dnnl([on]) -> compiled, enabled, cached conv primitives, cached pooling
+ * primitives, cached eltwise primitives; on: true/false, or
  * "env" to follow SEMSEG_DNNL again */
 static int l_dnnl(lua_State *L) {
   if (lua_type(L, 1) == LUA_TSTRING && strcmp(lua_tostring(L, 1), "env") == 0) sg_dnnl_set_enabled(-1);
