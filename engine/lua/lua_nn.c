@@ -368,6 +368,15 @@ static int l_threads(lua_State *L) {
 #endif
   return 1;
 }
+/* _deterministic([on]) -> whether convolutions give the same bits for any
+ * thread count (see sg_conv_set_deterministic); on: true/false, or "env" to
+ * follow SEMSEG_DETERMINISTIC again */
+static int l_deterministic(lua_State *L) {
+  if (lua_type(L, 1) == LUA_TSTRING && strcmp(lua_tostring(L, 1), "env") == 0) sg_conv_set_deterministic(-1);
+  else if (!lua_isnoneornil(L, 1)) sg_conv_set_deterministic(lua_toboolean(L, 1));
+  lua_pushboolean(L, sg_conv_deterministic());
+  return 1;
+}
 /* _dnnl([on]) -> compiled, enabled, cached conv primitives, cached pooling
  * primitives, cached eltwise primitives; on: true/false, or
  * "env" to follow SEMSEG_DNNL again */
@@ -388,7 +397,7 @@ static const luaL_Reg FNS[] = {
   {"batch_norm", l_batch_norm}, {"group_norm", l_group_norm}, {"layer_norm", l_layer_norm},
   {"upsample", l_upsample}, {"_conv_path", l_conv_path}, {"_dnnl", l_dnnl},
   {"_pool_path", l_pool_path}, {"_bn_path", l_bn_path},
-  {"_eltwise_path", l_eltwise_path}, {"_threads", l_threads}, {NULL, NULL}};
+  {"_eltwise_path", l_eltwise_path}, {"_threads", l_threads}, {"_deterministic", l_deterministic}, {NULL, NULL}};
 
 void sgL_open_nn(lua_State *L, int mod, int methods) {
   (void)methods;
