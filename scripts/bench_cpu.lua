@@ -115,7 +115,7 @@ local function timed(n, fn)
   table.sort(ts)
   local sum = 0
   for _, t in ipairs(ts) do sum = sum + t end
-  return sum / #ts, ts[(#ts + 1) // 2]
+  return sum / #ts, ts[(#ts + 1) // 2], ts[1]
 end
 
 -- ------------------------------------------------------------------ tiled prediction
@@ -133,13 +133,13 @@ if o.tiled then
     assert(p.shape[2] == S and p.shape[3] == S)
   end
   for _ = 1, o.warmup do run() end
-  local mean, med = timed(o.steps, run)
+  local mean, med, best = timed(o.steps, run)
   local mpx = S * S / 1e6
   print(string.format("semseg tiled %s base %d: %dx%d image, tile %d, overlap %.2f, batch %d: %d tiles, %.3f s "
     .. "(median %.3f), %.3f MPx/s, peak RSS %.0f MB", o.model, o.base, S, S, o.tile, o.overlap, o.batch, tiles, mean,
     med, mpx / mean, vmhwm_mb()))
   put("row", string.format("tiled_%s%d_%d", o.model, o.base, S)); put("tiles", tiles)
-  put("tiled_s", mean); put("tiled_mpxs", mpx / mean)
+  put("tiled_s", mean); put("tiled_mpxs", mpx / mean); put("tiled_min_s", best)
   put("tiled_gflops", tiles * gflop_tile / 1e9 / mean)
   put("peak_infer_mb", vmhwm_mb()); put("base_mb", base_mb)
   finish()
@@ -165,13 +165,13 @@ if o.mode == "both" or o.mode == "infer" then
     end)
   end
   for _ = 1, o.warmup do step() end
-  local mean, med = timed(o.steps, step)
+  local mean, med, best = timed(o.steps, step)
   model:train()
   local peak = vmhwm_mb()
   print(string.format("semseg %s base %d %dx%d batch %d  inference: %.1f ms/step (median %.1f), %.2f img/s, "
     .. "%.1f conv GFLOP/s, peak RSS %.0f MB", o.model, o.base, S, S, B, mean * 1e3, med * 1e3, B / mean,
     fwd_flops / mean / 1e9, peak))
-  put("infer_s", mean); put("infer_ips", B / mean); put("infer_gflops", fwd_flops / mean / 1e9)
+  put("infer_s", mean); put("infer_min_s", best); put("infer_ips", B / mean); put("infer_gflops", fwd_flops / mean / 1e9)
   put("peak_infer_mb", peak)
 end
 
@@ -188,12 +188,12 @@ if o.mode == "both" or o.mode == "train" then
     last = loss:item()
   end
   for _ = 1, o.warmup do step() end
-  local mean, med = timed(o.steps, step)
+  local mean, med, best = timed(o.steps, step)
   local peak = vmhwm_mb()
   print(string.format("semseg %s base %d %dx%d batch %d  training:  %.1f ms/step (median %.1f), %.2f img/s, "
     .. "%.1f conv GFLOP/s, peak RSS %.0f MB (loss %.4f)", o.model, o.base, S, S, B, mean * 1e3, med * 1e3, B / mean,
     3 * fwd_flops / mean / 1e9, peak, last))
-  put("train_s", mean); put("train_ips", B / mean); put("train_gflops", 3 * fwd_flops / mean / 1e9)
+  put("train_s", mean); put("train_min_s", best); put("train_ips", B / mean); put("train_gflops", 3 * fwd_flops / mean / 1e9)
   put("peak_train_mb", peak)
 end
 put("base_mb", base_mb)

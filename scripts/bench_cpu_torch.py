@@ -154,7 +154,7 @@ def timed(n, fn):
         fn()
         ts.append(time.perf_counter() - t0)
     ts.sort()
-    return sum(ts) / len(ts), ts[(len(ts) - 1) // 2]
+    return sum(ts) / len(ts), ts[(len(ts) - 1) // 2], ts[0]
 
 
 # ---------------------------------------------------------------- tiled prediction, as sg.predict.tiled
@@ -275,7 +275,7 @@ def main():
 
         for _ in range(o.warmup):
             run()
-        mean, med = timed(o.steps, run)
+        mean, med, best = timed(o.steps, run)
         mpx = S * S / 1e6
         print("torch  tiled %s base %d: %dx%d image, tile %d, overlap %.2f, batch %d: %d tiles, %.3f s (median %.3f), "
               "%.3f MPx/s, peak RSS %.0f MB" % (o.model, o.base, S, S, o.tile, o.overlap, o.batch, res["tiles"], mean,
@@ -284,6 +284,7 @@ def main():
         put("tiles", res["tiles"])
         put("tiled_s", mean)
         put("tiled_mpxs", mpx / mean)
+        put("tiled_min_s", best)
         put("tiled_gflops", res["tiles"] * gflop_tile / 1e9 / mean)
         put("peak_infer_mb", peak_mb())
         put("base_mb", base_mb)
@@ -309,13 +310,14 @@ def main():
 
         for _ in range(o.warmup):
             istep()
-        mean, med = timed(o.steps, istep)
+        mean, med, best = timed(o.steps, istep)
         model.train()
         peak = peak_mb()
         print("torch  %s base %d %dx%d batch %d  inference: %.1f ms/step (median %.1f), %.2f img/s, "
               "%.1f conv GFLOP/s, peak RSS %.0f MB" % (o.model, o.base, S, S, B, mean * 1e3, med * 1e3, B / mean,
                                                        fwd_flops / mean / 1e9, peak))
         put("infer_s", mean)
+        put("infer_min_s", best)
         put("infer_ips", B / mean)
         put("infer_gflops", fwd_flops / mean / 1e9)
         put("peak_infer_mb", peak)
@@ -335,12 +337,13 @@ def main():
 
         for _ in range(o.warmup):
             tstep()
-        mean, med = timed(o.steps, tstep)
+        mean, med, best = timed(o.steps, tstep)
         peak = peak_mb()
         print("torch  %s base %d %dx%d batch %d  training:  %.1f ms/step (median %.1f), %.2f img/s, "
               "%.1f conv GFLOP/s, peak RSS %.0f MB (loss %.4f)" % (o.model, o.base, S, S, B, mean * 1e3, med * 1e3,
                                                                    B / mean, 3 * fwd_flops / mean / 1e9, peak, last[0]))
         put("train_s", mean)
+        put("train_min_s", best)
         put("train_ips", B / mean)
         put("train_gflops", 3 * fwd_flops / mean / 1e9)
         put("peak_train_mb", peak)

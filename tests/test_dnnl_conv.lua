@@ -151,3 +151,33 @@ test("oneDNN errors leave conv2d usable and shapes are checked before dispatch",
   local y = F.conv2d(sg.randn{0, 3, 8, 8}, sg.randn{4, 3, 3, 3}, nil, {padding=1})
   check.eq(y.shape, {0, 4, 8, 8})
 end)
+
+test("winograd (3x3, stride 1, 16+ channels, 16x16+ output) matches the reference; deterministic mode goes direct",
+  function()
+  need_dnnl()
+  local d0 = F._deterministic()
+  sg.manual_seed(23)
+  local cases = {
+    {x={2, 16, 16, 16}, w={16, 16, 3, 3}, o={padding=1}},
+    {x={1, 32, 24, 20}, w={48, 32, 3, 3}, o={padding=1}},
+    {x={2, 24, 18, 18}, w={16, 24, 3, 3}, o={}},           -- no padding: 16x16 out
+  }
+  for k, c in ipairs(cases) do
+    local bs = c.w[1]
+    F._deterministic(false)
+    compare("conv2d", c.x, c.w, bs, c.o, "winograd case " .. k)
+    F._deterministic(true)
+    compare("conv2d", c.x, c.w, bs, c.o, "direct case " .. k)
+  end
+  compare("conv_transpose2d", {2, 16, 16, 16}, {16, 16, 3, 3}, 16, {padding=1}, "transposed, direct")
+  F._deterministic(false)
+  compare("conv_transpose2d", {2, 16, 16, 16}, {16, 16, 3, 3}, 16, {padding=1}, "transposed, winograd")
+  -- the two algorithms round differently: the winograd one really ran
+  local x, w = sg.randn{2, 16, 16, 16}, sg.randn{16, 16, 3, 3}
+  local yw = F.conv2d(x, w, nil, {padding=1})
+  F._deterministic(true)
+  local yd = F.conv2d(x, w, nil, {padding=1})
+  F._deterministic(d0)
+  check.truthy(yw:ne(yd):any():item(), "winograd and direct results differ in the last bits")
+  check.near(yw, yd, 1e-4 * (1 + yd:abs():amax():item()), 0, "winograd against direct")
+end)

@@ -1,7 +1,8 @@
--- The oneDNN pooling and batch norm paths (f32) against the engine's own loops
--- (the same f32 inputs with oneDNN switched off), on plain layouts (few
--- channels) and blocked ones (8 or more channels, reordered inside): outputs, max-pool indices,
--- running statistics and every gradient. Skipped when built without oneDNN.
+-- The oneDNN pooling paths (f32) against the engine's own loops (the same f32
+-- inputs with oneDNN switched off), on plain layouts (few channels) and blocked
+-- ones (8 or more channels, reordered inside): outputs, max-pool indices and
+-- every gradient; batch norm runs the cpu kernels (tests/test_cpu_kernels.lua).
+-- Skipped when built without oneDNN.
 local F = sg.nn_functional
 local compiled = F._dnnl()
 
@@ -129,43 +130,6 @@ test("adaptive_avg_pool2d uses oneDNN when its windows tile the plane", function
     function(x) return F.adaptive_avg_pool2d(x, 3) end)
 end)
 
-test("batch_norm through oneDNN matches the loops (training and evaluation)", function()
-  need_dnnl()
-  sg.manual_seed(34)
-  math.randomseed(34)
-  local r = math.random
-  for k = 1, 32 do
-    local shape = ({{r(1, 4), r(1, 9), r(1, 8), r(1, 8)}, {r(2, 6), r(1, 9)}, {r(1, 3), r(1, 5), r(2, 9)}})[r(3)]
-    local C = shape[2]
-    local training = r(2) == 1
-    local n = 1
-    for _, s in ipairs(shape) do n = n * s end
-    if training and n // C <= 1 then shape[1] = shape[1] + 1 end
-    local with_w, with_b, with_stats = r(3) > 1, r(3) > 1, not training or r(2) == 1
-    local wdt = r(4) == 1 and "f64" or "f32"
-    local rm0, rv0 = sg.randn{C}, sg.rand{C} + 0.5
-    local stats = {}
-    local label = string.format("case %d (x {%s}, %s, weight %s, bias %s, stats %s, params %s)", k,
-      table.concat(shape, ","), training and "training" or "eval", tostring(with_w), tostring(with_b),
-      tostring(with_stats), wdt)
-    local inputs = {sg.randn(shape) * 3 + 1}
-    if with_w then inputs[#inputs + 1] = sg.randn({C}, wdt) end
-    if with_b then inputs[#inputs + 1] = sg.randn({C}, wdt) end
-    compare(label, F._bn_path, "dnnl", inputs, function(x, a, b)
-      local w = with_w and a or nil
-      local bias = with_b and (with_w and b or a) or nil
-      local rm, rv = with_stats and rm0:clone() or nil, with_stats and rv0:clone() or nil
-      local y = F.batch_norm(x, rm, rv, w, bias, {training=training, momentum=0.3, eps=1e-4})
-      if rm then stats[#stats + 1] = {rm, rv} end
-      return y
-    end)
-    if with_stats then
-      close(stats[1][1], stats[2][1], label .. ": running mean")
-      close(stats[1][2], stats[2][2], label .. ": running var")
-    end
-  end
-end)
-
 test("f64, non-contiguous and empty inputs", function()
   need_dnnl()
   local x = sg.randn{2, 3, 6, 6}
@@ -201,6 +165,6 @@ test("a training loop builds its primitives once", function()
   for _ = 1, 3 do step() end
   local _, _, _, n2 = F._dnnl()
   check.eq(n2, n1, "cached primitives after more steps")
-  check.truthy(n1 >= 6, "forward and backward primitives are cached")
+  check.truthy(n1 >= 4, "forward and backward primitives are cached")
   F._dnnl("env")
 end)

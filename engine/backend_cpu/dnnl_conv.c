@@ -18,12 +18,29 @@ void sg_conv_note_path(const char *path) { last_path = path; }
 
 static int forced = -1; /* sg_dnnl_set_enabled; -1: environment */
 static int env_choice = -1;
+static int det_forced = -1, det_env = -1; /* sg_conv_set_deterministic; SEMSEG_DETERMINISTIC */
 
 void sg_dnnl_set_enabled(int on) { forced = on < 0 ? -1 : on != 0; }
+void sg_conv_set_deterministic(int on) { det_forced = on < 0 ? -1 : on != 0; }
+
+static bool env_flag(const char *name, bool dflt) {
+  const char *e = getenv(name);
+  if (!e || !*e) return dflt;
+  return !(strcmp(e, "0") == 0 || strcmp(e, "off") == 0 || strcmp(e, "false") == 0);
+}
+
+bool sg_conv_deterministic(void) {
+  if (det_forced >= 0) return det_forced;
+  if (det_env < 0) det_env = env_flag("SEMSEG_DETERMINISTIC", false);
+  return det_env;
+}
 
 #ifdef SG_HAVE_DNNL
 #include "dnnl_common.h"
 #include <pthread.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 bool sg_dnnl_compiled(void) { return true; }
 
@@ -53,10 +70,13 @@ typedef struct {
   bool used;
   int kind;
   bool bias;
+  bool wino;   /* winograd asked for (the direct algorithm runs where oneDNN has none) */
+  int nthr;    /* the OpenMP threads it was built for (oneDNN splits work by it) */
   int64_t geo[NGEOM];
   uint64_t stamp;
   dnnl_primitive_desc_t hint, pd;
   dnnl_primitive_t prim;
+  dnnl_memory_desc_t scratch; /* its scratchpad (user-managed) */
   int nio;
   io_t io[MAX_IO];
 } entry_t;
@@ -68,9 +88,11 @@ static dnnl_engine_t eng;
 static dnnl_stream_t strm;
 static entry_t cache[CACHE_CAP];
 static uint64_t clock_;
-/* Blocked copies of arguments, shared by all entries (calls are serialized
- * by the lock) and only ever grown, so steady state allocates nothing. */
-static sg_dnnl_scratch scratch[MAX_IO];
+/* Blocked copies of arguments and the primitives' scratchpad (the last one),
+ * shared by all entries (calls are serialized by the lock) and only ever
+ * grown, so steady state allocates nothing (with oneDNN's own scratchpad
+ * every call would allocate, and fault in, a fresh one). */
+static sg_dnnl_scratch scratch[MAX_IO + 1];
 
 
 static void entry_free(entry_t *e) {
@@ -86,7 +108,7 @@ static void release_all(void) {
   pthread_mutex_lock(&lock);
   for (int k = 0; k < CACHE_CAP; k++)
     if (cache[k].used) entry_free(&cache[k]);
-  for (int k = 0; k < MAX_IO; k++) sg_dnnl_scratch_free(&scratch[k]);
+  for (int k = 0; k <= MAX_IO; k++) sg_dnnl_scratch_free(&scratch[k]);
   if (strm) dnnl_stream_destroy(strm); /* the engine is shared: dnnl_common.c destroys it */
   strm = NULL;
   eng = NULL;
@@ -124,9 +146,31 @@ static dnnl_status_t make_mds(const sg_dnnl_geom *g, bool any, dnnl_memory_desc_
   return dnnl_memory_desc_init_by_tag(bias, 1, dbias, dnnl_f32, dnnl_a);
 }
 
+/* Winograd F(4x4, 3x3) where oneDNN has it (AVX-512) and it beats the direct
+ * kernels: 3x3, stride 1, no dilation, one group, 16 or more input and output
+ * channels and an output of at least 16x16 (measured on U-Net layers: 1.3-3x
+ * faster in all three passes; with one input channel or an 8x8 output it is
+ * slower). Its results differ from the direct algorithm's by rounding (about
+ * 1e-6 relative) and depend on the thread count. Off in deterministic mode and
+ * with SEMSEG_WINOGRAD=0. */
+static int wino_env = -1;
+static bool use_winograd(const sg_dnnl_geom *g) {
+  if (wino_env < 0) wino_env = env_flag("SEMSEG_WINOGRAD", true);
+  return wino_env && !sg_conv_deterministic() && g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 &&
+         g->dh == 1 && g->dw == 1 && g->G == 1 && g->Cb >= 16 && g->Cs >= 16 && g->Hs * g->Ws >= 256;
+}
+
+static int max_threads(void) {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
 /* Builds the entry; returns 1 on success, 0 when oneDNN has no implementation
  * (or rejects the geometry), -1 on other failures. */
-static int entry_build(entry_t *e, sg_dnnl_kind kind, const sg_dnnl_geom *g, bool has_bias) {
+static int entry_build(entry_t *e, sg_dnnl_kind kind, const sg_dnnl_geom *g, bool has_bias, bool wino) {
   dnnl_memory_desc_t ub, uw, us, ubias, ab, aw, as, abias;
   dnnl_convolution_desc_t fd, bd;
   dnnl_dims_t strides = {g->sh, g->sw}, dil = {g->dh - 1, g->dw - 1}, pl = {g->ph, g->pw};
@@ -138,20 +182,29 @@ static int entry_build(entry_t *e, sg_dnnl_kind kind, const sg_dnnl_geom *g, boo
   memset(e, 0, sizeof *e);
   e->kind = (int)kind;
   e->bias = has_bias;
+  e->wino = wino;
+  e->nthr = max_threads();
   geo_key(g, e->geo);
   dnnl_status_t st;
+  dnnl_alg_kind_t alg = wino ? dnnl_convolution_winograd : dnnl_convolution_direct;
+  dnnl_primitive_attr_t attr = NULL;
   if ((st = make_mds(g, false, &ub, &uw, &us, &ubias)) != dnnl_success ||
       (st = make_mds(g, true, &ab, &aw, &as, &abias)) != dnnl_success) {
     sg_error_set("conv (oneDNN): dnnl_memory_desc_init_by_tag failed: %s", dnnl_status2str(st));
     return -1;
   }
   bool fwd_bias = kind == SG_DNNL_FWD && has_bias;
-  st = dnnl_dilated_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &ab, &aw,
+  st = dnnl_dilated_convolution_forward_desc_init(&fd, dnnl_forward_training, alg, &ab, &aw,
                                                   fwd_bias ? &abias : NULL, &as, strides, dil, pl, pr);
   if (st != dnnl_success) return 0;
+  CK(dnnl_primitive_attr_create, (&attr));
+  CK(dnnl_primitive_attr_set_scratchpad_mode, (attr, dnnl_scratchpad_mode_user));
   dnnl_primitive_desc_t fpd = NULL;
-  st = dnnl_primitive_desc_create(&fpd, &fd, NULL, eng, NULL);
-  if (st != dnnl_success) return 0;
+  st = dnnl_primitive_desc_create(&fpd, &fd, kind == SG_DNNL_FWD ? attr : NULL, eng, NULL);
+  if (st != dnnl_success) {
+    dnnl_primitive_attr_destroy(attr);
+    return 0;
+  }
   if (kind == SG_DNNL_FWD) {
     e->pd = fpd;
     e->io[0] = (io_t){.arg = DNNL_ARG_SRC, .buf = 0, .user = ub};
@@ -162,13 +215,13 @@ static int entry_build(entry_t *e, sg_dnnl_kind kind, const sg_dnnl_geom *g, boo
   } else {
     e->hint = fpd;
     if (kind == SG_DNNL_BWD_DATA)
-      st = dnnl_dilated_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &ab, &aw, &as, strides, dil,
-                                                            pl, pr);
+      st = dnnl_dilated_convolution_backward_data_desc_init(&bd, alg, &ab, &aw, &as, strides, dil, pl, pr);
     else
-      st = dnnl_dilated_convolution_backward_weights_desc_init(&bd, dnnl_convolution_direct, &ab, &aw,
-                                                               has_bias ? &abias : NULL, &as, strides, dil, pl, pr);
-    if (st == dnnl_success) st = dnnl_primitive_desc_create(&e->pd, &bd, NULL, eng, fpd);
+      st = dnnl_dilated_convolution_backward_weights_desc_init(&bd, alg, &ab, &aw, has_bias ? &abias : NULL, &as,
+                                                               strides, dil, pl, pr);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(&e->pd, &bd, attr, eng, fpd);
     if (st != dnnl_success) {
+      dnnl_primitive_attr_destroy(attr);
       entry_free(e);
       return 0;
     }
@@ -185,6 +238,10 @@ static int entry_build(entry_t *e, sg_dnnl_kind kind, const sg_dnnl_geom *g, boo
       if (has_bias) e->io[e->nio++] = (io_t){.arg = DNNL_ARG_DIFF_BIAS, .buf = 3, .out = true, .user = ubias};
     }
   }
+  dnnl_primitive_attr_destroy(attr);
+  attr = NULL;
+  const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(e->pd, dnnl_query_scratchpad_md, 0);
+  if (smd) e->scratch = *smd;
   CK(dnnl_primitive_create, (&e->prim, e->pd));
   for (int k = 0; k < e->nio; k++) {
     io_t *io = &e->io[k];
@@ -209,19 +266,21 @@ static int entry_build(entry_t *e, sg_dnnl_kind kind, const sg_dnnl_geom *g, boo
   e->used = true;
   return 1;
 fail:
+  if (attr) dnnl_primitive_attr_destroy(attr);
   entry_free(e);
   return -1;
 }
 
 /* The cached entry for this call, building it (and evicting the least
  * recently used one when full) on a miss. Caller holds the lock. */
-static int entry_get(sg_dnnl_kind kind, const sg_dnnl_geom *g, bool has_bias, entry_t **out) {
+static int entry_get(sg_dnnl_kind kind, const sg_dnnl_geom *g, bool has_bias, bool wino, entry_t **out) {
   int64_t key[NGEOM];
   geo_key(g, key);
-  int victim = 0;
+  int victim = 0, nthr = max_threads();
   for (int k = 0; k < CACHE_CAP; k++) {
     entry_t *e = &cache[k];
-    if (e->used && e->kind == (int)kind && e->bias == has_bias && memcmp(e->geo, key, sizeof key) == 0) {
+    if (e->used && e->kind == (int)kind && e->bias == has_bias && e->wino == wino && e->nthr == nthr &&
+        memcmp(e->geo, key, sizeof key) == 0) {
       e->stamp = ++clock_;
       *out = e;
       return 1;
@@ -230,7 +289,11 @@ static int entry_get(sg_dnnl_kind kind, const sg_dnnl_geom *g, bool has_bias, en
     else if (cache[victim].used && e->stamp < cache[victim].stamp) victim = k;
   }
   if (cache[victim].used) entry_free(&cache[victim]);
-  int rc = entry_build(&cache[victim], kind, g, has_bias);
+  int rc = entry_build(&cache[victim], kind, g, has_bias, wino);
+  if (rc == 0 && wino) { /* no winograd here after all: direct, under the same key */
+    rc = entry_build(&cache[victim], kind, g, has_bias, false);
+    cache[victim].wino = true;
+  }
   if (rc == 1) {
     cache[victim].stamp = ++clock_;
     *out = &cache[victim];
@@ -239,9 +302,17 @@ static int entry_get(sg_dnnl_kind kind, const sg_dnnl_geom *g, bool has_bias, en
 }
 
 static int run(entry_t *e, void *const bufs[4]) {
-  dnnl_memory_t user[MAX_IO] = {0}, prim[MAX_IO] = {0};
-  dnnl_exec_arg_t args[MAX_IO];
-  int rc = -1;
+  dnnl_memory_t user[MAX_IO] = {0}, prim[MAX_IO] = {0}, spad = NULL;
+  dnnl_exec_arg_t args[MAX_IO + 1];
+  int rc = -1, nargs = e->nio;
+  size_t sbytes = dnnl_memory_desc_get_size(&e->scratch);
+  if (sbytes) {
+    void *p = sg_dnnl_scratch_get(&scratch[MAX_IO], sbytes, "conv");
+    if (!p) return -1;
+    CK(dnnl_memory_create, (&spad, &e->scratch, eng, p));
+    args[nargs].arg = DNNL_ARG_SCRATCHPAD;
+    args[nargs++].memory = spad;
+  }
   for (int k = 0; k < e->nio; k++) {
     io_t *io = &e->io[k];
     CK(dnnl_memory_create, (&user[k], &io->user, eng, bufs[io->buf]));
@@ -257,7 +328,7 @@ static int run(entry_t *e, void *const bufs[4]) {
       CK(dnnl_primitive_execute, (io->reorder, strm, 2, ra));
     }
   }
-  CK(dnnl_primitive_execute, (e->prim, strm, e->nio, args));
+  CK(dnnl_primitive_execute, (e->prim, strm, nargs, args));
   for (int k = 0; k < e->nio; k++) {
     io_t *io = &e->io[k];
     if (!io->reorder || !io->out) continue;
@@ -271,6 +342,7 @@ fail:
     if (user[k]) dnnl_memory_destroy(user[k]);
     if (prim[k]) dnnl_memory_destroy(prim[k]);
   }
+  if (spad) dnnl_memory_destroy(spad);
   return rc;
 }
 
@@ -282,13 +354,23 @@ int sg_dnnl_conv(sg_dnnl_kind kind, const sg_dnnl_geom *g, float *big, float *w,
     if (v[k] < 0 || (v[k] == 0 && k != 12 && k != 13)) return 0; /* empty tensors: leave them to the loops */
   if (g->Cb % g->G || g->Cs % g->G) return 0;
   pthread_mutex_lock(&lock);
+  /* deterministic mode: the weight gradient (a reduction oneDNN splits by thread count) on one thread */
+  int prev = max_threads();
+  bool one = kind == SG_DNNL_BWD_WEIGHTS && prev > 1 && sg_conv_deterministic();
+#ifdef _OPENMP
+  if (one) omp_set_num_threads(1);
+#endif
   entry_t *e = NULL;
   int rc = ensure_engine();
-  if (!rc) rc = entry_get(kind, g, bias != NULL, &e);
+  if (!rc) rc = entry_get(kind, g, bias != NULL, use_winograd(g), &e);
   if (rc == 1) {
     void *const bufs[4] = {big, w, small, bias};
     rc = run(e, bufs) ? -1 : 1;
   }
+#ifdef _OPENMP
+  if (one) omp_set_num_threads(prev);
+#endif
+  (void)one;
   pthread_mutex_unlock(&lock);
   return rc;
 }

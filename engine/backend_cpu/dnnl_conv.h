@@ -35,6 +35,14 @@ bool sg_dnnl_compiled(void);
 bool sg_dnnl_enabled(void);
 /* 1 on, 0 off, -1 back to the environment's choice. */
 void sg_dnnl_set_enabled(int on);
+/* Deterministic mode (SEMSEG_DETERMINISTIC=1, or 1 on / 0 off / -1 back to the
+ * environment): convolutions give bitwise the same results for any number of
+ * OpenMP threads. oneDNN's weight gradient splits its reduction by thread
+ * count and winograd tiles by it, so in this mode convolutions use the direct
+ * algorithm and the weight gradient runs on one thread (slower). */
+void sg_conv_set_deterministic(int on);
+bool sg_conv_deterministic(void);
+
 /* Number of cached oneDNN primitives (for tests). */
 int sg_dnnl_cache_size(void);
 

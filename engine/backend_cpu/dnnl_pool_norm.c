@@ -1,9 +1,9 @@
-/* oneDNN pooling and batch normalisation primitives (f32, plain NCHW).
+/* oneDNN pooling primitives (f32, plain NCHW), and the path notes of pooling
+ * and batch norm (which runs the cpu kernels of cpu_kernels.c).
  *
- * Each call finds a cached entry keyed by (kind, algorithm or flags,
- * geometry) holding the primitive descriptor and the primitive; the caller's
- * buffers are wrapped without a copy (pooling and batch norm take the plain
- * layouts directly, so there is nothing to reorder). Max pooling keeps its
+ * Each call finds a cached entry keyed by (kind, algorithm, geometry) holding
+ * the primitive descriptor and the primitive; the caller's buffers are wrapped
+ * without a copy or reordered to a blocked layout (see entry_t). Max pooling keeps its
  * workspace (oneDNN's in-window offset of each maximum) in a shared grow-only
  * buffer and converts it to and from pool.c's flat plane indices. One cpu
  * engine and stream are created on first use, calls are serialized by a
@@ -26,10 +26,10 @@ void sg_bn_note_path(const char *path) { bn_path = path; }
 #include "dnnl_common.h"
 #include <pthread.h>
 
-enum { K_POOL_FWD, K_POOL_BWD, K_BN_FWD, K_BN_BWD };
+enum { K_POOL_FWD, K_POOL_BWD };
 #define CACHE_CAP 64
 #define NKEY 16
-#define NSCRATCH 7 /* 0-3 batch norm and max pool workspace, 4-6 pooling reorders */
+#define NSCRATCH 7 /* 0 max pool workspace, 4-6 pooling reorders */
 #define MAX_ARGS 10
 
 typedef struct {
@@ -430,128 +430,6 @@ int sg_dnnl_pool_bwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const flo
   return rc;
 }
 
-/* ---------------------------------------------------------------- batch norm */
-typedef struct {
-  bool training;
-  unsigned flags; /* dnnl_use_scale / dnnl_use_shift as the call wants */
-  int64_t N, C, L;
-  float eps;
-} bn_spec;
-
-static int bn_build(entry_t *e, const void *spec, bool backward) {
-  const bn_spec *s = spec;
-  int64_t dims[4] = {s->N, s->C, s->L, 1};
-  dnnl_memory_desc_t data;
-  if (plain(&data, 4, dims, dnnl_f32) != dnnl_success) return 0;
-  unsigned stats = s->training ? 0u : (unsigned)dnnl_use_global_stats;
-  dnnl_batch_normalization_desc_t fd, bd;
-  dnnl_prop_kind_t prop = backward || s->training ? dnnl_forward_training : dnnl_forward_inference;
-  unsigned fflags = stats | (backward ? (s->flags & (unsigned)dnnl_use_scale) : s->flags);
-  if (backward && (s->flags & (unsigned)dnnl_use_shift)) fflags |= (unsigned)dnnl_use_shift;
-  if (dnnl_batch_normalization_forward_desc_init(&fd, prop, &data, s->eps, fflags) != dnnl_success) return 0;
-  dnnl_primitive_desc_t fpd = NULL;
-  if (dnnl_primitive_desc_create(&fpd, &fd, NULL, eng, NULL) != dnnl_success) return 0;
-  if (!backward) {
-    e->pd = fpd;
-  } else {
-    e->hint = fpd;
-    dnnl_prop_kind_t bprop = s->flags & ((unsigned)dnnl_use_scale | (unsigned)dnnl_use_shift) ? dnnl_backward
-                                                                                              : dnnl_backward_data;
-    if (dnnl_batch_normalization_backward_desc_init(&bd, bprop, &data, &data, s->eps, stats | s->flags) !=
-            dnnl_success ||
-        dnnl_primitive_desc_create(&e->pd, &bd, NULL, eng, fpd) != dnnl_success)
-      return 0;
-  }
-  CK("batch_norm", dnnl_primitive_create, (&e->prim, e->pd));
-  return 1;
-fail:
-  return -1;
-}
-static int bn_build_fwd(entry_t *e, const void *spec) { return bn_build(e, spec, false); }
-static int bn_build_bwd(entry_t *e, const void *spec) { return bn_build(e, spec, true); }
-
-static void bn_key(const bn_spec *s, int64_t *key) {
-  uint32_t eb;
-  memcpy(&eb, &s->eps, 4);
-  const int64_t v[NKEY] = {s->training, s->flags, s->N, s->C, s->L, eb};
-  memcpy(key, v, sizeof v);
-}
-
-static bool bn_ok(int64_t N, int64_t C, int64_t L, float eps) {
-  return N > 0 && C > 0 && L > 0 && eps >= 0 && N <= INT64_MAX / C / L;
-}
-
-int sg_dnnl_bn_fwd(bool training, int64_t N, int64_t C, int64_t L, float eps, const float *x, float *y, float *mean,
-                   float *var, const float *scale, const float *shift) {
-  if (!sg_dnnl_enabled() || !bn_ok(N, C, L, eps)) return 0;
-  const char *what = "batch_norm";
-  bn_spec s = {training, (scale ? (unsigned)dnnl_use_scale : 0u) | (shift ? (unsigned)dnnl_use_shift : 0u), N, C,
-               L, eps};
-  int64_t key[NKEY];
-  bn_key(&s, key);
-  pthread_mutex_lock(&lock);
-  entry_t *e = NULL;
-  int rc = ensure_engine(what);
-  if (!rc) rc = entry_get(K_BN_FWD, key, bn_build_fwd, &s, &e);
-  if (rc == 1) {
-    int64_t dims[4] = {N, C, L, 1};
-    dnnl_memory_desc_t dmd, vmd;
-    plain(&dmd, 4, dims, dnnl_f32);
-    plain(&vmd, 1, &C, dnnl_f32);
-    int args[MAX_ARGS] = {DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE};
-    dnnl_memory_desc_t md[MAX_ARGS] = {dmd, dmd, vmd, vmd};
-    void *bufs[MAX_ARGS] = {(void *)x, y, mean, var};
-    int n = 4;
-    if (scale) { args[n] = DNNL_ARG_SCALE; md[n] = vmd; bufs[n++] = (void *)scale; }
-    if (shift) { args[n] = DNNL_ARG_SHIFT; md[n] = vmd; bufs[n++] = (void *)shift; }
-    if (execute(e, n, args, md, bufs, what)) rc = -1;
-  }
-  pthread_mutex_unlock(&lock);
-  return rc;
-}
-
-int sg_dnnl_bn_bwd(bool training, int64_t N, int64_t C, int64_t L, float eps, const float *x, const float *dy,
-                   const float *mean, const float *var, const float *scale, float *dx, float *dscale, float *dshift) {
-  if (!sg_dnnl_enabled() || !bn_ok(N, C, L, eps)) return 0;
-  const char *what = "batch_norm backward";
-  bn_spec s = {training, (scale ? (unsigned)dnnl_use_scale : 0u) | (dshift ? (unsigned)dnnl_use_shift : 0u), N, C,
-               L, eps};
-  int64_t key[NKEY];
-  bn_key(&s, key);
-  pthread_mutex_lock(&lock);
-  entry_t *e = NULL;
-  int rc = ensure_engine(what);
-  if (!rc) rc = entry_get(K_BN_BWD, key, bn_build_bwd, &s, &e);
-  if (rc == 1) {
-    int64_t dims[4] = {N, C, L, 1};
-    dnnl_memory_desc_t dmd, vmd;
-    plain(&dmd, 4, dims, dnnl_f32);
-    plain(&vmd, 1, &C, dnnl_f32);
-    if (!dx && !(dx = scratch_get(1, sizeof(float) * (size_t)(N * C * L), what))) rc = -1;
-    if (scale && !dscale && !(dscale = scratch_get(2, sizeof(float) * (size_t)C, what))) rc = -1;
-    int args[MAX_ARGS] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_DIFF_SRC};
-    dnnl_memory_desc_t md[MAX_ARGS] = {dmd, dmd, vmd, vmd, dmd};
-    void *bufs[MAX_ARGS] = {(void *)x, (void *)dy, (void *)mean, (void *)var, dx};
-    int n = 5;
-    if (scale) {
-      args[n] = DNNL_ARG_SCALE; md[n] = vmd; bufs[n++] = (void *)scale;
-      args[n] = DNNL_ARG_DIFF_SCALE; md[n] = vmd; bufs[n++] = dscale;
-    }
-    if (dshift) {
-      /* with use_shift oneDNN also expects the shift itself, which the
-       * gradients do not depend on: give it zeros */
-      float *zero = rc == 1 ? scratch_get(3, sizeof(float) * (size_t)C, what) : NULL;
-      if (zero) memset(zero, 0, sizeof(float) * (size_t)C);
-      else rc = -1;
-      args[n] = DNNL_ARG_SHIFT; md[n] = vmd; bufs[n++] = zero;
-      args[n] = DNNL_ARG_DIFF_SHIFT; md[n] = vmd; bufs[n++] = dshift;
-    }
-    if (rc == 1 && execute(e, n, args, md, bufs, what)) rc = -1;
-  }
-  pthread_mutex_unlock(&lock);
-  return rc;
-}
-
 #else /* !SG_HAVE_DNNL */
 
 int sg_dnnl_pool_fwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *src, float *dst, int64_t *idx) {
@@ -561,18 +439,6 @@ int sg_dnnl_pool_fwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const flo
 int sg_dnnl_pool_bwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *diff_dst, const int64_t *idx,
                      float *diff_src) {
   (void)alg; (void)g; (void)diff_dst; (void)idx; (void)diff_src;
-  return 0;
-}
-int sg_dnnl_bn_fwd(bool training, int64_t N, int64_t C, int64_t L, float eps, const float *x, float *y, float *mean,
-                   float *var, const float *scale, const float *shift) {
-  (void)training; (void)N; (void)C; (void)L; (void)eps; (void)x; (void)y; (void)mean; (void)var; (void)scale;
-  (void)shift;
-  return 0;
-}
-int sg_dnnl_bn_bwd(bool training, int64_t N, int64_t C, int64_t L, float eps, const float *x, const float *dy,
-                   const float *mean, const float *var, const float *scale, float *dx, float *dscale, float *dshift) {
-  (void)training; (void)N; (void)C; (void)L; (void)eps; (void)x; (void)dy; (void)mean; (void)var; (void)scale;
-  (void)dx; (void)dscale; (void)dshift;
   return 0;
 }
 int sg_dnnl_pool_norm_cache_size(void) { return 0; }

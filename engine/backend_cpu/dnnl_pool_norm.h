@@ -1,5 +1,4 @@
-/* oneDNN fast path for f32 pooling (ops/pool.c) and batch normalisation
- * (ops/norm.c). All buffers are contiguous f32 in plain NCHW order; outputs
+/* oneDNN fast path for f32 pooling (ops/pool.c). All buffers are contiguous f32 in plain NCHW order; outputs
  * are overwritten. Every entry point answers 1 (oneDNN computed it), 0 (not
  * handled: oneDNN absent or switched off (the same switch as the conv path,
  * sg_dnnl_enabled()), empty tensors, or no implementation; the caller runs
@@ -29,22 +28,12 @@ int sg_dnnl_pool_fwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const flo
 int sg_dnnl_pool_bwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *diff_dst, const int64_t *idx,
                      float *diff_src);
 
-/* Batch norm over x [N, C, L] (L = product of the spatial sizes).
- * training: mean/var [C] receive the batch mean and biased variance;
- * otherwise they are read (running statistics). scale/shift [C] may be NULL. */
-int sg_dnnl_bn_fwd(bool training, int64_t N, int64_t C, int64_t L, float eps, const float *x, float *y, float *mean,
-                   float *var, const float *scale, const float *shift);
-/* dx, dscale (only with scale) and dshift from dy, with the statistics the
- * forward used (the running ones, held constant, when !training). Any of the
- * three outputs may be NULL when not wanted. */
-int sg_dnnl_bn_bwd(bool training, int64_t N, int64_t C, int64_t L, float eps, const float *x, const float *dy,
-                   const float *mean, const float *var, const float *scale, float *dx, float *dscale, float *dshift);
-
-/* Number of cached pooling / batch norm primitives (for tests). */
+/* Number of cached pooling primitives (for tests). */
 int sg_dnnl_pool_norm_cache_size(void);
 
-/* Which implementation ran the last pooling / batch norm computation on this
- * thread (forward or backward): "dnnl", "loops" or "none". */
+/* Which implementation ran the last pooling (forward or backward) on this
+ * thread: "dnnl", "loops" or "none"; and the last batch norm (ops/norm.c):
+ * "kernel" (backend_cpu/cpu_kernels.c), "loops", "cuda" or "none". */
 const char *sg_pool_last_path(void);
 void sg_pool_note_path(const char *path);
 const char *sg_bn_last_path(void);

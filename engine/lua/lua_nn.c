@@ -220,17 +220,18 @@ static int l_adaptive_avg_pool2d(lua_State *L) {
   return 1;
 }
 
-/* batch_norm(x, running_mean, running_var, weight, bias, {training=, momentum=, eps=}); any of the four may be nil */
+/* batch_norm(x, running_mean, running_var, weight, bias, {training=, momentum=, eps=, relu=false}); any of the
+ * four may be nil; relu: relu(batch_norm(...)) as one op */
 static int l_batch_norm(lua_State *L) {
   const char *op = "batch_norm";
   sg_tensor *x = sgL_check(L, 1, op);
   sg_tensor *rm = opt_tensor(L, 2, op), *rv = opt_tensor(L, 3, op), *w = opt_tensor(L, 4, op), *b = opt_tensor(L, 5, op);
   check_opts(L, 6, op);
-  static const char *const KEYS[] = {"training", "momentum", "eps", NULL};
+  static const char *const KEYS[] = {"training", "momentum", "eps", "relu", NULL};
   check_keys(L, 6, op, KEYS);
-  bool training = opt_bool(L, 6, "training", false);
+  bool training = opt_bool(L, 6, "training", false), relu = opt_bool(L, 6, "relu", false);
   double momentum = opt_number(L, 6, "momentum", op, 0.1), eps = opt_number(L, 6, "eps", op, 1e-5);
-  sgL_push(L, sg_batch_norm(x, rm, rv, w, b, training, momentum, eps));
+  sgL_push(L, (relu ? sg_batch_norm_relu : sg_batch_norm)(x, rm, rv, w, b, training, momentum, eps));
   return 1;
 }
 
@@ -339,8 +340,8 @@ static int l_conv_path(lua_State *L) {
   lua_pushstring(L, sg_conv_last_path());
   return 1;
 }
-/* _pool_path() / _bn_path() -> "dnnl" | "loops" | "cuda" | "none": what ran the last
- * pooling / batch norm computation (forward or backward) */
+/* _pool_path() -> "dnnl" | "loops" | "cuda" | "none", _bn_path() -> "kernel" | "loops" |
+ * "cuda" | "none": what ran the last pooling / batch norm computation (forward or backward) */
 static int l_pool_path(lua_State *L) {
   lua_pushstring(L, sg_pool_last_path());
   return 1;
@@ -370,8 +371,17 @@ static int l_threads(lua_State *L) {
 #endif
   return 1;
 }
-/* _dnnl([on]) -> compiled, enabled, cached conv primitives, cached pooling and
- * batch norm primitives, cached eltwise primitives; on: true/false, or
+/* _deterministic([on]) -> whether convolutions give the same bits for any
+ * thread count (see sg_conv_set_deterministic); on: true/false, or "env" to
+ * follow SEMSEG_DETERMINISTIC again */
+static int l_deterministic(lua_State *L) {
+  if (lua_type(L, 1) == LUA_TSTRING && strcmp(lua_tostring(L, 1), "env") == 0) sg_conv_set_deterministic(-1);
+  else if (!lua_isnoneornil(L, 1)) sg_conv_set_deterministic(lua_toboolean(L, 1));
+  lua_pushboolean(L, sg_conv_deterministic());
+  return 1;
+}
+/* _dnnl([on]) -> compiled, enabled, cached conv primitives, cached pooling
+ * primitives, cached eltwise primitives; on: true/false, or
  * "env" to follow SEMSEG_DNNL again */
 static int l_dnnl(lua_State *L) {
   if (lua_type(L, 1) == LUA_TSTRING && strcmp(lua_tostring(L, 1), "env") == 0) sg_dnnl_set_enabled(-1);
@@ -421,8 +431,8 @@ static const luaL_Reg FNS[] = {
   {"batch_norm", l_batch_norm}, {"group_norm", l_group_norm}, {"layer_norm", l_layer_norm},
   {"upsample", l_upsample}, {"_conv_path", l_conv_path}, {"_dnnl", l_dnnl},
   {"_pool_path", l_pool_path}, {"_bn_path", l_bn_path},
-  {"_eltwise_path", l_eltwise_path}, {"_threads", l_threads}, {"_cudnn", l_cudnn},
-  {NULL, NULL}};
+  {"_eltwise_path", l_eltwise_path}, {"_threads", l_threads}, {"_deterministic", l_deterministic},
+  {"_cudnn", l_cudnn}, {NULL, NULL}};
 
 void sgL_open_nn(lua_State *L, int mod, int methods) {
   (void)methods;

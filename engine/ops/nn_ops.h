@@ -39,6 +39,10 @@ sg_tensor *sg_adaptive_avg_pool2d(sg_tensor *x, int64_t oh, int64_t ow);
  * when training), weight/bias [C] or NULL. */
 sg_tensor *sg_batch_norm(sg_tensor *x, sg_tensor *running_mean, sg_tensor *running_var, sg_tensor *weight,
                          sg_tensor *bias, bool training, double momentum, double eps);
+/* relu(batch_norm(...)) as one op (one pass on f32 cpu tensors, and its
+ * backward masks the gradient with the saved output) */
+sg_tensor *sg_batch_norm_relu(sg_tensor *x, sg_tensor *running_mean, sg_tensor *running_var, sg_tensor *weight,
+                              sg_tensor *bias, bool training, double momentum, double eps);
 
 /* ---- group and layer norm (ops/group_norm.c) ----
  * group_norm: x [N,C,...], statistics per sample over each of `groups`

@@ -1,14 +1,16 @@
-/* Batch normalisation over dim 1 of [N,C,...] tensors. Per-channel statistics
- * are computed in double (two passes); the backward is the standard closed
- * form, using the statistics kept from the forward pass. f32 inputs go to
- * oneDNN's batch normalisation first when it is available
- * (backend_cpu/dnnl_pool_norm); the running statistics are updated here in
- * double either way. GPU tensors (any float dtype; the per-channel vectors
- * may have other float dtypes) go to backend_cuda/cuda_nn. */
+/* Batch normalisation over dim 1 of [N,C,...] tensors, optionally fused with
+ * a ReLU on its output (sg_batch_norm_relu). f32 CPU inputs run the threaded
+ * kernels of backend_cpu/cpu_kernels.c; f64 runs plain loops. Per-channel
+ * statistics are computed in double (two passes); the backward is the standard
+ * closed form, using the statistics kept from the forward pass. The running
+ * statistics are updated here in double either way. GPU tensors (any float
+ * dtype; the per-channel vectors may have other float dtypes) go to
+ * backend_cuda/cuda_nn (the fused ReLU runs there as the two ops). */
 #include "nn_ops.h"
 #include "ops.h"
 #include "../autograd/autograd.h"
-#include "../backend_cpu/dnnl_pool_norm.h"
+#include "../backend_cpu/cpu_kernels.h"
+#include "../backend_cpu/dnnl_pool_norm.h" /* sg_bn_note_path */
 #ifdef SG_HAVE_CUDA
 #include "../backend_cuda/cuda_nn.h"
 #endif
@@ -19,10 +21,11 @@
 typedef struct {
   int64_t C;
   bool training;
-  bool cuda; /* GPU: x, weight and the device statistics [4C] are saved tensors 0, 1, 2 */
-  float eps;
-  double *mean, *invstd; /* [C] each, one allocation after the struct */
-  float *fmean, *fvar;   /* f32 inputs: the mean and (biased) variance used, for oneDNN */
+  bool cuda;   /* GPU: x, weight and the device statistics [4C] are saved tensors 0, 1, 2 */
+  bool kernel; /* f32 CPU: computed by the cpu kernels, which also do the backward */
+  bool relu;   /* fused ReLU (kernel only): the output is saved as well */
+  double eps;
+  double *mean, *invstd, *var; /* [C] each, one allocation after the struct (CPU only) */
 } bn_ctx;
 
 /* [N, C, L] view sizes of x */
@@ -31,43 +34,38 @@ static void bn_dims(const sg_shape *s, int64_t *N, int64_t *C, int64_t *L) {
   for (int d = 2; d < s->ndim; d++) *L *= s->size[d];
 }
 
-/* The f32 backward through oneDNN: 1 done, 0 not handled, -1 error. */
-static int bn_bw_dnnl(sg_node *n, const bn_ctx *c, sg_tensor *x, sg_tensor *w, sg_tensor *g, sg_tensor **gin) {
+/* The f32 backward through the cpu kernels. */
+static int bn_bw_kernel(sg_node *n, const bn_ctx *c, sg_tensor *x, sg_tensor *w, sg_tensor *y, sg_tensor *g,
+                        sg_tensor **gin) {
   int64_t N, C, L;
   bn_dims(&n->in_shape[0], &N, &C, &L);
   sg_tensor *xc = sg_nn_contig(x, SG_F32), *gc = xc ? sg_nn_contig(g, SG_F32) : NULL;
-  sg_tensor *wc = gc && w ? sg_nn_contig(w, SG_F32) : NULL;
-  sg_tensor *gx = gc && (!w || wc) && n->needs[0] ? sg_empty(n->in_shape[0].ndim, n->in_shape[0].size, SG_F32, SG_CPU)
-                                                  : NULL;
-  float *sums = gc && (!w || wc) && (gx || !n->needs[0]) ? malloc(sizeof(float) * (size_t)(2 * C)) : NULL;
+  sg_tensor *wc = gc && w ? sg_nn_contig(w, SG_F32) : NULL, *yc = gc && y ? sg_nn_contig(y, SG_F32) : NULL;
+  bool ok = gc && (!w || wc) && (!y || yc);
+  sg_tensor *gx = ok && n->needs[0] ? sg_empty(n->in_shape[0].ndim, n->in_shape[0].size, SG_F32, SG_CPU) : NULL;
+  double *sums = ok && (gx || !n->needs[0]) ? malloc(sizeof(double) * (size_t)(2 * C + 1)) : NULL;
   int rc = -1;
   if (!sums) {
-    if (gc && (!w || wc) && (gx || !n->needs[0])) sg_error_set("batch_norm: out of memory");
+    if (ok && (gx || !n->needs[0])) sg_error_set("batch_norm: out of memory");
     goto out;
   }
-  rc = sg_dnnl_bn_bwd(c->training, N, C, L, c->eps, sg_data_ptr(xc), sg_data_ptr(gc), c->fmean, c->fvar,
-                      wc ? sg_data_ptr(wc) : NULL, gx ? sg_data_ptr(gx) : NULL, n->needs[1] ? sums : NULL,
-                      n->needs[2] ? sums + C : NULL);
-  if (rc != 1) goto out;
+  sg_cpu_bn_bwd(c->training, N, C, L, c->eps, sg_data_ptr(xc), yc ? sg_data_ptr(yc) : NULL, sg_data_ptr(gc), c->mean,
+                c->var, wc ? sg_data_ptr(wc) : NULL, gx ? sg_data_ptr(gx) : NULL, sums + C, sums);
   for (int k = 1; k <= 2; k++) {
     if (!n->needs[k]) continue;
     sg_tensor *t = sg_empty(1, &C, n->in_dtype[k], SG_CPU);
-    if (!t) { rc = -1; goto out; }
+    if (!t) goto out;
     bool t64 = n->in_dtype[k] == SG_F64;
     for (int64_t ch = 0; ch < C; ch++) SG_NN_ST(sg_data_ptr(t), t64, ch, sums[(k - 1) * C + ch]);
     gin[k] = t;
   }
   gin[0] = gx;
   gx = NULL;
+  rc = 0;
 out:
-  if (rc != 1)
-    for (int k = 1; k <= 2; k++) {
-      sg_tensor_decref(gin[k]);
-      gin[k] = NULL;
-    }
   free(sums);
   sg_tensor_decref(gx);
-  sg_tensor_decref(xc); sg_tensor_decref(gc); sg_tensor_decref(wc);
+  sg_tensor_decref(xc); sg_tensor_decref(gc); sg_tensor_decref(wc); sg_tensor_decref(yc);
   return rc;
 }
 
@@ -100,7 +98,7 @@ static sg_tensor *bn_cuda(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor 
                           bool training, double momentum, double eps, int64_t C) {
   bn_ctx *c = calloc(1, sizeof *c);
   if (!c) { sg_error_set("batch_norm: out of memory"); return NULL; }
-  c->C = C; c->training = training; c->cuda = true; c->eps = (float)eps;
+  c->C = C; c->training = training; c->cuda = true; c->eps = eps;
   sg_tensor *xc = sg_nn_contig(x, x->dtype), *out = xc ? sg_empty(x->ndim, x->size, x->dtype, SG_CUDA) : NULL;
   sg_tensor *st = NULL;
   sg_bn_note_path("cuda");
@@ -135,12 +133,11 @@ static int bn_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   bool f64 = dt == SG_F64;
   sg_tensor *x = sg_node_saved(n, 0), *w = n->saved[1] ? sg_node_saved(n, 1) : NULL;
   if (!x || (n->saved[1] && !w)) return -1;
-  if (dt == SG_F32 && c->fmean) {
-    int drc = bn_bw_dnnl(n, c, x, w, g, gin);
-    sg_bn_note_path(drc == 1 ? "dnnl" : "loops");
-    if (drc) return drc < 0 ? -1 : 0;
-  } else {
-    sg_bn_note_path("loops");
+  sg_bn_note_path(c->kernel ? "kernel" : "loops");
+  if (c->kernel) {
+    sg_tensor *y = c->relu ? sg_node_saved(n, 2) : NULL;
+    if (c->relu && !y) return -1;
+    return bn_bw_kernel(n, c, x, w, y, g, gin);
   }
   int64_t N, C, L;
   bn_dims(&n->in_shape[0], &N, &C, &L);
@@ -219,9 +216,9 @@ static int write_vec(sg_tensor *t, const double *v, int64_t C) {
   return rc;
 }
 
-sg_tensor *sg_batch_norm(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor *weight, sg_tensor *bias,
-                         bool training, double momentum, double eps) {
-  const char *op = "batch_norm";
+static sg_tensor *batch_norm(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor *weight, sg_tensor *bias,
+                             bool training, double momentum, double eps, bool relu) {
+  const char *op = relu ? "batch_norm_relu" : "batch_norm";
   if (!sg_nn_check_float_dev(op, "input", x)) return NULL;
   sg_tensor *all[5] = {x, rm, rv, weight, bias};
   if (!sg_same_device(op, 5, all)) return NULL;
@@ -252,51 +249,43 @@ sg_tensor *sg_batch_norm(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor *
     return NULL;
   }
 #ifdef SG_HAVE_CUDA
-  if (x->storage->device == SG_CUDA) return bn_cuda(x, rm, rv, weight, bias, training, momentum, eps, C);
+  if (x->storage->device == SG_CUDA) { /* sg_batch_norm_relu sends GPU tensors to the two ops */
+    if (relu) { sg_error_set("%s: no fused GPU path", op); return NULL; }
+    return bn_cuda(x, rm, rv, weight, bias, training, momentum, eps, C);
+  }
 #endif
-  bool f64 = x->dtype == SG_F64;
-  bn_ctx *c = malloc(sizeof *c + sizeof(double) * 2 * (size_t)C + (f64 ? 0 : sizeof(float) * 2 * (size_t)C) + 1);
+  bool f64 = x->dtype == SG_F64, kernel = !f64;
+  if (relu && !kernel) { /* f64: the two ops */
+    sg_tensor *y = batch_norm(x, rm, rv, weight, bias, training, momentum, eps, false);
+    sg_tensor *r = y ? sg_unary(SG_RELU, y) : NULL;
+    sg_tensor_decref(y);
+    return r;
+  }
+  bn_ctx *c = malloc(sizeof *c + sizeof(double) * 3 * (size_t)C + 1);
   if (!c) { sg_error_set("%s: out of memory", op); return NULL; }
-  c->C = C; c->training = training; c->cuda = false; c->eps = (float)eps;
-  c->mean = (double *)(c + 1); c->invstd = c->mean + C;
-  c->fmean = f64 ? NULL : (float *)(c->invstd + C);
-  c->fvar = f64 ? NULL : c->fmean + C;
+  c->C = C; c->training = training; c->cuda = false; c->kernel = kernel; c->relu = relu; c->eps = eps;
+  c->mean = (double *)(c + 1); c->invstd = c->mean + C; c->var = c->invstd + C;
   sg_tensor *xc = sg_nn_contig(x, x->dtype), *out = xc ? sg_empty(x->ndim, x->size, x->dtype, SG_CPU) : NULL;
-  sg_tensor *wc = out && weight ? sg_nn_contig(weight, SG_F64) : NULL, *bc = out && bias ? sg_nn_contig(bias, SG_F64) : NULL;
+  sg_dtype pdt = kernel ? SG_F32 : SG_F64; /* the kernels take f32 weight and bias, the loops f64 */
+  sg_tensor *wc = out && weight ? sg_nn_contig(weight, pdt) : NULL, *bc = out && bias ? sg_nn_contig(bias, pdt) : NULL;
   if (!out || (weight && !wc) || (bias && !bc)) goto fail;
   const void *xp = sg_data_ptr(xc);
-  int drc = 0; /* oneDNN: 1 computed out (and the batch statistics) */
-  if (!f64 && eps <= 1) {
-    if (!training)
-      for (int64_t ch = 0; ch < C; ch++) {
-        c->fmean[ch] = (float)sg_get_flat(rm, ch);
-        c->fvar[ch] = (float)sg_get_flat(rv, ch);
-      }
-    sg_tensor *w32 = weight ? sg_nn_contig(weight, SG_F32) : NULL, *b32 = bias ? sg_nn_contig(bias, SG_F32) : NULL;
-    if ((weight && !w32) || (bias && !b32)) drc = -1;
-    else
-      drc = sg_dnnl_bn_fwd(training, N, C, L, (float)eps, xp, sg_data_ptr(out), c->fmean, c->fvar,
-                           w32 ? sg_data_ptr(w32) : NULL, b32 ? sg_data_ptr(b32) : NULL);
-    sg_tensor_decref(w32); sg_tensor_decref(b32);
-    if (drc < 0) goto fail;
-  }
-  sg_bn_note_path(drc == 1 ? "dnnl" : "loops");
-  if (drc == 1 && !training) {
+  sg_bn_note_path(kernel ? "kernel" : "loops");
+  if (!training)
     for (int64_t ch = 0; ch < C; ch++) {
-      c->mean[ch] = c->fmean[ch];
-      c->invstd[ch] = 1.0 / sqrt((double)c->fvar[ch] + eps);
+      c->mean[ch] = sg_get_flat(rm, ch);
+      c->var[ch] = sg_get_flat(rv, ch);
     }
-  } else if (training) {
+  if (kernel)
+    sg_cpu_bn_fwd(training, N, C, L, eps, xp, sg_data_ptr(out), c->mean, c->var, wc ? sg_data_ptr(wc) : NULL,
+                  bc ? sg_data_ptr(bc) : NULL, relu);
+  if (training) {
     double M = (double)(N * L);
-    double *tmp = malloc(sizeof(double) * 3 * (size_t)C + 1); /* biased var, new running mean, new running var */
+    double *tmp = malloc(sizeof(double) * 2 * (size_t)C + 1); /* new running mean, new running var */
     if (!tmp) { sg_error_set("%s: out of memory", op); goto fail; }
-    double *var = tmp, *nm = tmp + C, *nv = tmp + 2 * C;
-    for (int64_t ch = 0; ch < C && drc == 1; ch++) {
-      c->mean[ch] = c->fmean[ch];
-      var[ch] = c->fvar[ch];
-      c->invstd[ch] = 1.0 / sqrt(var[ch] + eps);
-    }
-    for (int64_t ch = 0; ch < C && drc != 1; ch++) {
+    double *var = c->var, *nm = tmp, *nv = tmp + C;
+    for (int64_t ch = 0; ch < C && kernel; ch++) c->invstd[ch] = 1.0 / sqrt(var[ch] + eps);
+    for (int64_t ch = 0; ch < C && !kernel; ch++) {
       double s = 0, q = 0;
       for (int64_t b = 0; b < N; b++)
         for (int64_t k = 0; k < L; k++) s += SG_NN_LD(xp, f64, (b * C + ch) * L + k);
@@ -306,10 +295,6 @@ sg_tensor *sg_batch_norm(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor *
       c->mean[ch] = m;
       var[ch] = q / M;
       c->invstd[ch] = 1.0 / sqrt(var[ch] + eps);
-      if (!f64) {
-        c->fmean[ch] = (float)m;
-        c->fvar[ch] = (float)var[ch];
-      }
     }
     int rc = 0;
     if (rm) {
@@ -323,16 +308,9 @@ sg_tensor *sg_batch_norm(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor *
     free(tmp);
     if (rc) goto fail;
   } else {
-    for (int64_t ch = 0; ch < C; ch++) {
-      c->mean[ch] = sg_get_flat(rm, ch);
-      c->invstd[ch] = 1.0 / sqrt(sg_get_flat(rv, ch) + eps);
-      if (!f64) {
-        c->fmean[ch] = (float)c->mean[ch];
-        c->fvar[ch] = (float)sg_get_flat(rv, ch);
-      }
-    }
+    for (int64_t ch = 0; ch < C; ch++) c->invstd[ch] = 1.0 / sqrt(c->var[ch] + eps);
   }
-  if (drc != 1) {
+  if (!kernel) {
     void *op_ = sg_data_ptr(out);
     const double *wp = wc ? sg_data_ptr(wc) : NULL, *bp = bc ? sg_data_ptr(bc) : NULL;
     for (int64_t b = 0; b < N; b++)
@@ -350,6 +328,7 @@ sg_tensor *sg_batch_norm(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor *
     n->free_ctx = free;
     sg_node_save(n, x);
     sg_node_save(n, weight);
+    if (relu) sg_node_save(n, out);
   } else {
     free(c);
   }
@@ -358,4 +337,20 @@ fail:
   free(c);
   sg_tensor_decref(xc); sg_tensor_decref(out); sg_tensor_decref(wc); sg_tensor_decref(bc);
   return NULL;
+}
+
+sg_tensor *sg_batch_norm(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor *weight, sg_tensor *bias,
+                         bool training, double momentum, double eps) {
+  return batch_norm(x, rm, rv, weight, bias, training, momentum, eps, false);
+}
+
+sg_tensor *sg_batch_norm_relu(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor *weight, sg_tensor *bias,
+                              bool training, double momentum, double eps) {
+  if (x->storage->device != SG_CPU) { /* other devices: the two ops */
+    sg_tensor *y = sg_batch_norm(x, rm, rv, weight, bias, training, momentum, eps);
+    sg_tensor *r = y ? sg_unary(SG_RELU, y) : NULL;
+    sg_tensor_decref(y);
+    return r;
+  }
+  return batch_norm(x, rm, rv, weight, bias, training, momentum, eps, true);
 }

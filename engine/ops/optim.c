@@ -13,6 +13,7 @@
 #endif
 #include "optim.h"
 #include "../autograd/autograd.h"
+#include "../backend_cpu/cpu_kernels.h"
 #include <math.h>
 #include <stdlib.h>
 #ifdef SG_HAVE_CUDA
@@ -119,7 +120,15 @@ int sg_adam_step(sg_tensor *p, sg_tensor *g, sg_tensor *m, sg_tensor *v, sg_tens
   {
     sg_tensor *gp = g;
     if (!(g = grad_as(gp, p->dtype))) return -1;
-    if (p->dtype == SG_F32) ADAM_LOOP(float); else ADAM_LOOP(double);
+    if (p->dtype == SG_F32) {
+      sg_cpu_adam_consts c = {(float)(1 - h->lr * h->weight_decay), (float)h->weight_decay, (float)h->beta1,
+                              (float)(1 - h->beta1), (float)h->beta2, (float)(1 - h->beta2), (float)sqrt(bc2),
+                              (float)h->eps, (float)step_size, h->decoupled};
+      sg_cpu_adam(n, sg_data_ptr(p), sg_data_ptr(g), sg_data_ptr(m), sg_data_ptr(v), vmax ? sg_data_ptr(vmax) : NULL,
+                  &c);
+    } else {
+      ADAM_LOOP(double);
+    }
     sg_tensor_decref(g);
   }
   bump(p); bump(m); bump(v);

@@ -5,6 +5,7 @@
 #include "nn_ops.h"
 #include "ops.h"
 #include "../autograd/autograd.h"
+#include "../backend_cpu/cpu_kernels.h"
 #ifdef SG_HAVE_CUDA
 #include "../backend_cuda/cuda_nn.h"
 #endif
@@ -54,6 +55,14 @@ static tap *make_taps(int64_t H, int64_t W, int64_t oh, int64_t ow, double sh, d
   return t;
 }
 
+/* nearest f32: the threaded kernels of backend_cpu/cpu_kernels.c read the taps' source indices */
+static int64_t *nearest_index(const tap *t, int64_t oh, int64_t ow) {
+  int64_t *idx = malloc(sizeof *idx * (size_t)(oh + ow));
+  if (!idx) { sg_error_set("upsample: out of memory"); return NULL; }
+  for (int64_t d = 0; d < oh + ow; d++) idx[d] = t[d].i0;
+  return idx;
+}
+
 static int upsample_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_dtype dt = n->in_dtype[0];
   bool f64 = dt == SG_F64;
@@ -72,7 +81,22 @@ static int upsample_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
 #endif
   int64_t H = in->size[2], W = in->size[3], oh = n->i[0], ow = n->i[1];
   tap *t = make_taps(H, W, oh, ow, n->f[0], n->f[1], (sg_upsample_mode)n->i[2], n->i[3]);
-  sg_tensor *gc = t ? sg_nn_contig(g, dt) : NULL, *gx = gc ? sg_zeros(4, in->size, dt, SG_CPU) : NULL;
+  sg_tensor *gc = t ? sg_nn_contig(g, dt) : NULL, *gx = NULL;
+  if (gc && dt == SG_F32 && n->i[2] == SG_UPSAMPLE_NEAREST) {
+    int64_t *idx = nearest_index(t, oh, ow);
+    gx = idx ? sg_empty(4, in->size, dt, SG_CPU) : NULL;
+    if (gx && sg_cpu_nearest_bwd(in->size[0] * in->size[1], H, W, oh, ow, idx, idx + oh, sg_data_ptr(gc),
+                                 sg_data_ptr(gx))) {
+      sg_tensor_decref(gx);
+      gx = NULL;
+    }
+    free(idx);
+    free(t);
+    sg_tensor_decref(gc);
+    gin[0] = gx;
+    return gx ? 0 : -1;
+  }
+  gx = gc ? sg_zeros(4, in->size, dt, SG_CPU) : NULL;
   if (gx) {
     const tap *ty = t, *tx = t + oh;
     int64_t planes = in->size[0] * in->size[1];
@@ -138,7 +162,15 @@ sg_tensor *sg_upsample(sg_tensor *x, int64_t oh, int64_t ow, double scale_h, dou
     out = NULL;
   }
 #endif
-  if (out && !cuda) {
+  bool nearest32 = !cuda && !f64 && mode == SG_UPSAMPLE_NEAREST; /* f32 nearest: the threaded cpu kernels */
+  int64_t *idx = out && nearest32 ? nearest_index(t, oh, ow) : NULL;
+  if (idx) {
+    sg_cpu_nearest_fwd(osz[0] * osz[1], H, W, oh, ow, idx, idx + oh, sg_data_ptr(xc), sg_data_ptr(out));
+    free(idx);
+  } else if (out && nearest32) {
+    sg_tensor_decref(out); /* out of memory for the index table */
+    out = NULL;
+  } else if (out && !cuda) {
     const tap *ty = t, *tx = t + oh;
     const void *xp = sg_data_ptr(xc);
     void *op_ = sg_data_ptr(out);

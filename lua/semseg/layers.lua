@@ -80,14 +80,15 @@ function nn.BatchNorm2d:init(c, o)
     self:register_buffer("num_batches_tracked", core.zeros({}, "i64"))
   end
 end
-function nn.BatchNorm2d:forward(x)
+-- forward(x [, {relu = true}]): relu = true returns relu(bn(x)) computed as one op
+function nn.BatchNorm2d:forward(x, o)
   local c = self.cfg
   local training = self.training or not self.running_mean
   if self.training and self.num_batches_tracked then
     core.no_grad(function() self.num_batches_tracked:add_(1) end)
   end
   return C.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-    {training = training, momentum = c.momentum, eps = c.eps})
+    {training = training, momentum = c.momentum, eps = c.eps, relu = o ~= nil and o.relu or nil})
 end
 function nn.BatchNorm2d:extra_repr() return tostring(self.cfg.num_features) end
 nn.BatchNorm1d = nn.BatchNorm2d

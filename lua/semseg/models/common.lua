@@ -76,6 +76,8 @@ end
 local function conv3(cin, cout) return nn.Conv2d(cin, cout, 3, {padding = 1}) end
 local function maybe_bn(self, name, c, on) if on then self[name] = nn.BatchNorm2d(c) end end
 local function bn(self, name, x) local m = self[name]; if m then return m(x) end return x end
+-- relu(bn(x)): one fused op when the BN is there
+local function bn_relu(self, name, x) local m = self[name]; if m then return m(x, {relu = true}) end return x:relu() end
 
 -- two [3x3 conv (bias) -> BN -> ReLU], then dropout (as the Keras conv_block)
 M.DoubleConv = nn.class("DoubleConv")
@@ -85,8 +87,8 @@ function M.DoubleConv:init(cin, cout, cfg)
   if cfg.dropout > 0 then self.drop = nn.Dropout(cfg.dropout) end
 end
 function M.DoubleConv:forward(x)
-  x = bn(self, "bn1", self.conv1(x)):relu()
-  x = bn(self, "bn2", self.conv2(x)):relu()
+  x = bn_relu(self, "bn1", self.conv1(x))
+  x = bn_relu(self, "bn2", self.conv2(x))
   if self.drop then x = self.drop(x) end
   return x
 end
@@ -101,7 +103,7 @@ function M.ResBlock:init(cin, cout, cfg)
   self.shortcut = nn.Conv2d(cin, cout, 1); maybe_bn(self, "shortcut_bn", cout, cfg.batch_norm)
 end
 function M.ResBlock:forward(x)
-  local y = bn(self, "bn1", self.conv1(x)):relu()
+  local y = bn_relu(self, "bn1", self.conv1(x))
   y = bn(self, "bn2", self.conv2(y))
   if self.drop then y = self.drop(y) end
   return (y + bn(self, "shortcut_bn", self.shortcut(x))):relu()
@@ -115,7 +117,7 @@ function M.Recurrent:init(c, cfg)
   self.conv = conv3(c, c); maybe_bn(self, "bn", c, cfg.batch_norm)
 end
 function M.Recurrent:forward(x)
-  local function f(v) return bn(self, "bn", self.conv(v)):relu() end
+  local function f(v) return bn_relu(self, "bn", self.conv(v)) end
   local x1 = f(x)
   for _ = 1, self.t do x1 = f(x + x1) end
   return x1
@@ -178,7 +180,7 @@ function M.AttentionGate:init(c, cd, cfg)
   self.proj = nn.Conv2d(c, c, 1); maybe_bn(self, "proj_bn", c, cfg.batch_norm)
 end
 function M.AttentionGate:forward(x, d)
-  local g = bn(self, "gate_bn", self.gate_conv(d)):relu()
+  local g = bn_relu(self, "gate_bn", self.gate_conv(d))
   local theta = self.theta(x)
   local phi = self.phi_up(self.phi(g), {theta.shape[3], theta.shape[4]})
   local a = self.psi((theta + phi):relu()):sigmoid()
