@@ -9,11 +9,27 @@ end
 
 local DTYPES = {"f32", "f64", "f16", "bf16", "i64", "i32", "u8", "bool"}
 
+-- the elements of a nested table in order; NaN as the string "nan" (json cannot hold inf or NaN)
+local function flat(t, out)
+  out = out or {}
+  if type(t) ~= "table" then
+    out[#out + 1] = t ~= t and "nan" or t
+    return out
+  end
+  for _, v in ipairs(t) do flat(v, out) end
+  return out
+end
+
 local function same(a, b, what)
   check.eq(a.dtype, b.dtype, what .. " dtype")
   check.eq(table.concat(a:size(), ","), table.concat(b:size(), ","), what .. " shape")
-  local ta, tb = a:cpu():totable(), b:cpu():totable()
-  check.eq(sg.json.encode(ta), sg.json.encode(tb), what .. " values")
+  local ta, tb = flat(a:cpu():totable()), flat(b:cpu():totable())
+  check.eq(#ta, #tb, what .. " element count")
+  for i = 1, #ta do
+    if ta[i] ~= tb[i] or math.type(ta[i]) ~= math.type(tb[i]) then
+      error(string.format("%s values: element %d is %s, want %s", what, i, tostring(ta[i]), tostring(tb[i])), 0)
+    end
+  end
 end
 
 test("every dtype goes to the GPU and back unchanged", function()
@@ -53,9 +69,8 @@ test("non-contiguous views and broadcasts copy correctly in every direction", fu
   same(dst, want, "copy_ host->strided device with broadcast+cast")
   -- device -> strided host destination
   local hdst = sg.zeros{6, 8}
-  hdst:transpose(1, 2):copy_(g:select(1, 2):transpose(1, 2):transpose(1, 2))
-  local hwant = sg.zeros{6, 8}
-  hwant:transpose(1, 2):copy_(x:select(1, 2))
+  hdst:transpose(1, 2):copy_(g:select(1, 2):transpose(1, 2))
+  local hwant = x:select(1, 2):contiguous()
   same(hdst, hwant, "copy_ device->strided host")
 end)
 
@@ -81,7 +96,7 @@ test("creation, fill, element access and printing on the device", function()
   local o = sg.ones({2, 3}, {device = "cuda", dtype = "bf16"})
   check.eq(o.device, "cuda")
   same(o, sg.ones({2, 3}, "bf16"), "ones bf16")
-  local f = sg.full({5}, 2.5, {device = "cuda"})
+  local f = sg.full(2.5, {5}, {device = "cuda"})
   check.eq(f:totable()[5], 2.5)
   z:fill_(7)
   check.eq(z:cpu():totable()[3][4], 7)
@@ -104,7 +119,7 @@ test("gradients flow back across devices", function()
   local back = y:cpu()
   back:backward(sg.ones{3, 4} * 3)
   check.eq(x.grad.device, "cpu")
-  check.near(x.grad, sg.full({3, 4}, 3), 0)
+  check.near(x.grad, sg.full(3, {3, 4}), 0)
 end)
 
 test("the caching allocator reuses blocks, counts bytes and empties its cache", function()

@@ -300,11 +300,13 @@ test("conv ops on cuda reject tensors on two devices", function()
 end)
 
 -- ------------------------------------------------------------------ pooling
--- x (f64 values exact in dt) through op on the device and on the CPU in f64; g: upstream gradient
-local function pool_case(label, x64, fn, dt, tol)
+-- x (f64 values exact in dt) through op on the device and on the CPU in f64; g: upstream gradient.
+-- The pooling ops report the path they ran (checked unless path == false: upsample does not report)
+local function pool_case(label, x64, fn, dt, tol, path)
   dt, tol = dt or "f32", tol or 1e-5
   local xd, xc = leaf_pair(x64, dt)
   local yd, id = fn(xd)
+  if DEV == "cuda" and path ~= false then check.eq(F._pool_path(), "cuda", label .. ": forward path") end
   local yc, ic = fn(xc)
   on_dev(yd, label)
   check.eq(yd.dtype, dt, label .. ": dtype")
@@ -316,6 +318,7 @@ local function pool_case(label, x64, fn, dt, tol)
   end
   local gy = randn(yc.shape, dt)
   yd:backward(gy:to(dt):to(DEV))
+  if DEV == "cuda" and path ~= false then check.eq(F._pool_path(), "cuda", label .. ": backward path") end
   yc:backward(gy)
   close(xd.grad, xc.grad, tol, label .. ": input gradient")
 end
@@ -337,7 +340,6 @@ test("max_pool2d on cuda: values, indices and gradients as on the CPU", function
       pool_case("max case " .. k .. " " .. dt, randn(c.x, "f32"), function(x) return F.max_pool2d(x, c.o) end, dt)
     end
   end
-  if DEV == "cuda" then check.eq(F._pool_path(), "cuda", "pool path") end
   -- ties: the first maximum of the window, as the CPU
   local flat = sg.zeros({1, 1, 6, 6}, "f64")
   pool_case("max ties", flat, function(x) return F.max_pool2d(x, {kernel=3, stride=2, padding=1}) end)
@@ -440,10 +442,10 @@ local function bn_case(label, xs, opts, with_affine, with_running, dt, wdt, tol)
     rmc, rvc = rm64:clone(), rv64:clone()
   end
   local yd = F.batch_norm(xd, rmd, rvd, wd, bd, opts)
+  if DEV == "cuda" then check.eq(F._bn_path(), "cuda", label .. ": path") end -- before the cpu run notes its own
   local yc = F.batch_norm(xc, rmc, rvc, wc, bc, opts)
   on_dev(yd, label)
   check.eq(yd.dtype, dt, label .. ": output dtype")
-  if DEV == "cuda" then check.eq(F._bn_path(), "cuda", label .. ": path") end
   close(yd, yc, tol, label .. ": output")
   if with_running then
     close(rmd, rmc, tol, label .. ": running mean")
@@ -584,8 +586,8 @@ test("upsample on cuda: nearest and bilinear (both corner rules), sizes and scal
         local o = copy(c.o)
         o.mode, o.align_corners = mode, align
         local label = "case " .. k .. " " .. mode .. (align and " align_corners" or "")
-        pool_case(label, randn(c.x, "f32"), function(x) return F.upsample(x, o) end)
-        pool_case(label .. " f64", randn(c.x), function(x) return F.upsample(x, o) end, "f64", 1e-10)
+        pool_case(label, randn(c.x, "f32"), function(x) return F.upsample(x, o) end, nil, nil, false)
+        pool_case(label .. " f64", randn(c.x), function(x) return F.upsample(x, o) end, "f64", 1e-10, false)
       end
     end
   end
@@ -596,8 +598,9 @@ test("upsample on cuda in 16 bits", function()
   sg.manual_seed(72)
   for _, dt in ipairs({"bf16", "f16"}) do
     pool_case("bilinear " .. dt, randn({2, 3, 5, 6}, dt), function(x) return F.upsample(x, {scale=2, mode="bilinear"}) end,
-              dt, 2e-2)
-    pool_case("nearest " .. dt, randn({2, 3, 5, 6}, dt), function(x) return F.upsample(x, {size={7, 13}}) end, dt, 2e-2)
+              dt, 2e-2, false)
+    pool_case("nearest " .. dt, randn({2, 3, 5, 6}, dt), function(x) return F.upsample(x, {size={7, 13}}) end, dt, 2e-2,
+              false)
   end
 end)
 

@@ -32,7 +32,7 @@ CUDA=$PWD/$OUT/cuda
 mkdir -p "$CUDA/bin" "$CUDA/include" "$CUDA/lib64"
 cp $HERE/include/*.h "$CUDA/include/"
 cp $HERE/nvcc $HERE/transform.py "$CUDA/bin/"
-g++ -std=c++17 -O2 -g -fPIC -I"$CUDA/include" -c $HERE/emu_rt.cpp -o "$CUDA/lib64/emu_rt.o"
+g++ -std=c++17 -O2 -g -fPIC -Wall -Wextra $EMU_CXXFLAGS -I"$CUDA/include" -c $HERE/emu_rt.cpp -o "$CUDA/lib64/emu_rt.o"
 rm -f "$CUDA/lib64/libcudart_static.a"
 ar rcs "$CUDA/lib64/libcudart_static.a" "$CUDA/lib64/emu_rt.o"
 gcc -O2 -Wall -Wextra -fPIC -shared -I"$CUDA/include" $HERE/stubs.c -o "$CUDA/lib64/libcudnn.so.9"

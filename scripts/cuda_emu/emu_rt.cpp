@@ -3,30 +3,96 @@
 #include "cuda_runtime.h"
 #include <stdio.h>
 #include <stdlib.h>
-#include <ucontext.h>
 #include <vector>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define EMU_ASAN 1
+#endif
+
+// Fibers switch with a few instructions (callee-saved registers, the stack
+// pointer and the FP control words), not ucontext: swapcontext makes a
+// signal-mask system call at every switch, which dominated the run time.
+extern "C" void emu_switch(void **save_sp, void *to_sp);
+__asm__(".text\n"
+        ".globl emu_switch\n"
+        ".type emu_switch,@function\n"
+        "emu_switch:\n"
+        "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+        "  subq $8, %rsp\n  stmxcsr (%rsp)\n  fnstcw 4(%rsp)\n"
+        "  movq %rsp, (%rdi)\n"
+        "  movq %rsi, %rsp\n"
+        "  ldmxcsr (%rsp)\n  fldcw 4(%rsp)\n  addq $8, %rsp\n"
+        "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+        "  ret\n"
+        ".size emu_switch, .-emu_switch\n");
 
 namespace emu {
 uint3 thread_idx, block_idx;
 dim3 block_dim, grid_dim;
 static const size_t STACK = 256 * 1024;
-static std::vector<ucontext_t> ctx;
+static std::vector<void *> fiber_sp;
 static std::vector<char *> stacks;
 static std::vector<int> state; // 0 runnable, 1 at __syncthreads, 2 done, 3 at a warp exchange
 static std::vector<unsigned long long> slot; // per-thread value of __syncthreads_or / warp exchanges
-static ucontext_t sched;
+static void *sched_sp;
 static int cur, nthreads;
 static std::function<void()> *body_p;
 long long launches, fibers;
+#ifdef EMU_ASAN
+static std::vector<void *> fake_stack; // per fiber, for ASan's stack-use-after-return bookkeeping
+static const void *sched_bottom;
+static size_t sched_size;
+#endif
+
+static void to_sched(void **save) {
+#ifdef EMU_ASAN
+  __sanitizer_start_switch_fiber(state[cur] == 2 ? nullptr : &fake_stack[cur], sched_bottom, sched_size);
+#endif
+  emu_switch(save, sched_sp);
+#ifdef EMU_ASAN
+  __sanitizer_finish_switch_fiber(fake_stack[cur], nullptr, nullptr);
+#endif
+}
+
+static void to_fiber(int t) {
+#ifdef EMU_ASAN
+  void *fs = nullptr;
+  __sanitizer_start_switch_fiber(&fs, stacks[t], STACK);
+#endif
+  emu_switch(&sched_sp, fiber_sp[t]);
+#ifdef EMU_ASAN
+  __sanitizer_finish_switch_fiber(fs, &sched_bottom, &sched_size);
+#endif
+}
 
 static void entry() {
+#ifdef EMU_ASAN
+  __sanitizer_finish_switch_fiber(nullptr, &sched_bottom, &sched_size);
+#endif
   (*body_p)();
   state[cur] = 2;
+  void *dead;
+  to_sched(&dead); // never resumed
+  abort();
+}
+
+// a fresh fiber's stack: the saved registers emu_switch pops, then entry as the return address
+static void *fresh_stack(char *base) {
+  uintptr_t top = ((uintptr_t)(base + STACK) & ~(uintptr_t)15) - 16;
+  void **sp = (void **)top; // *sp = return address; top % 16 == 0, so entry starts as if called
+  *sp = (void *)entry;
+  for (int i = 0; i < 6; i++) *--sp = nullptr; // rbp rbx r12 r13 r14 r15
+  --sp;
+  unsigned ctl[2];
+  __asm__ volatile("stmxcsr %0" : "=m"(ctl[0]));
+  __asm__ volatile("fnstcw %0" : "=m"(ctl[1]));
+  memcpy(sp, ctl, 8);
+  return sp;
 }
 
 static void yield_as(int st) {
   state[cur] = st;
-  swapcontext(&ctx[cur], &sched);
+  to_sched(&fiber_sp[cur]);
 }
 
 void syncthreads() { yield_as(1); }
@@ -56,11 +122,7 @@ unsigned long long warp_exchange(unsigned mask, unsigned long long v, int src_la
 
 static void run_block(int n, const dim3 &block) {
   for (int t = 0; t < n; t++) {
-    getcontext(&ctx[t]);
-    ctx[t].uc_stack.ss_sp = stacks[t];
-    ctx[t].uc_stack.ss_size = STACK;
-    ctx[t].uc_link = &sched;
-    makecontext(&ctx[t], entry, 0);
+    fiber_sp[t] = fresh_stack(stacks[t]);
     state[t] = 0;
   }
   fibers += n;
@@ -70,7 +132,7 @@ static void run_block(int n, const dim3 &block) {
       if (state[t] != 0) continue;
       cur = t;
       thread_idx = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
-      swapcontext(&sched, &ctx[t]);
+      to_fiber(t);
     }
     int done = 0, at_bar = 0, at_warp = 0;
     for (int t = 0; t < n; t++) {
@@ -116,7 +178,10 @@ void launch(dim3 grid, dim3 block, std::function<void()> body) {
   }
   launches++;
   while ((int)stacks.size() < n) stacks.push_back((char *)malloc(STACK));
-  ctx.resize(n);
+  fiber_sp.resize(n);
+#ifdef EMU_ASAN
+  fake_stack.resize(n);
+#endif
   state.resize(n);
   slot.resize(n);
   nthreads = n;
