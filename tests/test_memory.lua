@@ -129,6 +129,48 @@ test("a finished backward pass frees the saved tensors", function()
   check.eq(s2.bytes, s.bytes, "bytes back to baseline")
 end)
 
+test("closed intermediates are freed by the backward pass itself, no collection needed", function()
+  local s = settle()
+  collectgarbage("stop")
+  local ok, err = pcall(function()
+    local x = sg.randn{128, 128}
+    local p = sg.tensor({0.5}):requires_grad()
+    local loss
+    do
+      local a <close> = x * p     -- saved by the next mul; this handle is closed at once
+      local b <close> = a * a
+      local c <close> = b:tanh()  -- tanh saves its output
+      loss = c:sum()
+    end
+    local before = sg.memory_stats().bytes
+    loss:backward()
+    local after = sg.memory_stats().bytes
+    check.truthy(after <= before - 2 * 128 * 128 * 4 + 64,
+      string.format("a and c freed during backward without the collector (%d -> %d)", before, after))
+  end)
+  collectgarbage("restart")
+  if not ok then error(err, 0) end
+end)
+
+test("large blocks of many sizes do not pile up in the allocator (resident memory stays bounded)", function()
+  local f = io.open("/proc/self/status", "r")
+  if not f then skip("no /proc/self/status") end
+  f:close()
+  local function rss_mb()
+    local g = io.open("/proc/self/status", "r")
+    local txt = g:read("a")
+    g:close()
+    return tonumber(txt:match("VmRSS:%s*(%d+)")) / 1024
+  end
+  settle()
+  local r0 = rss_mb()
+  for i = 1, 80 do -- 80 sizes from 2 to 60 MB, each written (resident) and closed at once: 2.5 GB in all
+    local t <close> = sg.ones{(2 + (i * 37) % 59) * 262144 + i}
+  end
+  local grew = rss_mb() - r0
+  check.truthy(grew < 256 + 64, string.format("resident memory grew by %.0f MB", grew))
+end)
+
 test("a graph dropped without backward is freed too", function()
   local s = settle()
   do

@@ -181,6 +181,10 @@ static int run_graph(sg_node *root, sg_tensor *grad) {
     }
     for (int k = 0; k < SG_NODE_MAX_IN; k++) sg_tensor_decref(gin[k]);
     if (r) goto done;
+    /* its saved tensors are not needed any more: free them now, not after the whole pass, so that
+     * activations go while the gradients come (a failure later leaves this part of the graph used up,
+     * as a finished pass would) */
+    release_saved(n);
   }
   rc = 0;
 done:

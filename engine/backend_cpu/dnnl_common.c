@@ -51,6 +51,15 @@ void *sg_dnnl_scratch_get(sg_dnnl_scratch *s, size_t bytes, const char *what) {
   return s->p;
 }
 
+void *sg_dnnl_transient(size_t bytes, sg_storage **hold, const char *what) {
+  *hold = sg_storage_new(SG_CPU, bytes ? bytes : 1);
+  if (!*hold) {
+    sg_error_set("%s (oneDNN): out of memory for a %zu-byte buffer", what, bytes);
+    return NULL;
+  }
+  return (*hold)->data;
+}
+
 void sg_dnnl_scratch_free(sg_dnnl_scratch *s) {
   free(s->p);
   s->p = NULL;

@@ -29,5 +29,12 @@ int sg_dnnl_engine(const char *what, void (*release)(void), dnnl_engine_t *eng, 
 typedef struct { void *p; size_t size; } sg_dnnl_scratch;
 void *sg_dnnl_scratch_get(sg_dnnl_scratch *s, size_t bytes, const char *what);
 void sg_dnnl_scratch_free(sg_dnnl_scratch *s);
+
+/* A buffer for the length of one call (blocked copies, scratchpads): a tensor
+ * storage, so it comes from (and goes back to) the allocator's block cache and
+ * counts in the memory statistics, and holds no memory between calls.
+ * *hold receives the storage to release with sg_storage_decref; NULL with an
+ * error when out of memory. */
+void *sg_dnnl_transient(size_t bytes, sg_storage **hold, const char *what);
 #endif
 #endif

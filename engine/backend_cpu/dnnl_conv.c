@@ -88,11 +88,6 @@ static dnnl_engine_t eng;
 static dnnl_stream_t strm;
 static entry_t cache[CACHE_CAP];
 static uint64_t clock_;
-/* Blocked copies of arguments and the primitives' scratchpad (the last one),
- * shared by all entries (calls are serialized by the lock) and only ever
- * grown, so steady state allocates nothing (with oneDNN's own scratchpad
- * every call would allocate, and fault in, a fresh one). */
-static sg_dnnl_scratch scratch[MAX_IO + 1];
 
 
 static void entry_free(entry_t *e) {
@@ -108,7 +103,6 @@ static void release_all(void) {
   pthread_mutex_lock(&lock);
   for (int k = 0; k < CACHE_CAP; k++)
     if (cache[k].used) entry_free(&cache[k]);
-  for (int k = 0; k <= MAX_IO; k++) sg_dnnl_scratch_free(&scratch[k]);
   if (strm) dnnl_stream_destroy(strm); /* the engine is shared: dnnl_common.c destroys it */
   strm = NULL;
   eng = NULL;
@@ -158,6 +152,16 @@ static bool use_winograd(const sg_dnnl_geom *g) {
   if (wino_env < 0) wino_env = env_flag("SEMSEG_WINOGRAD", true);
   return wino_env && !sg_conv_deterministic() && g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 &&
          g->dh == 1 && g->dw == 1 && g->G == 1 && g->Cb >= 16 && g->Cs >= 16 && g->Hs * g->Ws >= 256;
+}
+
+/* Winograd keeps transformed copies of the data and weights in its scratchpad,
+ * several times the layer's size for some shapes (hundreds of MB on wide,
+ * deep layers). It runs only where the scratchpad (a transient buffer) stays
+ * within the layer's own input and output plus 64 MiB; elsewhere the direct
+ * kernels need none. */
+static size_t wino_budget(const sg_dnnl_geom *g) {
+  return ((size_t)(g->N * g->Cb * g->Hb * g->Wb) + (size_t)(g->N * g->Cs * g->Hs * g->Ws)) * sizeof(float) +
+         ((size_t)64 << 20);
 }
 
 static int max_threads(void) {
@@ -242,6 +246,7 @@ static int entry_build(entry_t *e, sg_dnnl_kind kind, const sg_dnnl_geom *g, boo
   attr = NULL;
   const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(e->pd, dnnl_query_scratchpad_md, 0);
   if (smd) e->scratch = *smd;
+  if (wino && dnnl_memory_desc_get_size(&e->scratch) > wino_budget(g)) goto refuse;
   CK(dnnl_primitive_create, (&e->prim, e->pd));
   for (int k = 0; k < e->nio; k++) {
     io_t *io = &e->io[k];
@@ -265,6 +270,9 @@ static int entry_build(entry_t *e, sg_dnnl_kind kind, const sg_dnnl_geom *g, boo
   }
   e->used = true;
   return 1;
+refuse:
+  entry_free(e);
+  return 0;
 fail:
   if (attr) dnnl_primitive_attr_destroy(attr);
   entry_free(e);
@@ -301,13 +309,20 @@ static int entry_get(sg_dnnl_kind kind, const sg_dnnl_geom *g, bool has_bias, bo
   return rc;
 }
 
+/* Blocked copies of the arguments and the primitive's scratchpad are transient
+ * buffers (sg_dnnl_transient): held for the call only, so the memory serves
+ * other tensors in between (a grow-only buffer would keep the largest
+ * winograd scratchpad for good), and taken from the allocator's block cache,
+ * so a training step's repeated sizes are not faulted in again (oneDNN's own
+ * scratchpad would be allocated afresh on every execution). */
 static int run(entry_t *e, void *const bufs[4]) {
   dnnl_memory_t user[MAX_IO] = {0}, prim[MAX_IO] = {0}, spad = NULL;
+  sg_storage *hold[MAX_IO + 1] = {0};
   dnnl_exec_arg_t args[MAX_IO + 1];
   int rc = -1, nargs = e->nio;
   size_t sbytes = dnnl_memory_desc_get_size(&e->scratch);
   if (sbytes) {
-    void *p = sg_dnnl_scratch_get(&scratch[MAX_IO], sbytes, "conv");
+    void *p = sg_dnnl_transient(sbytes, &hold[MAX_IO], "conv");
     if (!p) return -1;
     CK(dnnl_memory_create, (&spad, &e->scratch, eng, p));
     args[nargs].arg = DNNL_ARG_SCRATCHPAD;
@@ -319,7 +334,7 @@ static int run(entry_t *e, void *const bufs[4]) {
     args[k].arg = io->arg;
     args[k].memory = user[k];
     if (!io->reorder) continue;
-    void *blocked = sg_dnnl_scratch_get(&scratch[k], dnnl_memory_desc_get_size(&io->prim), "conv");
+    void *blocked = sg_dnnl_transient(dnnl_memory_desc_get_size(&io->prim), &hold[k], "conv");
     if (!blocked) goto fail;
     CK(dnnl_memory_create, (&prim[k], &io->prim, eng, blocked));
     args[k].memory = prim[k];
@@ -343,6 +358,7 @@ fail:
     if (prim[k]) dnnl_memory_destroy(prim[k]);
   }
   if (spad) dnnl_memory_destroy(spad);
+  for (int k = 0; k <= MAX_IO; k++) sg_storage_decref(hold[k]);
   return rc;
 }
 

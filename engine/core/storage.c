@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static _Thread_local char err_buf[1024];
 
@@ -39,12 +40,18 @@ sg_memstats sg_memory_stats(sg_device dev) {
 void sg_memstats_tensor_delta(sg_device dev, int d); /* used by tensor.c */
 void sg_memstats_tensor_delta(sg_device dev, int d) { mem[dev].live_tensors += d; }
 
-/* Large blocks (>= 1 MiB) are kept on a small free list when released and handed out again for a
- * request of exactly the same rounded size: a training step allocates the same activation and gradient
- * sizes every step, and without this every such block is a fresh mmap whose pages the kernel faults in
- * and zeroes again (about a fifth of a U-Net training step on the CPU). At most CACHE_SLOTS blocks and
- * CACHE_BYTES bytes are held; sg_storage_new empties the list before giving up on an allocation.
- * Off under AddressSanitizer so that it still sees every use after free. */
+/* Large blocks (1 MiB and up) are mapped from the kernel directly, their size rounded up to one of
+ * eight classes per power of two (at most 12.5 % more; pages never touched cost nothing), and kept on
+ * a small free list when released, to be handed out again for a request of the same class: a
+ * training step allocates the same activation, gradient and scratch sizes every step, and a fresh
+ * mapping is faulted in and zeroed by the kernel page by page (a fifth of a U-Net step). Transparent
+ * huge pages are asked for (fewer faults, fewer TLB misses in the kernels).
+ * The list must not hold memory that is not coming back: a request it cannot serve first unmaps at
+ * least as many cached bytes, oldest first, so the process does not grow while blocks of other classes
+ * sit there (they would add to the peak resident memory); and it holds at most CACHE_SLOTS blocks and
+ * CACHE_BYTES bytes. Unmapped memory leaves the process at once, where glibc's heap would keep it.
+ * sg_storage_new empties the list before giving up on an allocation.
+ * Off under AddressSanitizer (plain malloc) so that it still sees every use after free. */
 #if defined(__SANITIZE_ADDRESS__)
 #define SG_BLOCK_CACHE 0
 #elif defined(__has_feature)
@@ -57,48 +64,96 @@ void sg_memstats_tensor_delta(sg_device dev, int d) { mem[dev].live_tensors += d
 #endif
 #define CACHE_MIN ((size_t)1 << 20)
 #define CACHE_SLOTS 64
-#define CACHE_BYTES ((size_t)1 << 30)
-static struct { void *p; size_t n; } cache[CACHE_SLOTS];
+#define CACHE_BYTES ((size_t)256 << 20)
+static struct { void *p; size_t n; } cache[CACHE_SLOTS]; /* oldest first */
 static int cache_count;
 static size_t cache_bytes;
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static size_t round64(size_t n) { size_t r = (n + 63) & ~(size_t)63; return r ? r : 64; }
 
+/* the size class of a large block: n rounded up to a multiple of 1/8 of its power of two */
+static size_t size_class(size_t n) {
+  size_t top = (size_t)1 << (63 - __builtin_clzll((unsigned long long)n)), step = top >> 3;
+  return (n + step - 1) / step * step;
+}
+
+static bool is_large(size_t rounded) { return SG_BLOCK_CACHE && rounded >= CACHE_MIN; }
+
+static void *map_block(size_t n) {
+  void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+  madvise(p, n, MADV_HUGEPAGE);
+#endif
+  return p;
+}
+
+/* removes entry k, keeping the order; caller holds the lock */
+static void cache_take(int k) {
+  cache_bytes -= cache[k].n;
+  memmove(&cache[k], &cache[k + 1], sizeof cache[0] * (size_t)(cache_count - k - 1));
+  cache_count--;
+}
+
+/* takes the oldest blocks off the list until `bytes` are released (or none is left) into out[] (at
+ * most CACHE_SLOTS, sizes in outn[]); the caller unmaps them outside the lock */
+static int cache_evict(size_t bytes, void **out, size_t *outn) {
+  int n = 0;
+  size_t got = 0;
+  while (cache_count > 0 && got < bytes) {
+    out[n] = cache[0].p;
+    outn[n++] = cache[0].n;
+    got += cache[0].n;
+    cache_take(0);
+  }
+  return n;
+}
+
 static void *cpu_alloc(size_t n) {
   size_t rounded = round64(n);
-  if (SG_BLOCK_CACHE && rounded >= CACHE_MIN) {
-    void *p = NULL;
-    pthread_mutex_lock(&cache_lock);
-    for (int k = cache_count - 1; k >= 0; k--)
-      if (cache[k].n == rounded) {
-        p = cache[k].p;
-        cache_bytes -= rounded;
-        cache[k] = cache[--cache_count];
-        break;
-      }
-    pthread_mutex_unlock(&cache_lock);
-    if (p) return p;
-  }
-  return aligned_alloc(64, rounded);
+  if (!is_large(rounded)) return aligned_alloc(64, rounded);
+  size_t cls = size_class(rounded);
+  void *p = NULL, *gone[CACHE_SLOTS];
+  size_t gonen[CACHE_SLOTS];
+  int ngone = 0;
+  pthread_mutex_lock(&cache_lock);
+  for (int k = cache_count - 1; k >= 0; k--)
+    if (cache[k].n == cls) {
+      p = cache[k].p;
+      cache_take(k);
+      break;
+    }
+  if (!p) ngone = cache_evict(cls, gone, gonen);
+  pthread_mutex_unlock(&cache_lock);
+  for (int k = 0; k < ngone; k++) munmap(gone[k], gonen[k]);
+  return p ? p : map_block(cls);
 }
 
 static void cpu_free(void *p, size_t n) {
   size_t rounded = round64(n);
-  if (SG_BLOCK_CACHE && p && rounded >= CACHE_MIN) {
-    bool kept = false;
-    pthread_mutex_lock(&cache_lock);
-    if (cache_count < CACHE_SLOTS && cache_bytes + rounded <= CACHE_BYTES) {
-      cache[cache_count].p = p;
-      cache[cache_count].n = rounded;
-      cache_count++;
-      cache_bytes += rounded;
-      kept = true;
-    }
-    pthread_mutex_unlock(&cache_lock);
-    if (kept) return;
+  if (!p) return;
+  if (!is_large(rounded)) {
+    free(p);
+    return;
   }
-  free(p);
+  size_t cls = size_class(rounded);
+  if (cls > CACHE_BYTES) {
+    munmap(p, cls);
+    return;
+  }
+  void *gone[CACHE_SLOTS];
+  size_t gonen[CACHE_SLOTS];
+  int ngone = 0;
+  pthread_mutex_lock(&cache_lock);
+  if (cache_count == CACHE_SLOTS || cache_bytes + cls > CACHE_BYTES)
+    ngone = cache_evict(cache_count == CACHE_SLOTS ? 1 : cache_bytes + cls - CACHE_BYTES, gone, gonen);
+  cache[cache_count].p = p;
+  cache[cache_count].n = cls;
+  cache_count++;
+  cache_bytes += cls;
+  pthread_mutex_unlock(&cache_lock);
+  for (int k = 0; k < ngone; k++) munmap(gone[k], gonen[k]);
 }
 
 static void free_data(sg_device dev, bool pinned, void *data, size_t nbytes) {
@@ -113,7 +168,7 @@ static void free_data(sg_device dev, bool pinned, void *data, size_t nbytes) {
 /* releases every cached block (before retrying a failed allocation) */
 static void cpu_cache_flush(void) {
   pthread_mutex_lock(&cache_lock);
-  for (int k = 0; k < cache_count; k++) free(cache[k].p);
+  for (int k = 0; k < cache_count; k++) munmap(cache[k].p, cache[k].n);
   cache_count = 0;
   cache_bytes = 0;
   pthread_mutex_unlock(&cache_lock);

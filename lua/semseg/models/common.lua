@@ -78,6 +78,16 @@ local function maybe_bn(self, name, c, on) if on then self[name] = nn.BatchNorm2
 local function bn(self, name, x) local m = self[name]; if m then return m(x) end return x end
 -- relu(bn(x)): one fused op when the BN is there
 local function bn_relu(self, name, x) local m = self[name]; if m then return m(x, {relu = true}) end return x:relu() end
+-- drop(t, keep...): closes the intermediate result t now unless it is one of `keep` (an op that passed it
+-- through). Its memory then goes as soon as nothing else holds it: at once in inference, when the backward
+-- pass has used it in training. Left to the garbage collector, dead activations pile up between
+-- collections (the collector does not see tensor sizes) and raise the peak memory.
+local function drop(t, ...)
+  if t == nil then return end
+  for i = 1, select("#", ...) do if rawequal(t, (select(i, ...))) then return end end
+  local _ <close> = t
+end
+M.drop = drop
 
 -- two [3x3 conv (bias) -> BN -> ReLU], then dropout (as the Keras conv_block)
 M.DoubleConv = nn.class("DoubleConv")
@@ -87,10 +97,12 @@ function M.DoubleConv:init(cin, cout, cfg)
   if cfg.dropout > 0 then self.drop = nn.Dropout(cfg.dropout) end
 end
 function M.DoubleConv:forward(x)
-  x = bn_relu(self, "bn1", self.conv1(x))
-  x = bn_relu(self, "bn2", self.conv2(x))
-  if self.drop then x = self.drop(x) end
-  return x
+  local c = self.conv1(x)
+  local h = bn_relu(self, "bn1", c); drop(c, h)
+  c = self.conv2(h); drop(h, c)
+  local y = bn_relu(self, "bn2", c); drop(c, y)
+  if self.drop then local d = self.drop(y); drop(y, d); y = d end
+  return y
 end
 
 -- residual block: conv3x3-BN-ReLU-conv3x3-BN (dropout) + shortcut 1x1 conv-BN, added, ReLU
@@ -103,10 +115,16 @@ function M.ResBlock:init(cin, cout, cfg)
   self.shortcut = nn.Conv2d(cin, cout, 1); maybe_bn(self, "shortcut_bn", cout, cfg.batch_norm)
 end
 function M.ResBlock:forward(x)
-  local y = bn_relu(self, "bn1", self.conv1(x))
-  y = bn(self, "bn2", self.conv2(y))
-  if self.drop then y = self.drop(y) end
-  return (y + bn(self, "shortcut_bn", self.shortcut(x))):relu()
+  local c = self.conv1(x)
+  local h = bn_relu(self, "bn1", c); drop(c, h)
+  c = self.conv2(h); drop(h, c)
+  local y = bn(self, "bn2", c); drop(c, y)
+  if self.drop then local d = self.drop(y); drop(y, d); y = d end
+  local sc = self.shortcut(x)
+  local s = bn(self, "shortcut_bn", sc); drop(sc, s)
+  local sum = y + s; drop(y); drop(s)
+  local out = sum:relu(); drop(sum)
+  return out
 end
 
 -- recurrent conv unit (R2U-Net): f = conv3x3-BN-ReLU with shared weights;
@@ -117,9 +135,16 @@ function M.Recurrent:init(c, cfg)
   self.conv = conv3(c, c); maybe_bn(self, "bn", c, cfg.batch_norm)
 end
 function M.Recurrent:forward(x)
-  local function f(v) return bn_relu(self, "bn", self.conv(v)) end
+  local function f(v)
+    local c = self.conv(v)
+    local r = bn_relu(self, "bn", c); drop(c, r)
+    return r
+  end
   local x1 = f(x)
-  for _ = 1, self.t do x1 = f(x + x1) end
+  for _ = 1, self.t do
+    local s = x + x1; drop(x1)
+    x1 = f(s); drop(s)
+  end
   return x1
 end
 
@@ -133,9 +158,11 @@ function M.RecurrentResBlock:init(cin, cout, cfg)
   if cfg.dropout > 0 then self.drop = nn.Dropout(cfg.dropout) end
 end
 function M.RecurrentResBlock:forward(x)
-  x = self.proj(x)
-  local y = x + self.rec2(self.rec1(x))
-  if self.drop then y = self.drop(y) end
+  local p = self.proj(x)
+  local r1 = self.rec1(p)
+  local r2 = self.rec2(r1); drop(r1, r2)
+  local y = p + r2; drop(p); drop(r2)
+  if self.drop then local d = self.drop(y); drop(y, d); y = d end
   return y
 end
 
@@ -153,7 +180,9 @@ function M.Up:init(cin, cout, cfg)
 end
 function M.Up:forward(x)
   if self.mode ~= "transpose" then return self.up(x) end
-  return bn(self, "bn", self.conv(x))
+  local c = self.conv(x)
+  local y = bn(self, "bn", c); drop(c, y)
+  return y
 end
 function M.Up.out_channels(cin, cout, cfg) return cfg.up == "transpose" and cout or cin end
 
@@ -180,12 +209,20 @@ function M.AttentionGate:init(c, cd, cfg)
   self.proj = nn.Conv2d(c, c, 1); maybe_bn(self, "proj_bn", c, cfg.batch_norm)
 end
 function M.AttentionGate:forward(x, d)
-  local g = bn_relu(self, "gate_bn", self.gate_conv(d))
+  local gc = self.gate_conv(d)
+  local g = bn_relu(self, "gate_bn", gc); drop(gc, g)
   local theta = self.theta(x)
-  local phi = self.phi_up(self.phi(g), {theta.shape[3], theta.shape[4]})
-  local a = self.psi((theta + phi):relu()):sigmoid()
-  a = self.up(a)
-  return bn(self, "proj_bn", self.proj(x * a))
+  local p = self.phi(g); drop(g, p)
+  local phi = self.phi_up(p, {theta.shape[3], theta.shape[4]}); drop(p, phi)
+  local s = theta + phi; drop(theta); drop(phi)
+  local r = s:relu(); drop(s)
+  local q = self.psi(r); drop(r, q)
+  local a = q:sigmoid(); drop(q)
+  local au = self.up(a); drop(a, au)
+  local xa = x * au; drop(au)
+  local pr = self.proj(xa); drop(xa, pr)
+  local out = bn(self, "proj_bn", pr); drop(pr, out)
+  return out
 end
 
 -- ------------------------------------------------------------------ the skeleton
@@ -235,24 +272,35 @@ function M.define(class_name, arch, spec)
     if s[3] % m ~= 0 or s[4] % m ~= 0 then
       error(string.format("%s: input H and W must be divisible by 2^depth = %d, got %dx%d", arch, m, s[3], s[4]), 2)
     end
-    local skips = {}
+    -- every intermediate result is dropped (closed) once used; the input x is the caller's
+    local drop = M.drop
+    local skips, input = {}, x
     for level = 1, cfg.depth do
-      x = self["enc" .. level](x)
-      skips[level] = x
-      x = self.pool(x)
+      local e = self["enc" .. level](x)
+      if x ~= input then drop(x, e) end
+      skips[level] = e
+      x = self.pool(e)
     end
-    x = self.bottleneck(x)
+    local b = self.bottleneck(x); drop(x, b)
+    x = b
     for level = cfg.depth, 1, -1 do
       local skip = skips[level]
-      if spec.attention then skip = self["att" .. level](skip, x) end
-      x = self["dec" .. level](core.cat({self["up" .. level](x), skip}, 2))
+      local gated = skip
+      if spec.attention then gated = self["att" .. level](skip, x) end
+      local u = self["up" .. level](x)
+      local c = core.cat({u, gated}, 2)
+      drop(u, c); drop(x, c); drop(gated, c)
+      if not rawequal(gated, skip) then drop(skip, c) end
+      skips[level] = nil
+      x = self["dec" .. level](c); drop(c, x)
     end
-    x = self.head(x)
-    if self.head_bn then x = self.head_bn(x) end
+    local h = self.head(x); drop(x, h)
+    x = h
+    if self.head_bn then h = self.head_bn(x); drop(x, h); x = h end
     if cfg.activation == "sigmoid" then
-      x = x:sigmoid()
+      h = x:sigmoid(); drop(x, h); x = h
     elseif cfg.activation == "softmax" then
-      x = F.softmax(x, 2)
+      h = F.softmax(x, 2); drop(x, h); x = h
     end
     return x
   end
