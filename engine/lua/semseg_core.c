@@ -3,21 +3,30 @@
 #include <pthread.h>
 #include <time.h>
 
-/* Lua cannot see tensor bytes: step the collector as they are allocated, and
- * run a full collection when an allocation fails, before retrying it. */
+/* Lua cannot see tensor bytes: step the collector when the tensor memory in
+ * use has grown by GC_STEP_BYTES since the last step (tensors that are freed
+ * as they die, closed ones and autograd's, do not call for a collection; dead
+ * ones waiting for the collector do), and run a full collection when an
+ * allocation fails, before retrying it. */
 static lua_State *main_state;
 static pthread_t main_thread; /* worker threads never touch the Lua state */
-static size_t bytes_since_step;
-#define GC_STEP_BYTES ((size_t)64 << 20)
+static long long live_at_step; /* cpu tensor bytes in use after the last step */
+#define GC_STEP_BYTES ((long long)64 << 20)
 
 static void pressure(void *ud, size_t nbytes, bool urgent) {
   (void)ud;
   if (!main_state || !pthread_equal(pthread_self(), main_thread)) return;
-  if (urgent) { lua_gc(main_state, LUA_GCCOLLECT); lua_gc(main_state, LUA_GCCOLLECT); bytes_since_step = 0; return; }
-  bytes_since_step += nbytes;
-  if (bytes_since_step > GC_STEP_BYTES) {
-    bytes_since_step = 0;
+  if (urgent) {
+    lua_gc(main_state, LUA_GCCOLLECT);
+    lua_gc(main_state, LUA_GCCOLLECT);
+    live_at_step = sg_memory_stats(SG_CPU).bytes;
+    return;
+  }
+  long long live = sg_memory_stats(SG_CPU).bytes + (long long)nbytes;
+  if (live < live_at_step) live_at_step = live; /* memory was freed: count growth from here */
+  if (live - live_at_step > GC_STEP_BYTES) {
     lua_gc(main_state, LUA_GCSTEP, (int)(GC_STEP_BYTES >> 10));
+    live_at_step = sg_memory_stats(SG_CPU).bytes + (long long)nbytes;
   }
 }
 
