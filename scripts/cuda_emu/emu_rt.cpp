@@ -3,8 +3,10 @@
 #include "cuda_runtime.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include <unordered_map>
 #include <vector>
 #if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #define EMU_ASAN 1
 #endif
@@ -50,7 +52,7 @@ static void to_sched(void **save) {
 #endif
   emu_switch(save, sched_sp);
 #ifdef EMU_ASAN
-  __sanitizer_finish_switch_fiber(fake_stack[cur], nullptr, nullptr);
+  __sanitizer_finish_switch_fiber(fake_stack[cur], &sched_bottom, &sched_size);
 #endif
 }
 
@@ -61,7 +63,7 @@ static void to_fiber(int t) {
 #endif
   emu_switch(&sched_sp, fiber_sp[t]);
 #ifdef EMU_ASAN
-  __sanitizer_finish_switch_fiber(fs, &sched_bottom, &sched_size);
+  __sanitizer_finish_switch_fiber(fs, nullptr, nullptr); // back on the scheduler's (the thread's own) stack
 #endif
 }
 
@@ -78,6 +80,9 @@ static void entry() {
 
 // a fresh fiber's stack: the saved registers emu_switch pops, then entry as the return address
 static void *fresh_stack(char *base) {
+#ifdef EMU_ASAN
+  ASAN_UNPOISON_MEMORY_REGION(base, STACK); // the last user's frames (entry never returns) stay poisoned
+#endif
   uintptr_t top = ((uintptr_t)(base + STACK) & ~(uintptr_t)15) - 16;
   void **sp = (void **)top; // *sp = return address; top % 16 == 0, so entry starts as if called
   *sp = (void *)entry;
@@ -228,12 +233,32 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) {
   return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+// "device memory" of 8 GiB: more than that in use fails like a full GPU
+static const size_t DEV_TOTAL = (size_t)8 << 30;
+static size_t dev_used;
+static std::unordered_map<void *, size_t> dev_blocks;
 cudaError_t cudaMalloc(void **p, size_t n) {
+  *p = NULL;
+  if (n > DEV_TOTAL - dev_used) return cudaErrorMemoryAllocation;
   if (posix_memalign(p, 256, n ? n : 1)) *p = NULL;
-  if (*p) memset(*p, 0xA5, n); // garbage, not zeros
-  return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+  if (!*p) return cudaErrorMemoryAllocation;
+  memset(*p, 0xA5, n); // garbage, not zeros
+  dev_blocks[*p] = n;
+  dev_used += n;
+  return cudaSuccess;
 }
-cudaError_t cudaFree(void *p) { free(p); return cudaSuccess; }
+cudaError_t cudaFree(void *p) {
+  if (!p) return cudaSuccess;
+  auto it = dev_blocks.find(p);
+  if (it == dev_blocks.end()) {
+    fprintf(stderr, "emu: cudaFree of %p, which cudaMalloc did not return\n", p);
+    abort();
+  }
+  dev_used -= it->second;
+  dev_blocks.erase(it);
+  free(p);
+  return cudaSuccess;
+}
 cudaError_t cudaHostAlloc(void **p, size_t n, unsigned) {
   *p = malloc(n ? n : 1);
   return *p ? cudaSuccess : cudaErrorMemoryAllocation;
@@ -244,7 +269,7 @@ cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKin
   return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t) { memset(d, v, n); return cudaSuccess; }
-cudaError_t cudaMemGetInfo(size_t *f, size_t *t) { *f = (size_t)6 << 30; *t = (size_t)8 << 30; return cudaSuccess; }
+cudaError_t cudaMemGetInfo(size_t *f, size_t *t) { *f = DEV_TOTAL - dev_used; *t = DEV_TOTAL; return cudaSuccess; }
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) { *e = (cudaEvent_t)malloc(16); return cudaSuccess; }
 cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
 cudaError_t cudaEventQuery(cudaEvent_t) { return cudaSuccess; }
