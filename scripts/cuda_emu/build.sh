@@ -35,7 +35,7 @@ cp $HERE/nvcc $HERE/transform.py "$CUDA/bin/"
 g++ -std=c++17 -O2 -g -fPIC -Wall -Wextra $EMU_CXXFLAGS -I"$CUDA/include" -c $HERE/emu_rt.cpp -o "$CUDA/lib64/emu_rt.o"
 rm -f "$CUDA/lib64/libcudart_static.a"
 ar rcs "$CUDA/lib64/libcudart_static.a" "$CUDA/lib64/emu_rt.o"
-gcc -O2 -Wall -Wextra -fPIC -shared -I"$CUDA/include" $HERE/stubs.c -o "$CUDA/lib64/libcudnn.so.9"
+gcc -O3 -Wall -Wextra -fPIC -shared -I"$CUDA/include" $HERE/stubs.c -o "$CUDA/lib64/libcudnn.so.9"
 cp "$CUDA/lib64/libcudnn.so.9" "$CUDA/lib64/libcublas.so"
 make CUDA=1 CUDA_HOME="$CUDA" CUDNN_HOME="$CUDA" CUBLAS_HOME="$CUDA" NVCC="$CUDA/bin/nvcc" BUILD="$OUT" \
   "${extra[@]}" -j"$(nproc)" all

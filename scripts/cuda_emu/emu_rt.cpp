@@ -11,19 +11,18 @@
 #define EMU_ASAN 1
 #endif
 
-// Fibers switch with a few instructions (callee-saved registers, the stack
-// pointer and the FP control words), not ucontext: swapcontext makes a
-// signal-mask system call at every switch, which dominated the run time.
+// Fibers switch with a few instructions (the callee-saved registers and the
+// stack pointer), not ucontext: swapcontext makes a signal-mask system call
+// at every switch, which dominated the run time. The FP control words are
+// not switched: nothing in the kernels changes them.
 extern "C" void emu_switch(void **save_sp, void *to_sp);
 __asm__(".text\n"
         ".globl emu_switch\n"
         ".type emu_switch,@function\n"
         "emu_switch:\n"
         "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
-        "  subq $8, %rsp\n  stmxcsr (%rsp)\n  fnstcw 4(%rsp)\n"
         "  movq %rsp, (%rdi)\n"
         "  movq %rsi, %rsp\n"
-        "  ldmxcsr (%rsp)\n  fldcw 4(%rsp)\n  addq $8, %rsp\n"
         "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
         "  ret\n"
         ".size emu_switch, .-emu_switch\n");
@@ -34,6 +33,7 @@ dim3 block_dim, grid_dim;
 static const size_t STACK = 256 * 1024;
 static std::vector<void *> fiber_sp;
 static std::vector<char *> stacks;
+static std::vector<int> stack_of, free_stacks; // a thread's stack, given when it first runs; back when it exits
 static std::vector<int> state; // 0 runnable, 1 at __syncthreads, 2 done, 3 at a warp exchange
 static std::vector<unsigned long long> slot; // per-thread value of __syncthreads_or / warp exchanges
 static void *sched_sp;
@@ -59,7 +59,7 @@ static void to_sched(void **save) {
 static void to_fiber(int t) {
 #ifdef EMU_ASAN
   void *fs = nullptr;
-  __sanitizer_start_switch_fiber(&fs, stacks[t], STACK);
+  __sanitizer_start_switch_fiber(&fs, stacks[stack_of[t]], STACK);
 #endif
   emu_switch(&sched_sp, fiber_sp[t]);
 #ifdef EMU_ASAN
@@ -67,12 +67,26 @@ static void to_fiber(int t) {
 #endif
 }
 
+static uint3 index_of(int t) {
+  return {t % block_dim.x, (t / block_dim.x) % block_dim.y, t / (block_dim.x * block_dim.y)};
+}
+
+// A fiber runs its thread; when that exits without having waited and the next
+// thread of the block has not started yet, the fiber goes on with it on the
+// same stack, so a block that never waits costs one fiber, not one per thread.
 static void entry() {
 #ifdef EMU_ASAN
   __sanitizer_finish_switch_fiber(nullptr, &sched_bottom, &sched_size);
 #endif
-  (*body_p)();
-  state[cur] = 2;
+  for (;;) {
+    (*body_p)();
+    state[cur] = 2;
+    int nx = cur + 1;
+    if (nx >= nthreads || stack_of[nx] >= 0 || state[nx] != 0) break;
+    stack_of[nx] = stack_of[cur];
+    cur = nx;
+    thread_idx = index_of(nx);
+  }
   void *dead;
   to_sched(&dead); // never resumed
   abort();
@@ -87,11 +101,6 @@ static void *fresh_stack(char *base) {
   void **sp = (void **)top; // *sp = return address; top % 16 == 0, so entry starts as if called
   *sp = (void *)entry;
   for (int i = 0; i < 6; i++) *--sp = nullptr; // rbp rbx r12 r13 r14 r15
-  --sp;
-  unsigned ctl[2];
-  __asm__ volatile("stmxcsr %0" : "=m"(ctl[0]));
-  __asm__ volatile("fnstcw %0" : "=m"(ctl[1]));
-  memcpy(sp, ctl, 8);
   return sp;
 }
 
@@ -125,9 +134,13 @@ unsigned long long warp_exchange(unsigned mask, unsigned long long v, int src_la
   return r;
 }
 
-static void run_block(int n, const dim3 &block) {
+// Threads get a stack when they first run and give it back when they exit, so
+// a block whose threads never wait runs them all on one (cache-warm) stack.
+static void run_block(int n) {
+  free_stacks.clear();
+  for (int k = n - 1; k >= 0; k--) free_stacks.push_back(k);
   for (int t = 0; t < n; t++) {
-    fiber_sp[t] = fresh_stack(stacks[t]);
+    stack_of[t] = -1;
     state[t] = 0;
   }
   fibers += n;
@@ -135,9 +148,15 @@ static void run_block(int n, const dim3 &block) {
     // run every runnable thread until it waits or exits
     for (int t = 0; t < n; t++) {
       if (state[t] != 0) continue;
+      if (stack_of[t] < 0) {
+        stack_of[t] = free_stacks.back();
+        free_stacks.pop_back();
+        fiber_sp[t] = fresh_stack(stacks[stack_of[t]]);
+      }
       cur = t;
-      thread_idx = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
+      thread_idx = index_of(t);
       to_fiber(t);
+      if (state[cur] == 2) free_stacks.push_back(stack_of[cur]); // the fiber (maybe t's successors) ended
     }
     int done = 0, at_bar = 0, at_warp = 0;
     for (int t = 0; t < n; t++) {
@@ -184,6 +203,7 @@ void launch(dim3 grid, dim3 block, std::function<void()> body) {
   launches++;
   while ((int)stacks.size() < n) stacks.push_back((char *)malloc(STACK));
   fiber_sp.resize(n);
+  stack_of.resize(n);
 #ifdef EMU_ASAN
   fake_stack.resize(n);
 #endif
@@ -197,7 +217,7 @@ void launch(dim3 grid, dim3 block, std::function<void()> body) {
     for (unsigned by = 0; by < grid.y; by++)
       for (unsigned bx = 0; bx < grid.x; bx++) {
         block_idx = {bx, by, bz};
-        run_block(n, block);
+        run_block(n);
       }
 }
 } // namespace emu
