@@ -1,23 +1,31 @@
 #!/bin/bash
 # CUDA emulation build: semseg with the CUDA backend where "device memory" is
 # host memory and kernels/*.cu run on the CPU (the threads of a block as
-# fibers that switch at __syncthreads, blocks one after another). For
-# checking kernels and their host glue on machines without a GPU: index
-# arithmetic, bounds, barrier use (a __syncthreads not reached by every thread
-# of a block aborts), dtype handling and the results against the CPU. It
-# proves nothing about races, the memory model, speed, or CUDA's own math
-# library (the host's libm runs instead); cuBLAS and cuDNN are not emulated
-# (creating their handles fails).
+# fibers that switch at __syncthreads and warp shuffles, blocks one after
+# another). For checking kernels and their host glue on machines without a
+# GPU: index arithmetic, bounds, barrier use (a __syncthreads or a shuffle not
+# reached by every thread concerned aborts), dtype handling and the results
+# against the CPU. It proves nothing about races, the memory model, speed, or
+# CUDA's own math library (the host's libm runs instead).
+#
+# cuBLAS and cuDNN are emulated by plain host loops (stubs.c):
+# cublasGemmStridedBatchedEx, and cuDNN's legacy convolution API (forward,
+# backward data, backward filter; NCHW, groups, stride, padding, dilation;
+# the algorithm queries, Find*AlgorithmEx and workspace sizes), with the real
+# libraries' argument checks, so glue bugs show as clean errors. Their
+# numerics are not cuDNN's/cuBLAS's (no TF32, no tensor-core rounding).
+# Device memory is limited to 8 GiB like a small GPU.
 #
 #   scripts/cuda_emu/build.sh [-asan]        builds build/cuda_emu/semseg (or build/cuda_emu_asan)
-#   build/cuda_emu/semseg run tests/run.lua cuda_
+#   LUA_PATH="./?.lua;;" build/cuda_emu/semseg run tests/run.lua cuda_
+#   make emu-test                            the build and the CUDA tests (with and without a device)
 #
-# -asan adds AddressSanitizer to the engine and the kernels; run with
-# ASAN_OPTIONS=detect_leaks=0 (fiber stacks confuse the leak and
-# stack-use-after-return checks). Device blocks come from the engine's caching
-# allocator (carved from larger segments), so ASan sees overruns of a
-# segment, not of one tensor. EMU_NO_DEVICE=1 makes the emulated driver
-# report no device.
+# -asan adds AddressSanitizer to the engine, the kernels and the emulated
+# runtime; run with ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1.
+# Device blocks come from the engine's caching allocator (carved from larger
+# segments), so ASan sees overruns of a segment, not of one tensor.
+# EMU_NO_DEVICE=1 makes the emulated driver report no device (the tests for
+# machines without a GPU).
 set -e
 cd "$(dirname "$0")/../.."
 HERE=scripts/cuda_emu

@@ -350,7 +350,7 @@ cudnnStatus_t cudnnGetConvolution2dForwardOutputDim(const cudnnConvolutionDescri
 /* the full check of a (big x, filter, small y) triple */
 static cudnnStatus_t check3(const char *fn, cudnnTensorDescriptor_t x, cudnnFilterDescriptor_t w,
                             cudnnConvolutionDescriptor_t cv, cudnnTensorDescriptor_t y) {
-  int n, c, h, wd;
+  int n = 0, c = 0, h = 0, wd = 0;
   cudnnStatus_t s = out_dim(fn, cv, x, w, &n, &c, &h, &wd);
   if (s) return s;
   if (!y || !y->set) return dnn_fail(CUDNN_STATUS_BAD_PARAM, fn, "unset output descriptor");
