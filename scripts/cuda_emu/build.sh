@@ -38,13 +38,26 @@ if [ "$1" = "-asan" ]; then
 fi
 CUDA=$PWD/$OUT/cuda
 mkdir -p "$CUDA/bin" "$CUDA/include" "$CUDA/lib64"
-cp $HERE/include/*.h "$CUDA/include/"
-cp $HERE/nvcc $HERE/transform.py "$CUDA/bin/"
-g++ -std=c++17 -O2 -g -fPIC -Wall -Wextra $EMU_CXXFLAGS -I"$CUDA/include" -c $HERE/emu_rt.cpp -o "$CUDA/lib64/emu_rt.o"
-rm -f "$CUDA/lib64/libcudart_static.a"
-ar rcs "$CUDA/lib64/libcudart_static.a" "$CUDA/lib64/emu_rt.o"
-gcc -O3 -Wall -Wextra -fPIC -shared -I"$CUDA/include" $HERE/stubs.c -o "$CUDA/lib64/libcudnn.so.9"
-cp "$CUDA/lib64/libcudnn.so.9" "$CUDA/lib64/libcublas.so"
+# Incremental: the copies keep their sources' times (the objects' dependency files name them), the
+# runtime and the libraries are rebuilt only when their sources changed, and a rebuilt runtime (linked
+# statically) forces a relink; a changed nvcc stand-in or transform recompiles the kernels.
+newer() { local t=$1; shift; [ ! -e "$t" ] && return 0; for f in "$@"; do [ "$f" -nt "$t" ] && return 0; done; return 1; }
+cp -p $HERE/include/*.h "$CUDA/include/"
+if newer "$CUDA/bin/transform.py" $HERE/transform.py || newer "$CUDA/bin/nvcc" $HERE/nvcc; then
+  rm -rf "$OUT/obj/kernels"
+fi
+cp -p $HERE/nvcc $HERE/transform.py "$CUDA/bin/"
+if newer "$CUDA/lib64/libcudart_static.a" $HERE/emu_rt.cpp $HERE/include/*.h $HERE/build.sh; then
+  g++ -std=c++17 -O2 -g -fPIC -Wall -Wextra $EMU_CXXFLAGS -I"$CUDA/include" -c $HERE/emu_rt.cpp -o "$CUDA/lib64/emu_rt.o"
+  rm -f "$CUDA/lib64/libcudart_static.a" "$OUT/semseg" "$OUT/lua/semseg/core.so"
+  ar rcs "$CUDA/lib64/libcudart_static.a" "$CUDA/lib64/emu_rt.o"
+fi
+if newer "$CUDA/lib64/libcudnn.so.9" $HERE/stubs.c $HERE/include/*.h $HERE/build.sh; then
+  gcc -O3 -Wall -Wextra -fPIC -shared -I"$CUDA/include" $HERE/stubs.c -o "$CUDA/lib64/libcudnn.so.9"
+  cp "$CUDA/lib64/libcudnn.so.9" "$CUDA/lib64/libcublas.so"
+fi
+# a make that called us (make emu-test from make CUDA=0 test ...) must not pass its variables down
+unset MAKEFLAGS MFLAGS MAKELEVEL
 make CUDA=1 CUDA_HOME="$CUDA" CUDNN_HOME="$CUDA" CUBLAS_HOME="$CUDA" NVCC="$CUDA/bin/nvcc" BUILD="$OUT" \
   "${extra[@]}" -j"$(nproc)" all
 echo "built $OUT/semseg (CUDA emulated on the host)"
