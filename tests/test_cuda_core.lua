@@ -160,6 +160,24 @@ test("the caching allocator reuses blocks, counts bytes and empties its cache", 
   check.eq(sg.cuda.memory_stats().peak_allocated, sg.cuda.memory_stats().allocated)
 end)
 
+test("moving a module's tensors (set_data_) moves their live-tensor count to the new device", function()
+  need_gpu()
+  collectgarbage(); collectgarbage()
+  local c0, h0 = sg.memory_stats("cuda"), sg.memory_stats("cpu")
+  local m = sg.nn.Conv2d(2, 3, 3) -- weight and bias
+  m:to("cuda")
+  collectgarbage(); collectgarbage()
+  local c1, h1 = sg.memory_stats("cuda"), sg.memory_stats("cpu")
+  check.eq(c1.tensors - c0.tensors, 2, "the two parameters count on cuda")
+  check.eq(h1.tensors - h0.tensors, 0, "and no longer on the cpu")
+  m = nil
+  collectgarbage(); collectgarbage()
+  local c2, h2 = sg.memory_stats("cuda"), sg.memory_stats("cpu")
+  check.eq(c2.tensors, c0.tensors, "cuda count back after freeing")
+  check.eq(h2.tensors, h0.tensors, "cpu count back after freeing")
+  check.truthy(c2.tensors >= 0, "never negative")
+end)
+
 test("an impossible allocation is a clean error and the device still works", function()
   need_gpu()
   local ok, err = pcall(sg.empty, {1 << 40}, {device = "cuda", dtype = "u8"}) -- 1 TiB

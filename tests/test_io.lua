@@ -518,9 +518,9 @@ test("errors: unsupported tensors and options for writing", function()
 end)
 
 test("errors: no library message reaches stderr, only the Lua error", function()
-  local exe = "build/semseg"
+  local exe = require("tests.proc").bin() -- the binary running the tests (build/semseg by default)
   local fh = io.open(exe, "rb")
-  if not fh then skip("build/semseg not found (run from the repository root)") end
+  if not fh then skip(exe .. " not found (run from the repository root)") end
   fh:close()
   local f = bad_files()
   local calls = {

@@ -20,7 +20,9 @@ test("memory_stats fields", function()
   check.eq(s2.bytes, s.bytes + 4000)
   check.truthy(s2.peak_bytes >= s2.bytes)
   local c = sg.memory_stats("cuda")
-  check.eq(c.bytes, 0, "no cuda memory in a cpu build")
+  check.eq(math.type(c.bytes), "integer", "cuda bytes")
+  -- with a device, tests that ran before may have left cached GPU tensors (predict's Gaussian maps)
+  if not sg.cuda.is_available() then check.eq(c.bytes, 0, "no cuda memory without a device") end
   t = nil
 end)
 

@@ -2,6 +2,7 @@
 -- sg.experiment.compare driven by small stand-ins for the model, training and prediction modules.
 local plot = sg.plot or require "semseg.plot"
 local report = sg.report or require "semseg.report"
+local BIN = require("tests.proc").bin() -- the binary running the tests (build/semseg by default)
 
 local tmpfiles = {}
 local function tmpdir()
@@ -253,9 +254,9 @@ end)
 test("experiment drivers load and validate their configuration (--check)", function()
   local d = tmpdir()
   for _, cmd in ipairs{
-    "build/semseg run experiments/compare_unets.lua /nonexistent --check --out '" .. d .. "/cu'",
-    "build/semseg run experiments/compare_unets.lua --full --check --out '" .. d .. "/cf'",
-    "build/semseg run experiments/drosophila_3class.lua --check --out '" .. d .. "/dr'",
+    BIN .. " run experiments/compare_unets.lua /nonexistent --check --out '" .. d .. "/cu'",
+    BIN .. " run experiments/compare_unets.lua --full --check --out '" .. d .. "/cf'",
+    BIN .. " run experiments/drosophila_3class.lua --check --out '" .. d .. "/dr'",
   } do
     local p = io.popen(cmd .. " 2>&1")
     local text = p:read("a")
@@ -267,7 +268,7 @@ test("experiment drivers load and validate their configuration (--check)", funct
       check.truthy(text:find("configuration OK", 1, true), text)
     end
   end
-  local out = io.popen("build/semseg run experiments/compare_unets.lua --check --epochs 0 2>&1"):read("a")
+  local out = io.popen(BIN .. " run experiments/compare_unets.lua --check --epochs 0 2>&1"):read("a")
   check.truthy(out:find("--epochs must be a positive integer", 1, true), out)
 end)
 

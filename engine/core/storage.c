@@ -37,7 +37,6 @@ sg_memstats sg_memory_stats(sg_device dev) {
   return s;
 }
 
-void sg_memstats_tensor_delta(sg_device dev, int d); /* used by tensor.c */
 void sg_memstats_tensor_delta(sg_device dev, int d) { mem[dev].live_tensors += d; }
 
 /* Large blocks (1 MiB and up) are mapped from the kernel directly, their size rounded up to one of

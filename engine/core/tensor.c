@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void sg_memstats_tensor_delta(sg_device dev, int d);
-
 sg_tensor *sg_tensor_incref(sg_tensor *t) { if (t) atomic_fetch_add(&t->refcount, 1); return t; }
 
 void sg_tensor_decref(sg_tensor *t) {

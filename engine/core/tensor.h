@@ -44,6 +44,8 @@ void sg_storage_decref(sg_storage *s);
 /* Memory accounting, per device. */
 typedef struct { int64_t live_tensors, live_storages, bytes, peak_bytes; } sg_memstats;
 sg_memstats sg_memory_stats(sg_device dev);
+/* A live tensor counted on dev (d = +1) or no longer (-1); a tensor's count follows its storage's device. */
+void sg_memstats_tensor_delta(sg_device dev, int d);
 /* Called with the byte count of an allocation about to happen; `urgent` after a
  * failed allocation (the hook should free what it can: a full Lua GC). */
 typedef void (*sg_pressure_fn)(void *ud, size_t nbytes, bool urgent);

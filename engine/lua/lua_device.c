@@ -13,6 +13,10 @@ static int m_set_data_(lua_State *L) {
     return luaL_error(L, "set_data_: a tensor that requires grad needs floating-point data, got %s",
                       sg_dtype_name(src->dtype));
   if (t != src) {
+    if (src->storage->device != t->storage->device) { /* the live-tensor count follows the data's device */
+      sg_memstats_tensor_delta(t->storage->device, -1);
+      sg_memstats_tensor_delta(src->storage->device, 1);
+    }
     sg_storage_incref(src->storage);
     sg_storage_decref(t->storage);
     t->storage = src->storage;

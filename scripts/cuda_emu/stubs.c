@@ -350,7 +350,7 @@ cudnnStatus_t cudnnGetConvolution2dForwardOutputDim(const cudnnConvolutionDescri
 /* the full check of a (big x, filter, small y) triple */
 static cudnnStatus_t check3(const char *fn, cudnnTensorDescriptor_t x, cudnnFilterDescriptor_t w,
                             cudnnConvolutionDescriptor_t cv, cudnnTensorDescriptor_t y) {
-  int n, c, h, wd;
+  int n = 0, c = 0, h = 0, wd = 0;
   cudnnStatus_t s = out_dim(fn, cv, x, w, &n, &c, &h, &wd);
   if (s) return s;
   if (!y || !y->set) return dnn_fail(CUDNN_STATUS_BAD_PARAM, fn, "unset output descriptor");
@@ -415,42 +415,70 @@ static void finish(void *out, int64_t n, int kind, const double *acc, double alp
   }
 }
 
+static double *to_double(const void *p, int64_t n, int kind) {
+  double *d = malloc((size_t)(n ? n : 1) * sizeof *d);
+  if (d && p)
+    for (int64_t i = 0; i < n; i++) d[i] = load(p, i, kind);
+  return d;
+}
+
+static int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+/* dir 0: forward (y from x, w), 1: backward data (x from y, w), 2: backward filter (w from x, y). The
+   operands are widened to double once; the loops run over (n, k, c, i, j, oh) with the valid range of ow
+   worked out per (j) so the innermost loop is a plain strided multiply-add. */
 static cudnnStatus_t run_conv(int dir, const geo *g, const void *alpha, const void *beta, const void *x,
                               const void *w, const void *y, void *out) {
   int kind = g->kind;
   int64_t nx = (int64_t)g->N * g->C * g->H * g->W, nw = (int64_t)g->K * g->Cg * g->kh * g->kw,
           ny = (int64_t)g->N * g->K * g->OH * g->OW;
   int64_t nout = dir == 0 ? ny : dir == 1 ? nx : nw;
+  double *X = dir == 1 ? NULL : to_double(x, nx, kind), *Wt = dir == 2 ? NULL : to_double(w, nw, kind);
+  double *Y = dir == 0 ? NULL : to_double(y, ny, kind);
   double *acc = calloc((size_t)(nout ? nout : 1), sizeof *acc);
-  if (!acc) return CUDNN_STATUS_INTERNAL_ERROR;
-  for (int n = 0; n < g->N; n++)
-    for (int k = 0; k < g->K; k++) {
-      int grp = k / g->Kg;
-      for (int oh = 0; oh < g->OH; oh++)
-        for (int ow = 0; ow < g->OW; ow++) {
-          int64_t yi = (((int64_t)n * g->K + k) * g->OH + oh) * g->OW + ow;
-          double yv = dir == 0 ? 0 : load(y, yi, kind), sum = 0;
-          for (int c = 0; c < g->Cg; c++) {
-            int cx = grp * g->Cg + c;
-            for (int i = 0; i < g->kh; i++) {
-              int ih = oh * g->sh - g->ph + i * g->dh;
-              if (ih < 0 || ih >= g->H) continue;
-              for (int j = 0; j < g->kw; j++) {
-                int iw = ow * g->sw - g->pw + j * g->dw;
-                if (iw < 0 || iw >= g->W) continue;
-                int64_t xi = (((int64_t)n * g->C + cx) * g->H + ih) * g->W + iw;
-                int64_t wi = (((int64_t)k * g->Cg + c) * g->kh + i) * g->kw + j;
-                if (dir == 0) sum += load(x, xi, kind) * load(w, wi, kind);
-                else if (dir == 1) acc[xi] += yv * load(w, wi, kind);
-                else acc[wi] += yv * load(x, xi, kind);
-              }
+  if ((dir != 1 && !X) || (dir != 2 && !Wt) || (dir != 0 && !Y) || !acc) {
+    free(X); free(Wt); free(Y); free(acc);
+    return CUDNN_STATUS_INTERNAL_ERROR;
+  }
+  double *xs = dir == 1 ? acc : X, *ws = dir == 2 ? acc : Wt, *ys = dir == 0 ? acc : Y;
+  for (int64_t n = 0; n < g->N; n++)
+    for (int64_t k = 0; k < g->K; k++) {
+      int64_t grp = k / g->Kg;
+      double *yp = ys + (n * g->K + k) * g->OH * g->OW;
+      for (int64_t c = 0; c < g->Cg; c++) {
+        double *xp = xs + (n * g->C + grp * g->Cg + c) * g->H * g->W;
+        for (int64_t i = 0; i < g->kh; i++) {
+          /* rows: ih = oh*sh - ph + i*dh in [0, H) */
+          int64_t off_h = i * g->dh - g->ph;
+          int64_t oh0 = ceil_div(-off_h, g->sh), oh1 = floor_div(g->H - 1 - off_h, g->sh);
+          if (oh0 < 0) oh0 = 0;
+          if (oh1 > g->OH - 1) oh1 = g->OH - 1;
+          for (int64_t j = 0; j < g->kw; j++) {
+            int64_t off_w = j * g->dw - g->pw;
+            int64_t ow0 = ceil_div(-off_w, g->sw), ow1 = floor_div(g->W - 1 - off_w, g->sw);
+            if (ow0 < 0) ow0 = 0;
+            if (ow1 > g->OW - 1) ow1 = g->OW - 1;
+            if (oh0 > oh1 || ow0 > ow1) continue;
+            double *wp = ws + ((k * g->Cg + c) * g->kh + i) * g->kw + j;
+            double wv = *wp, wsum = 0;
+            for (int64_t oh = oh0; oh <= oh1; oh++) {
+              double *xr = xp + (oh * g->sh + off_h) * g->W + off_w, *yr = yp + oh * g->OW;
+              int64_t sw = g->sw;
+              if (dir == 0)
+                for (int64_t ow = ow0; ow <= ow1; ow++) yr[ow] += wv * xr[ow * sw];
+              else if (dir == 1)
+                for (int64_t ow = ow0; ow <= ow1; ow++) xr[ow * sw] += wv * yr[ow];
+              else
+                for (int64_t ow = ow0; ow <= ow1; ow++) wsum += yr[ow] * xr[ow * sw];
             }
+            if (dir == 2) *wp += wsum;
           }
-          if (dir == 0) acc[yi] = sum;
         }
+      }
     }
   finish(out, nout, kind, acc, scal(alpha, kind), scal(beta, kind));
-  free(acc);
+  free(X); free(Wt); free(Y); free(acc);
   return CUDNN_STATUS_SUCCESS;
 }
 
