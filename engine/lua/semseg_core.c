@@ -4,14 +4,17 @@
 #include <time.h>
 
 /* Lua cannot see tensor bytes: step the collector when the tensor memory in
- * use has grown by GC_STEP_BYTES since the last step (tensors that are freed
+ * use on a device has grown by its STEP_BYTES since the last step (tensors that are freed
  * as they die, closed ones and autograd's, do not call for a collection; dead
  * ones waiting for the collector do), and run a full collection when an
  * allocation fails, before retrying it. */
 static lua_State *main_state;
 static pthread_t main_thread; /* worker threads never touch the Lua state */
-static long long live_at_step; /* cpu tensor bytes in use after the last step */
-#define GC_STEP_BYTES ((long long)64 << 20)
+/* Per device: bytes in use after the last step, and the growth that calls for
+ * the next one. Device memory is scarcer and every dead GPU tensor waiting for
+ * the collector holds it, so the GPU steps sooner. */
+static long long live_at_step[SG_NDEVICES];
+static const long long STEP_BYTES[SG_NDEVICES] = {(long long)64 << 20, (long long)16 << 20};
 
 static void pressure(void *ud, size_t nbytes, bool urgent) {
   (void)ud;
@@ -19,14 +22,19 @@ static void pressure(void *ud, size_t nbytes, bool urgent) {
   if (urgent) {
     lua_gc(main_state, LUA_GCCOLLECT);
     lua_gc(main_state, LUA_GCCOLLECT);
-    live_at_step = sg_memory_stats(SG_CPU).bytes;
+    for (int d = 0; d < SG_NDEVICES; d++) live_at_step[d] = sg_memory_stats((sg_device)d).bytes;
     return;
   }
-  long long live = sg_memory_stats(SG_CPU).bytes + (long long)nbytes;
-  if (live < live_at_step) live_at_step = live; /* memory was freed: count growth from here */
-  if (live - live_at_step > GC_STEP_BYTES) {
-    lua_gc(main_state, LUA_GCSTEP, (int)(GC_STEP_BYTES >> 10));
-    live_at_step = sg_memory_stats(SG_CPU).bytes + (long long)nbytes;
+  bool step = false;
+  long long live[SG_NDEVICES];
+  for (int d = 0; d < SG_NDEVICES; d++) {
+    live[d] = sg_memory_stats((sg_device)d).bytes + (long long)nbytes; /* the request may be on either */
+    if (live[d] < live_at_step[d]) live_at_step[d] = live[d]; /* memory was freed: count growth from here */
+    if (live[d] - live_at_step[d] > STEP_BYTES[d]) step = true;
+  }
+  if (step) {
+    lua_gc(main_state, LUA_GCSTEP, (int)(STEP_BYTES[SG_CPU] >> 10));
+    for (int d = 0; d < SG_NDEVICES; d++) live_at_step[d] = sg_memory_stats((sg_device)d).bytes + (long long)nbytes;
   }
 }
 
