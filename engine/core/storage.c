@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* mremap */
 /* Storage allocation and per-device memory accounting. */
 #include "tensor.h"
 #ifdef SG_HAVE_CUDA
@@ -41,16 +42,17 @@ void sg_memstats_tensor_delta(sg_device dev, int d); /* used by tensor.c */
 void sg_memstats_tensor_delta(sg_device dev, int d) { mem[dev].live_tensors += d; }
 
 /* Large blocks (1 MiB and up) are mapped from the kernel directly, their size rounded up to one of
- * eight classes per power of two (at most 12.5 % more; pages never touched cost nothing), and kept on
- * a small free list when released, to be handed out again for a request of the same class: a
- * training step allocates the same activation, gradient and scratch sizes every step, and a fresh
- * mapping is faulted in and zeroed by the kernel page by page (a fifth of a U-Net step). Transparent
- * huge pages are asked for (fewer faults, fewer TLB misses in the kernels).
- * The list must not hold memory that is not coming back: a request it cannot serve first unmaps at
- * least as many cached bytes, oldest first, so the process does not grow while blocks of other classes
- * sit there (they would add to the peak resident memory); and it holds at most CACHE_SLOTS blocks and
- * CACHE_BYTES bytes. Unmapped memory leaves the process at once, where glibc's heap would keep it.
- * sg_storage_new empties the list before giving up on an allocation.
+ * eight classes per power of two (at most 12.5 % more; pages never touched cost nothing), with
+ * transparent huge pages asked for (fewer faults, fewer TLB misses in the kernels). A fresh mapping is
+ * faulted in and zeroed by the kernel page by page (a fifth of a U-Net training step when every
+ * activation, gradient and conv scratch buffer is fresh), so released blocks go on a small list and
+ * serve later requests: a block of the request's class, else the smallest larger one (cut down with
+ * mremap when more than twice the size), else the largest one grown with mremap (only the growth is
+ * faulted in). Memory a step frees is so reused by the next whatever the sizes, and the list does not
+ * hold blocks of sizes nobody asks for again (an exact-size list kept up to its cap of them: they add
+ * to the peak resident memory, as does what glibc's heap keeps of freed memory). At most CACHE_SLOTS
+ * blocks and CACHE_BYTES bytes are held, the oldest unmapped first. sg_storage_new empties the list
+ * before giving up on an allocation.
  * Off under AddressSanitizer (plain malloc) so that it still sees every use after free. */
 #if defined(__SANITIZE_ADDRESS__)
 #define SG_BLOCK_CACHE 0
@@ -80,14 +82,22 @@ static size_t size_class(size_t n) {
 
 static bool is_large(size_t rounded) { return SG_BLOCK_CACHE && rounded >= CACHE_MIN; }
 
-static void *map_block(size_t n) {
-  void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+/* A large block is a private anonymous mapping of `size` bytes whose first HDR bytes record that size
+ * (a block handed out again may be larger than its class); the data starts after them. */
+#define HDR ((size_t)64)
+static size_t block_size(void *data) { return *(size_t *)((char *)data - HDR); }
+
+static void *map_block(size_t size) {
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return NULL;
 #ifdef MADV_HUGEPAGE
-  madvise(p, n, MADV_HUGEPAGE);
+  madvise(p, size, MADV_HUGEPAGE);
 #endif
-  return p;
+  *(size_t *)p = size;
+  return (char *)p + HDR;
 }
+
+static void unmap_block(void *data) { munmap((char *)data - HDR, block_size(data)); }
 
 /* removes entry k, keeping the order; caller holds the lock */
 static void cache_take(int k) {
@@ -97,37 +107,56 @@ static void cache_take(int k) {
 }
 
 /* takes the oldest blocks off the list until `bytes` are released (or none is left) into out[] (at
- * most CACHE_SLOTS, sizes in outn[]); the caller unmaps them outside the lock */
-static int cache_evict(size_t bytes, void **out, size_t *outn) {
+ * most CACHE_SLOTS); the caller unmaps them outside the lock */
+static int cache_evict(size_t bytes, void **out) {
   int n = 0;
   size_t got = 0;
   while (cache_count > 0 && got < bytes) {
-    out[n] = cache[0].p;
-    outn[n++] = cache[0].n;
+    out[n++] = cache[0].p;
     got += cache[0].n;
     cache_take(0);
   }
   return n;
 }
 
+/* A request is served by a cached block when there is one: of its own class, else the smallest one
+ * large enough (handed out whole when at most twice the size, else cut down to size, its tail
+ * unmapped), else the largest one grown to size (only the growth is faulted in). Memory freed by one
+ * step is so reused by the next whatever the sizes, and the cache does not keep blocks of sizes that
+ * are not asked for again. */
 static void *cpu_alloc(size_t n) {
   size_t rounded = round64(n);
   if (!is_large(rounded)) return aligned_alloc(64, rounded);
-  size_t cls = size_class(rounded);
-  void *p = NULL, *gone[CACHE_SLOTS];
-  size_t gonen[CACHE_SLOTS];
-  int ngone = 0;
+  size_t want = size_class(rounded + HDR);
+  void *p = NULL;
+  size_t have = 0;
   pthread_mutex_lock(&cache_lock);
-  for (int k = cache_count - 1; k >= 0; k--)
-    if (cache[k].n == cls) {
-      p = cache[k].p;
-      cache_take(k);
-      break;
-    }
-  if (!p) ngone = cache_evict(cls, gone, gonen);
+  int exact = -1, fit = -1, big = -1;
+  for (int k = cache_count - 1; k >= 0 && exact < 0; k--) {
+    size_t c = cache[k].n;
+    if (c == want) exact = k;
+    else if (c > want && (fit < 0 || c < cache[fit].n)) fit = k;
+    else if (c < want && (big < 0 || c > cache[big].n)) big = k;
+  }
+  int k = exact >= 0 ? exact : fit >= 0 ? fit : big;
+  if (k >= 0) {
+    p = cache[k].p;
+    have = cache[k].n;
+    cache_take(k);
+  }
   pthread_mutex_unlock(&cache_lock);
-  for (int k = 0; k < ngone; k++) munmap(gone[k], gonen[k]);
-  return p ? p : map_block(cls);
+  if (p && (have < want || have > 2 * want)) {
+    char *base = (char *)p - HDR;
+    void *q = mremap(base, have, want, MREMAP_MAYMOVE);
+    if (q == MAP_FAILED) {
+      munmap(base, have);
+      p = NULL;
+    } else {
+      *(size_t *)q = want;
+      p = (char *)q + HDR;
+    }
+  }
+  return p ? p : map_block(want);
 }
 
 static void cpu_free(void *p, size_t n) {
@@ -137,23 +166,22 @@ static void cpu_free(void *p, size_t n) {
     free(p);
     return;
   }
-  size_t cls = size_class(rounded);
-  if (cls > CACHE_BYTES) {
-    munmap(p, cls);
+  size_t size = block_size(p);
+  if (size > CACHE_BYTES) {
+    unmap_block(p);
     return;
   }
   void *gone[CACHE_SLOTS];
-  size_t gonen[CACHE_SLOTS];
   int ngone = 0;
   pthread_mutex_lock(&cache_lock);
-  if (cache_count == CACHE_SLOTS || cache_bytes + cls > CACHE_BYTES)
-    ngone = cache_evict(cache_count == CACHE_SLOTS ? 1 : cache_bytes + cls - CACHE_BYTES, gone, gonen);
+  if (cache_count == CACHE_SLOTS || cache_bytes + size > CACHE_BYTES)
+    ngone = cache_evict(cache_count == CACHE_SLOTS ? 1 : cache_bytes + size - CACHE_BYTES, gone);
   cache[cache_count].p = p;
-  cache[cache_count].n = cls;
+  cache[cache_count].n = size;
   cache_count++;
-  cache_bytes += cls;
+  cache_bytes += size;
   pthread_mutex_unlock(&cache_lock);
-  for (int k = 0; k < ngone; k++) munmap(gone[k], gonen[k]);
+  for (int k = 0; k < ngone; k++) unmap_block(gone[k]);
 }
 
 static void free_data(sg_device dev, bool pinned, void *data, size_t nbytes) {
@@ -168,7 +196,7 @@ static void free_data(sg_device dev, bool pinned, void *data, size_t nbytes) {
 /* releases every cached block (before retrying a failed allocation) */
 static void cpu_cache_flush(void) {
   pthread_mutex_lock(&cache_lock);
-  for (int k = 0; k < cache_count; k++) munmap(cache[k].p, cache[k].n);
+  for (int k = 0; k < cache_count; k++) unmap_block(cache[k].p);
   cache_count = 0;
   cache_bytes = 0;
   pthread_mutex_unlock(&cache_lock);
