@@ -153,3 +153,45 @@ test("batch norm kernels: the fused ReLU equals relu(batch_norm), results do not
   end
   F._threads(t0)
 end)
+
+test("max pooling (f32 kernels) equals the generic loops: values, indices, gradients", function()
+  sg.manual_seed(31)
+  math.randomseed(31)
+  local r = math.random
+  local cases = {
+    {{2, 3, 8, 8}, {kernel = 2}}, {{1, 4, 9, 11}, {kernel = 3, stride = 2, padding = 1}},
+    {{3, 2, 7, 5}, {kernel = {3, 2}, stride = {1, 2}, padding = {1, 0}}},
+    {{2, 16, 13, 13}, {kernel = 3, stride = 1, padding = 1}}, {{1, 1, 1, 1}, {kernel = 1}},
+    {{2, 8, 6, 7}, {kernel = 2, padding = 1}}, {{4, 24, 64, 66}, {kernel = 2}}, {{2, 32, 10, 10}, {kernel = 3, stride = 2}},
+  }
+  for k = 1, 30 do
+    local H, W = r(1, 12), r(1, 12)
+    local kh, kw = r(1, math.min(4, H)), r(1, math.min(4, W))
+    cases[#cases + 1] = {{r(1, 3), r(1, 20), H, W},
+      {kernel = {kh, kw}, stride = {r(1, 3), r(1, 3)}, padding = {r(0, kh // 2), r(0, kw // 2)}}, r(2) == 1}
+  end
+  on_threads(function(t)
+    for k, c in ipairs(cases) do
+      local what = string.format("case %d on %d threads", k, t)
+      local x = sg.randn(c[1])
+      if c[3] then x = x:relu() end -- many tied maxima (zeros): the first one wins
+      local y, yr, g, gr = both({x}, function(a) return (F.max_pool2d(a, c[2])) end)
+      check.eq(F._pool_path(), "loops", what .. ": f64 path") -- the last run was the f64 one
+      same(y, yr, what .. " output")
+      local _, i32 = F.max_pool2d(x, c[2])
+      check.eq(F._pool_path(), "kernel", what .. ": f32 path")
+      local _, i64 = F.max_pool2d(x:to("f64"), c[2])
+      check.eq(i32:eq(i64):all():item(), true, what .. " indices")
+      close(g[1], gr[1], 1e-6, what .. " gradient")
+    end
+  end)
+  -- NaN wins its window (and stops the search); windows of -inf give -inf at their first position
+  local x = sg.randn{1, 2, 4, 4}
+  x[{1, 1, 2, 3}] = 0 / 0
+  local v, i = F.max_pool2d(x, {kernel = 2})
+  check.truthy(v[{1, 1, 1, 2}]:item() ~= v[{1, 1, 1, 2}]:item(), "NaN wins its window")
+  check.eq(i[{1, 1, 1, 2}]:item(), 6)
+  local v2, i2 = F.max_pool2d(sg.full(-math.huge, {1, 1, 4, 4}), {kernel = 2})
+  check.eq(v2:amax():item(), -math.huge)
+  check.eq(i2:flatten():totable(), {0, 2, 8, 10})
+end)
