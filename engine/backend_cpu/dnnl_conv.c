@@ -315,6 +315,36 @@ static int entry_get(sg_dnnl_kind kind, const sg_dnnl_geom *g, bool has_bias, bo
  * winograd scratchpad for good), and taken from the allocator's block cache,
  * so a training step's repeated sizes are not faulted in again (oneDNN's own
  * scratchpad would be allocated afresh on every execution). */
+/* Blocked copies of inputs kept for the calls of one sg_dnnl_conv_share_begin /
+ * _end bracket (this thread only): the backward's data and weight gradients
+ * both read the output gradient in the same blocked layout, reordered once. */
+#define MEMO 4
+static _Thread_local struct {
+  bool on;
+  int n;
+  struct { const void *user; dnnl_memory_desc_t md; sg_storage *copy; } e[MEMO];
+} memo;
+
+void sg_dnnl_conv_share_begin(void) { memo.on = true; }
+void sg_dnnl_conv_share_end(void) {
+  for (int k = 0; k < memo.n; k++) sg_storage_decref(memo.e[k].copy);
+  memset(&memo, 0, sizeof memo);
+}
+
+static sg_storage *memo_find(const void *user, const dnnl_memory_desc_t *md) {
+  for (int k = 0; memo.on && k < memo.n; k++)
+    if (memo.e[k].user == user && dnnl_memory_desc_equal(&memo.e[k].md, md)) return memo.e[k].copy;
+  return NULL;
+}
+
+static void memo_add(const void *user, const dnnl_memory_desc_t *md, sg_storage *copy) {
+  if (!memo.on || memo.n == MEMO) return;
+  sg_storage_incref(copy);
+  memo.e[memo.n].user = user;
+  memo.e[memo.n].md = *md;
+  memo.e[memo.n++].copy = copy;
+}
+
 static int run(entry_t *e, void *const bufs[4]) {
   dnnl_memory_t user[MAX_IO] = {0}, prim[MAX_IO] = {0}, spad = NULL;
   sg_storage *hold[MAX_IO + 1] = {0};
@@ -334,13 +364,16 @@ static int run(entry_t *e, void *const bufs[4]) {
     args[k].arg = io->arg;
     args[k].memory = user[k];
     if (!io->reorder) continue;
-    void *blocked = sg_dnnl_transient(dnnl_memory_desc_get_size(&io->prim), &hold[k], "conv");
+    sg_storage *have = io->out ? NULL : memo_find(bufs[io->buf], &io->prim);
+    if (have) sg_storage_incref(hold[k] = have);
+    void *blocked = have ? have->data : sg_dnnl_transient(dnnl_memory_desc_get_size(&io->prim), &hold[k], "conv");
     if (!blocked) goto fail;
     CK(dnnl_memory_create, (&prim[k], &io->prim, eng, blocked));
     args[k].memory = prim[k];
-    if (!io->out) {
+    if (!io->out && !have) {
       dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, user[k]}, {DNNL_ARG_TO, prim[k]}};
       CK(dnnl_primitive_execute, (io->reorder, strm, 2, ra));
+      memo_add(bufs[io->buf], &io->prim, hold[k]);
     }
   }
   CK(dnnl_primitive_execute, (e->prim, strm, nargs, args));
@@ -392,6 +425,9 @@ int sg_dnnl_conv(sg_dnnl_kind kind, const sg_dnnl_geom *g, float *big, float *w,
 }
 
 #else /* !SG_HAVE_DNNL */
+
+void sg_dnnl_conv_share_begin(void) {}
+void sg_dnnl_conv_share_end(void) {}
 
 bool sg_dnnl_compiled(void) { return false; }
 bool sg_dnnl_enabled(void) { (void)env_choice; return false; }
