@@ -45,17 +45,14 @@ void sg_memstats_tensor_delta(sg_device dev, int d) { mem[dev].live_tensors += d
  * eight classes per power of two (at most 12.5 % more; pages never touched cost nothing), with
  * transparent huge pages asked for (fewer faults, fewer TLB misses in the kernels). A fresh mapping is
  * faulted in and zeroed by the kernel page by page (a fifth of a U-Net training step when every
- * activation, gradient and conv scratch buffer is fresh), so released blocks go on a small list and
- * serve later requests: a block of the request's class, else the smallest larger one (cut down with
- * mremap when more than twice the size), else the largest one grown with mremap (only the growth is
- * faulted in). Memory a step frees is so reused by the next whatever the sizes, and the list does not
- * hold blocks of sizes nobody asks for again (an exact-size list kept up to its cap of them: they add
- * to the peak resident memory, as does what glibc's heap keeps of freed memory). At most CACHE_SLOTS
- * blocks and CACHE_BYTES bytes are held, the oldest unmapped first: as the list drains into whatever
- * is asked for, its cap barely shows in the peak (unet16 128x128 b4 and unet32 256x256 b1 peak within
- * 2 MB with 256 MiB or 1 GiB), while a small cap on large models unmaps what the next step needs
- * (attention_residual_unet32 256x256 b4: 1.5 s of kernel time per 4.3 s step with 256 MiB, 0.2 s
- * with 1 GiB). sg_storage_new empties the list
+ * activation, gradient and conv scratch buffer is fresh), so released blocks go on a list and serve
+ * later requests whatever their size (see cpu_alloc); the list drains into what is asked for, so it
+ * does not keep blocks of sizes nobody asks for again (an exact-size list kept them up to its cap;
+ * they add to the peak resident memory, as does what glibc's heap keeps of freed memory).
+ * At most CACHE_SLOTS blocks and CACHE_BYTES bytes are held, the oldest unmapped first; near the peak
+ * of the memory in use, the resident total is held within that peak plus SLACK. A small cap would
+ * unmap what the next step needs on large models (attention_residual_unet32 256x256 b4: 1.5 s of
+ * kernel time per 4.3 s step with 256 MiB, 0.2 s with 1 GiB). sg_storage_new empties the list
  * before giving up on an allocation.
  * Off under AddressSanitizer (plain malloc) so that it still sees every use after free. */
 #if defined(__SANITIZE_ADDRESS__)
@@ -71,6 +68,7 @@ void sg_memstats_tensor_delta(sg_device dev, int d) { mem[dev].live_tensors += d
 #define CACHE_MIN ((size_t)1 << 20)
 #define CACHE_SLOTS 128
 #define CACHE_BYTES ((size_t)1 << 30)
+#define SLACK ((long long)64 << 20)
 static struct { void *p; size_t n; } cache[CACHE_SLOTS]; /* oldest first */
 static int cache_count;
 static size_t cache_bytes;
@@ -124,10 +122,10 @@ static int cache_evict(size_t bytes, void **out) {
 }
 
 /* A request is served by a cached block when there is one: of its own class, else the smallest one
- * large enough (handed out whole when at most twice the size, else cut down to size, its tail
- * unmapped), else the largest one grown to size (only the growth is faulted in). Memory freed by one
- * step is so reused by the next whatever the sizes, and the cache does not keep blocks of sizes that
- * are not asked for again. */
+ * large enough (handed out whole when at most 25 % larger, else cut down to size, its tail unmapped:
+ * a tensor that lives long would keep the excess resident), else the largest one grown to size (only
+ * the growth is faulted in). Memory freed by one step is so reused by the next whatever the sizes,
+ * and the cache does not keep blocks of sizes that are not asked for again. */
 static void *cpu_alloc(size_t n) {
   size_t rounded = round64(n);
   if (!is_large(rounded)) return aligned_alloc(64, rounded);
@@ -148,8 +146,19 @@ static void *cpu_alloc(size_t n) {
     have = cache[k].n;
     cache_take(k);
   }
+  /* Near the peak of the memory in use, what is resident must stay within that peak plus SLACK: new
+   * memory about to be faulted in first unmaps the oldest cached blocks beyond it, and a larger
+   * cached block is cut down to size rather than handed out whole. Away from the peak the cache keeps
+   * what it has and larger blocks go out whole (both save faults). */
+  void *gone[CACHE_SLOTS];
+  int ngone = 0;
+  long long live = mem[SG_CPU].bytes + (long long)want, peak = mem[SG_CPU].peak;
+  long long room = (peak > live ? peak : live) + SLACK - live - (long long)cache_bytes;
+  bool tight = room < (long long)(have > want ? have - want : 0);
+  if (have < want && room < 0) ngone = cache_evict((size_t)-room, gone);
   pthread_mutex_unlock(&cache_lock);
-  if (p && (have < want || have > 2 * want)) {
+  for (int j = 0; j < ngone; j++) unmap_block(gone[j]);
+  if (p && have != want && (have < want || have / 4 > want / 5 || tight)) {
     char *base = (char *)p - HDR;
     void *q = mremap(base, have, want, MREMAP_MAYMOVE);
     if (q == MAP_FAILED) {
