@@ -365,3 +365,22 @@ void sg_cpu_maxpool_bwd(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_
     for (int64_t k = 0; k < os; k++) o[ip[k]] += gp[k];
   }
 }
+
+/* ---------------------------------------------------------------- sums over a middle dim */
+#define SUM_BLOCK 512
+void sg_cpu_sum_mid(int64_t A, int64_t R, int64_t B, const float *restrict x, float *restrict out) {
+  int64_t nb = (B + SUM_BLOCK - 1) / SUM_BLOCK;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (A * R * B >= PAR_MIN)
+#endif
+  for (int64_t t = 0; t < A * nb; t++) {
+    int64_t a = t / nb, b0 = (t % nb) * SUM_BLOCK, n = B - b0 < SUM_BLOCK ? B - b0 : SUM_BLOCK;
+    double acc[SUM_BLOCK];
+    for (int64_t j = 0; j < n; j++) acc[j] = 0.0;
+    for (int64_t r = 0; r < R; r++) {
+      const float *row = x + (a * R + r) * B + b0;
+      for (int64_t j = 0; j < n; j++) acc[j] += row[j];
+    }
+    for (int64_t j = 0; j < n; j++) out[a * B + b0 + j] = (float)acc[j];
+  }
+}
