@@ -87,21 +87,32 @@ static size_t size_class(size_t n) {
 static bool is_large(size_t rounded) { return SG_BLOCK_CACHE && rounded >= CACHE_MIN; }
 
 /* A large block is a private anonymous mapping of `size` bytes whose first HDR bytes record that size
- * (a block handed out again may be larger than its class); the data starts after them. */
+ * (a block handed out again may be larger than its class) and whether it is one: when the kernel
+ * refuses a mapping (vm.max_map_count reached by very many live blocks) it comes from malloc instead
+ * and is freed, not cached. The data starts after the HDR bytes. */
 #define HDR ((size_t)64)
-static size_t block_size(void *data) { return *(size_t *)((char *)data - HDR); }
+static size_t block_size(void *data) { return ((size_t *)((char *)data - HDR))[0]; }
+static bool block_mapped(void *data) { return ((size_t *)((char *)data - HDR))[1] == 0; }
 
 static void *map_block(size_t size) {
   void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return NULL;
+  size_t mapped = 1;
+  if (p == MAP_FAILED) {
+    if (!(p = aligned_alloc(64, size))) return NULL;
+    mapped = 0;
+  }
 #ifdef MADV_HUGEPAGE
-  madvise(p, size, MADV_HUGEPAGE);
+  else madvise(p, size, MADV_HUGEPAGE);
 #endif
-  *(size_t *)p = size;
+  ((size_t *)p)[0] = size;
+  ((size_t *)p)[1] = !mapped;
   return (char *)p + HDR;
 }
 
-static void unmap_block(void *data) { munmap((char *)data - HDR, block_size(data)); }
+static void unmap_block(void *data) {
+  if (block_mapped(data)) munmap((char *)data - HDR, block_size(data));
+  else free((char *)data - HDR);
+}
 
 /* removes entry k, keeping the order; caller holds the lock */
 static void cache_take(int k) {
@@ -176,7 +187,7 @@ static void *cpu_alloc(size_t n) {
       munmap(base, have);
       p = NULL;
     } else {
-      *(size_t *)q = want;
+      ((size_t *)q)[0] = want;
       p = (char *)q + HDR;
     }
   }
@@ -191,7 +202,7 @@ static void cpu_free(void *p, size_t n) {
     return;
   }
   size_t size = block_size(p);
-  if (size > CACHE_BYTES) {
+  if (size > CACHE_BYTES || !block_mapped(p)) {
     unmap_block(p);
     return;
   }
