@@ -153,17 +153,23 @@ static dnnl_status_t make_mds(const sg_dnnl_geom *g, bool any, bool plain, dnnl_
 }
 
 /* Winograd F(4x4, 3x3) where oneDNN has it (AVX-512) and it beats the direct
- * kernels: 3x3, stride 1, no dilation, one group, 16 or more input and output
- * channels and an output of at least 16x16 (measured on U-Net layers: 1.3-3x
- * faster in all three passes; with one input channel or an 8x8 output it is
- * slower). Its results differ from the direct algorithm's by rounding (about
- * 1e-6 relative) and depend on the thread count. Off in deterministic mode and
- * with SEMSEG_WINOGRAD=0. */
+ * kernels: 3x3, stride 1, no dilation, one group, N x output H x W of at least
+ * 1024, and enough channels on the side the pass transforms: 32 or more
+ * input channels for the forward pass, 32 or more output channels for the data
+ * gradient, 16 on both sides for the weight gradient. Measured per layer on
+ * unet16/32/64 at 128/256, batch 1 and 4, on 1 and 2 threads: 1.5-3x faster
+ * there; with 16 channels at 128x128, batch 1 at 16x16, or an 8x8 output it is
+ * slower (on 2 threads as low as 0.5x), so those stay direct. Its results
+ * differ from the direct algorithm's by rounding (about 1e-6 relative) and
+ * depend on the thread count. Off in deterministic mode and with
+ * SEMSEG_WINOGRAD=0. */
 static int wino_env = -1;
-static bool use_winograd(const sg_dnnl_geom *g) {
+static bool use_winograd(sg_dnnl_kind kind, const sg_dnnl_geom *g) {
   if (wino_env < 0) wino_env = env_flag("SEMSEG_WINOGRAD", true);
-  return wino_env && !sg_conv_deterministic() && g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 &&
-         g->dh == 1 && g->dw == 1 && g->G == 1 && g->Cb >= 16 && g->Cs >= 16 && g->Hs * g->Ws >= 256;
+  if (!wino_env || sg_conv_deterministic() || g->kh != 3 || g->kw != 3 || g->sh != 1 || g->sw != 1 || g->dh != 1 ||
+      g->dw != 1 || g->G != 1 || g->Cb < 16 || g->Cs < 16 || g->N * g->Hs * g->Ws < 1024 || g->Hs * g->Ws < 256)
+    return false;
+  return kind == SG_DNNL_FWD ? g->Cb >= 32 : kind == SG_DNNL_BWD_DATA ? g->Cs >= 32 : true;
 }
 
 /* Winograd keeps transformed copies of the data and weights in its scratchpad,
@@ -423,7 +429,7 @@ int sg_dnnl_conv(sg_dnnl_kind kind, const sg_dnnl_geom *g, float *big, float *w,
 #endif
   entry_t *e = NULL;
   int rc = ensure_engine();
-  if (!rc) rc = entry_get(kind, g, bias != NULL, use_winograd(g), &e);
+  if (!rc) rc = entry_get(kind, g, bias != NULL, use_winograd(kind, g), &e);
   if (rc == 1) {
     void *const bufs[4] = {big, w, small, bias};
     rc = run(e, bufs) ? -1 : 1;
