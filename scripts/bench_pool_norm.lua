@@ -1,5 +1,7 @@
--- Forward + backward time of pooling and batch norm, oneDNN path against the
--- engine's loops (f32).
+-- Forward + backward time of average pooling, oneDNN path against the
+-- engine's loops (f32). Max pooling and batch norm run the cpu kernels
+-- (backend_cpu/cpu_kernels.c) whatever the switch: scripts/bench_bn_relu.lua
+-- times batch norm and its fused ReLU.
 --   build/semseg run scripts/bench_pool_norm.lua [N C H W [iters]]
 -- defaults: x [8,64,128,128], 5 timed iterations after one warm-up.
 -- SEMSEG_DNNL=0 in the environment runs the loops only.
@@ -20,16 +22,11 @@ paths[#paths + 1] = "loops"
 sg.manual_seed(1)
 local x = sg.randn({N, C, H, W}, "f32"):requires_grad()
 local wt, bs = sg.randn({C}, "f32"):requires_grad(), sg.randn({C}, "f32"):requires_grad()
-local rm, rv = sg.zeros({C}, "f32"), sg.ones({C}, "f32")
 
 local cases = {
-  {"max_pool2d 2x2", F._pool_path, function() return F.max_pool2d(x, {kernel=2}) end},
-  {"max_pool2d 3x3 s2 p1", F._pool_path, function() return F.max_pool2d(x, {kernel=3, stride=2, padding=1}) end},
   {"avg_pool2d 2x2", F._pool_path, function() return F.avg_pool2d(x, {kernel=2}) end},
   {"avg_pool2d 3x3 s1 p1", F._pool_path, function() return F.avg_pool2d(x, {kernel=3, stride=1, padding=1}) end},
   {"adaptive_avg_pool2d 1", F._pool_path, function() return F.adaptive_avg_pool2d(x, 1) end},
-  {"batch_norm training", F._bn_path, function() return F.batch_norm(x, rm, rv, wt, bs, {training=true}) end},
-  {"batch_norm eval", F._bn_path, function() return F.batch_norm(x, rm, rv, wt, bs, {training=false}) end},
 }
 
 print(string.format("x [%d,%d,%d,%d] f32, %d iterations (mean ms)", N, C, H, W, iters))

@@ -153,3 +153,99 @@ test("batch norm kernels: the fused ReLU equals relu(batch_norm), results do not
   end
   F._threads(t0)
 end)
+
+test("max pooling (f32 kernels) equals the generic loops: values, indices, gradients", function()
+  sg.manual_seed(31)
+  math.randomseed(31)
+  local r = math.random
+  local cases = {
+    {{2, 3, 8, 8}, {kernel = 2}}, {{1, 4, 9, 11}, {kernel = 3, stride = 2, padding = 1}},
+    {{3, 2, 7, 5}, {kernel = {3, 2}, stride = {1, 2}, padding = {1, 0}}},
+    {{2, 16, 13, 13}, {kernel = 3, stride = 1, padding = 1}}, {{1, 1, 1, 1}, {kernel = 1}},
+    {{2, 8, 6, 7}, {kernel = 2, padding = 1}}, {{4, 24, 64, 66}, {kernel = 2}}, {{2, 32, 10, 10}, {kernel = 3, stride = 2}},
+  }
+  for k = 1, 30 do
+    local H, W = r(1, 12), r(1, 12)
+    local kh, kw = r(1, math.min(4, H)), r(1, math.min(4, W))
+    cases[#cases + 1] = {{r(1, 3), r(1, 20), H, W},
+      {kernel = {kh, kw}, stride = {r(1, 3), r(1, 3)}, padding = {r(0, kh // 2), r(0, kw // 2)}}, r(2) == 1}
+  end
+  on_threads(function(t)
+    for k, c in ipairs(cases) do
+      local what = string.format("case %d on %d threads", k, t)
+      local x = sg.randn(c[1])
+      if c[3] then x = x:relu() end -- many tied maxima (zeros): the first one wins
+      local y, yr, g, gr = both({x}, function(a) return (F.max_pool2d(a, c[2])) end)
+      check.eq(F._pool_path(), "loops", what .. ": f64 path") -- the last run was the f64 one
+      same(y, yr, what .. " output")
+      local _, i32 = F.max_pool2d(x, c[2])
+      check.eq(F._pool_path(), "kernel", what .. ": f32 path")
+      local _, i64 = F.max_pool2d(x:to("f64"), c[2])
+      check.eq(i32:eq(i64):all():item(), true, what .. " indices")
+      close(g[1], gr[1], 1e-6, what .. " gradient")
+    end
+  end)
+  -- NaN wins its window (and stops the search); windows of -inf give -inf at their first position
+  local x = sg.randn{1, 2, 4, 4}
+  x[{1, 1, 2, 3}] = 0 / 0
+  local v, i = F.max_pool2d(x, {kernel = 2})
+  check.truthy(v[{1, 1, 1, 2}]:item() ~= v[{1, 1, 1, 2}]:item(), "NaN wins its window")
+  check.eq(i[{1, 1, 1, 2}]:item(), 6)
+  local v2, i2 = F.max_pool2d(sg.full(-math.huge, {1, 1, 4, 4}), {kernel = 2})
+  check.eq(v2:amax():item(), -math.huge)
+  check.eq(i2:flatten():totable(), {0, 2, 8, 10})
+end)
+
+test("fused bce_with_logits matches the composed reference, gradients included, on any thread count", function()
+  sg.manual_seed(60)
+  for _, dt in ipairs{"f32", "f64"} do
+    for _, shape in ipairs{{4, 1, 128, 128}, {3, 2, 7, 5}, {1}, {2, 3, 70001}} do
+      for _, red in ipairs{"mean", "sum"} do
+        local x0 = (sg.randn(shape, dt) * 4):detach()
+        x0[1] = 0 -- x = 0: sigmoid(0) - t (the composite's subgradient differs there)
+        local t = sg.rand(shape, dt):gt(0.5):to(dt)
+        if #shape == 4 then t = sg.rand(shape, dt) end -- soft targets too
+        local what = string.format("%s {%s} %s", dt, table.concat(shape, ","), red)
+        local function run(fn, threads)
+          F._threads(threads)
+          local x = x0:clone():requires_grad()
+          local l = fn(x, t, {reduction = red})
+          l:backward()
+          return l, x.grad
+        end
+        local t0 = F._threads()
+        local l1, g1 = run(sg.loss.bce_with_logits, 1)
+        check.eq(l1.grad_fn, "bce_with_logits", what .. ": the fused op ran")
+        local l3, g3 = run(sg.loss.bce_with_logits, 3)
+        local lr, gr = run(sg.loss.bce_with_logits_reference, 1)
+        F._threads(t0)
+        check.eq(l1:item(), l3:item(), what .. ": loss on 1 and 3 threads")
+        check.eq(g1:eq(g3):all():item(), true, what .. ": gradient on 1 and 3 threads")
+        local tol = dt == "f32" and 1e-6 or 1e-12
+        check.near(l1:item(), lr:item(), tol * (1 + math.abs(lr:item())), 0, what .. ": loss")
+        local n = red == "mean" and l1.shape and x0:numel() or 1
+        -- the composite's derivative at exactly 0 is (1 - t) instead of (0.5 - t)
+        local d = (g1 - gr):abs()
+        d[1] = 0
+        check.truthy(d:amax():item() <= tol * 4 / n + tol * 1e-3, what .. ": gradient")
+      end
+    end
+  end
+end)
+
+test("f32 sums over a block of leading or middle dims (in place) equal the row path bitwise", function()
+  sg.manual_seed(61)
+  local cases = {{{4, 32, 64, 64}, {2}}, {{4, 32, 64, 64}, {1}}, {{3, 5, 7, 9}, {2, 3}}, {{3, 5, 7, 9}, {1, 2}},
+                 {{2, 3, 1000}, {2}}, {{6, 0, 4}, {2}}, {{2, 3, 4, 5}, {1, 2, 3}}}
+  on_threads(function(t)
+    for k, c in ipairs(cases) do
+      local x = sg.randn(c[1]) * 3
+      -- the same values as a non-contiguous view: summed through the transposing copy to rows
+      local xv = x:transpose(1, #c[1]):contiguous():transpose(1, #c[1])
+      check.eq(xv:is_contiguous(), #c[1] == 1 or c[1][1] == 1 or c[1][#c[1]] == 1, "the view is strided")
+      local a = x:sum(c[2], true)
+      local b = xv:sum(c[2], true)
+      same(a, b, string.format("case %d on %d threads", k, t))
+    end
+  end)
+end)

@@ -152,15 +152,15 @@ test("oneDNN errors leave conv2d usable and shapes are checked before dispatch",
   check.eq(y.shape, {0, 4, 8, 8})
 end)
 
-test("winograd (3x3, stride 1, 16+ channels, 16x16+ output) matches the reference; deterministic mode goes direct",
+test("winograd (3x3, stride 1, 32+ channels, N x 32x32 output) matches the reference; deterministic mode goes direct",
   function()
   need_dnnl()
   local d0 = F._deterministic()
   sg.manual_seed(23)
   local cases = {
-    {x={2, 16, 16, 16}, w={16, 16, 3, 3}, o={padding=1}},
-    {x={1, 32, 24, 20}, w={48, 32, 3, 3}, o={padding=1}},
-    {x={2, 24, 18, 18}, w={16, 24, 3, 3}, o={}},           -- no padding: 16x16 out
+    {x={4, 32, 16, 16}, w={32, 32, 3, 3}, o={padding=1}},
+    {x={1, 32, 40, 36}, w={48, 32, 3, 3}, o={padding=1}},
+    {x={4, 40, 18, 18}, w={32, 40, 3, 3}, o={}},           -- no padding: 16x16 out
   }
   for k, c in ipairs(cases) do
     local bs = c.w[1]
@@ -169,11 +169,11 @@ test("winograd (3x3, stride 1, 16+ channels, 16x16+ output) matches the referenc
     F._deterministic(true)
     compare("conv2d", c.x, c.w, bs, c.o, "direct case " .. k)
   end
-  compare("conv_transpose2d", {2, 16, 16, 16}, {16, 16, 3, 3}, 16, {padding=1}, "transposed, direct")
+  compare("conv_transpose2d", {4, 32, 16, 16}, {32, 32, 3, 3}, 32, {padding=1}, "transposed, direct")
   F._deterministic(false)
-  compare("conv_transpose2d", {2, 16, 16, 16}, {16, 16, 3, 3}, 16, {padding=1}, "transposed, winograd")
+  compare("conv_transpose2d", {4, 32, 16, 16}, {32, 32, 3, 3}, 32, {padding=1}, "transposed, winograd")
   -- the two algorithms round differently: the winograd one really ran
-  local x, w = sg.randn{2, 16, 16, 16}, sg.randn{16, 16, 3, 3}
+  local x, w = sg.randn{4, 32, 16, 16}, sg.randn{32, 32, 3, 3}
   local yw = F.conv2d(x, w, nil, {padding=1})
   F._deterministic(true)
   local yd = F.conv2d(x, w, nil, {padding=1})

@@ -1,7 +1,7 @@
--- The oneDNN pooling paths (f32) against the engine's own loops (the same f32
--- inputs with oneDNN switched off), on plain layouts (few channels) and blocked
--- ones (8 or more channels, reordered inside): outputs, max-pool indices and
--- every gradient; batch norm runs the cpu kernels (tests/test_cpu_kernels.lua).
+-- The oneDNN average-pooling paths (f32) against the engine's own loops (the
+-- same f32 inputs with oneDNN switched off), on plain layouts (few channels) and
+-- blocked ones (8 or more channels, reordered inside): outputs and gradients.
+-- Max pooling and batch norm run the cpu kernels (tests/test_cpu_kernels.lua).
 -- Skipped when built without oneDNN.
 local F = sg.nn_functional
 local compiled = F._dnnl()
@@ -54,54 +54,6 @@ local function pool_opts(r, H, W)
   return o
 end
 
-test("max_pool2d through oneDNN matches the loops, indices included", function()
-  need_dnnl()
-  sg.manual_seed(31)
-  math.randomseed(31)
-  local r = math.random
-  local fixed = {
-    {{2, 3, 8, 8}, {kernel=2}},
-    {{1, 4, 9, 11}, {kernel=3, stride=2, padding=1}},
-    {{3, 2, 7, 5}, {kernel={3, 2}, stride={1, 2}, padding={1, 0}}},
-    {{2, 16, 13, 13}, {kernel=3, stride=1, padding=1}},
-    {{1, 1, 1, 1}, {kernel=1}},
-    {{2, 8, 6, 7}, {kernel=2, padding=1}},
-    {{1, 20, 9, 9}, {kernel={2, 3}, stride={2, 1}, padding={1, 1}}},
-    {{2, 32, 10, 10}, {kernel=3, stride=2}},
-  }
-  for k, c in ipairs(fixed) do
-    compare("fixed case " .. k, F._pool_path, "dnnl", {sg.randn(c[1])},
-      function(x) return F.max_pool2d(x, c[2]) end)
-  end
-  for k = 1, 40 do
-    local H, W = r(1, 12), r(1, 12)
-    local xs = {r(1, 3), CHANNELS[r(#CHANNELS)], H, W}
-    local o = pool_opts(r, H, W)
-    local relu = r(2) == 1 -- ReLU outputs: many tied maxima (zeros); the first one wins
-    local x = sg.randn(xs)
-    if relu then x = x:relu() end
-    compare(string.format("random case %d (x {%d,%d,%d,%d}, kernel {%d,%d}, stride {%d,%d}, padding {%d,%d}%s)", k,
-      xs[1], xs[2], xs[3], xs[4], o.kernel[1], o.kernel[2], o.stride[1], o.stride[2], o.padding[1], o.padding[2],
-      relu and ", relu" or ""), F._pool_path, "dnnl", {x}, function(t) return F.max_pool2d(t, o) end)
-  end
-end)
-
-test("max_pool2d keeps the loops' answer for NaN and all -inf windows", function()
-  need_dnnl()
-  local x = sg.randn{1, 2, 4, 4}
-  x[{1, 1, 2, 3}] = 0 / 0
-  local v, i = F.max_pool2d(x, {kernel=2})
-  check.eq(F._pool_path(), "loops", "NaN input")
-  check.truthy(v[{1, 1, 1, 2}]:item() ~= v[{1, 1, 1, 2}]:item(), "NaN wins its window")
-  check.eq(i[{1, 1, 1, 2}]:item(), 6)
-  local y = sg.full(-math.huge, {1, 1, 4, 4})
-  local v2, i2 = F.max_pool2d(y, {kernel=2})
-  check.eq(F._pool_path(), "loops", "windows of -inf")
-  check.eq(v2:amax():item(), -math.huge)
-  check.eq(i2:flatten():totable(), {0, 2, 8, 10})
-  F._dnnl("env")
-end)
-
 test("avg_pool2d through oneDNN matches the loops", function()
   need_dnnl()
   sg.manual_seed(32)
@@ -144,7 +96,7 @@ test("f64, non-contiguous and empty inputs", function()
   F._dnnl(false)
   close(v, F.avg_pool2d(xt, {kernel=2}), "transposed input")
   F._dnnl(true)
-  local e = F.max_pool2d(sg.randn{0, 3, 4, 4}, {kernel=2})
+  local e = F.avg_pool2d(sg.randn{0, 3, 4, 4}, {kernel=2})
   check.eq(e.shape, {0, 3, 2, 2})
   check.eq(F._pool_path(), "loops", "empty batch")
   F._dnnl("env")
@@ -165,6 +117,6 @@ test("a training loop builds its primitives once", function()
   for _ = 1, 3 do step() end
   local _, _, _, n2 = F._dnnl()
   check.eq(n2, n1, "cached primitives after more steps")
-  check.truthy(n1 >= 4, "forward and backward primitives are cached")
+  check.truthy(n1 >= 2, "forward and backward primitives are cached")
   F._dnnl("env")
 end)

@@ -295,3 +295,92 @@ void sg_cpu_bn_bwd(bool training, int64_t N, int64_t C, int64_t L, double eps, c
     }
   }
 }
+
+/* ---------------------------------------------------------------- max pooling */
+void sg_cpu_maxpool_fwd(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_t ow, int64_t kh, int64_t kw,
+                        int64_t sh, int64_t sw, int64_t ph, int64_t pw, const float *x, float *y, int64_t *idx) {
+  int64_t rows = planes * oh;
+  bool two = kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (rows * ow * kh * kw >= PAR_MIN)
+#endif
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t p = r / oh, oy = r % oh;
+    const float *xp = x + p * H * W;
+    float *yr = y + r * ow;
+    int64_t *ir = idx + r * ow;
+    if (two) { /* the U-Net's 2x2 windows: the same comparisons, unrolled */
+      const float *a = xp + 2 * oy * W, *b = a + W;
+      for (int64_t ox = 0; ox < ow; ox++) {
+        const float v[4] = {a[2 * ox], a[2 * ox + 1], b[2 * ox], b[2 * ox + 1]};
+        const int64_t at[4] = {2 * oy * W + 2 * ox, 2 * oy * W + 2 * ox + 1, (2 * oy + 1) * W + 2 * ox,
+                               (2 * oy + 1) * W + 2 * ox + 1};
+        float best = -INFINITY;
+        int64_t bi = at[0];
+        for (int k = 0; k < 4; k++)
+          if (v[k] > best || v[k] != v[k]) {
+            best = v[k];
+            bi = at[k];
+            if (v[k] != v[k]) break;
+          }
+        yr[ox] = best;
+        ir[ox] = bi;
+      }
+      continue;
+    }
+    int64_t h0 = oy * sh - ph, h1 = h0 + kh < H ? h0 + kh : H;
+    if (h0 < 0) h0 = 0;
+    for (int64_t ox = 0; ox < ow; ox++) {
+      int64_t w0 = ox * sw - pw, w1 = w0 + kw < W ? w0 + kw : W;
+      if (w0 < 0) w0 = 0;
+      float best = -INFINITY;
+      int64_t bi = h0 * W + w0;
+      for (int64_t hh = h0; hh < h1; hh++)
+        for (int64_t ww = w0; ww < w1; ww++) {
+          float v = xp[hh * W + ww];
+          if (v > best || v != v) {
+            best = v;
+            bi = hh * W + ww;
+            if (v != v) goto found;
+          }
+        }
+    found:
+      yr[ox] = best;
+      ir[ox] = bi;
+    }
+  }
+}
+
+void sg_cpu_maxpool_bwd(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_t ow, const int64_t *idx,
+                        const float *g, float *gx) {
+  int64_t is = H * W, os = oh * ow;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (planes * is >= PAR_MIN)
+#endif
+  for (int64_t p = 0; p < planes; p++) {
+    float *o = gx + p * is;
+    memset(o, 0, sizeof *o * (size_t)is);
+    const int64_t *ip = idx + p * os;
+    const float *gp = g + p * os;
+    for (int64_t k = 0; k < os; k++) o[ip[k]] += gp[k];
+  }
+}
+
+/* ---------------------------------------------------------------- sums over a middle dim */
+#define SUM_BLOCK 512
+void sg_cpu_sum_mid(int64_t A, int64_t R, int64_t B, const float *restrict x, float *restrict out) {
+  int64_t nb = (B + SUM_BLOCK - 1) / SUM_BLOCK;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (A * R * B >= PAR_MIN)
+#endif
+  for (int64_t t = 0; t < A * nb; t++) {
+    int64_t a = t / nb, b0 = (t % nb) * SUM_BLOCK, n = B - b0 < SUM_BLOCK ? B - b0 : SUM_BLOCK;
+    double acc[SUM_BLOCK];
+    for (int64_t j = 0; j < n; j++) acc[j] = 0.0;
+    for (int64_t r = 0; r < R; r++) {
+      const float *row = x + (a * R + r) * B + b0;
+      for (int64_t j = 0; j < n; j++) acc[j] += row[j];
+    }
+    for (int64_t j = 0; j < n; j++) out[a * B + b0 + j] = (float)acc[j];
+  }
+}

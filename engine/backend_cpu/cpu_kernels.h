@@ -21,6 +21,16 @@ void sg_cpu_nearest_fwd(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_
 int sg_cpu_nearest_bwd(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_t ow, const int64_t *iy,
                         const int64_t *ix, const float *g, float *gin);
 
+/* ---- max pooling over `planes` H x W planes (ops/pool.c): output oh x ow, window kh x kw, stride
+ * sh, sw, padding ph, pw (at most half the window). y receives each window's maximum and idx its flat
+ * position in the plane: the first maximum in row-major window order, a NaN wins (and stops the
+ * search); a window of -inf gives -inf at its first in-range position (pool.c's loops). */
+void sg_cpu_maxpool_fwd(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_t ow, int64_t kh, int64_t kw,
+                        int64_t sh, int64_t sw, int64_t ph, int64_t pw, const float *x, float *y, int64_t *idx);
+/* gx[p, idx[p, k]] += g[p, k] over each plane's outputs in order, gx zeroed first */
+void sg_cpu_maxpool_bwd(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_t ow, const int64_t *idx,
+                        const float *g, float *gx);
+
 /* ---- batch norm over x [N, C, L] (ops/norm.c), optionally fused with a ReLU
  * on its output. Per channel: training computes the batch mean and biased
  * variance (double, two passes; each channel reduced by one thread, in a fixed
@@ -37,6 +47,10 @@ void sg_cpu_bn_fwd(bool training, int64_t N, int64_t C, int64_t L, double eps, c
 void sg_cpu_bn_bwd(bool training, int64_t N, int64_t C, int64_t L, double eps, const float *x, const float *y,
                    const float *dy, const double *mean, const double *var, const float *w, float *dx,
                    double *sum_dy, double *sum_dyxhat);
+
+/* ---- sum over the middle dim of x [A, R, B] (ops/reduce.c; e.g. a broadcast gradient summed over
+ * channels): out[a, b] = sum over r of x[a, r, b], added in double in r order (the loops' order). */
+void sg_cpu_sum_mid(int64_t A, int64_t R, int64_t B, const float *x, float *out);
 
 /* ---- Adam / AdamW over n f32 elements (ops/optim.c), PyTorch's rule with the
  * constants computed by the caller: decoupled: p *= decay, else g += wd * p;

@@ -28,6 +28,13 @@ typedef struct {
  * sg_error naming the oneDNN call and its status. */
 int sg_dnnl_conv(sg_dnnl_kind kind, const sg_dnnl_geom *g, float *big, float *w, float *small, float *bias);
 
+/* Between begin and end (on this thread), inputs reordered to a blocked layout
+ * are reordered once: a later call reading the same buffer in the same layout
+ * reuses the copy. The caller guarantees the buffers do not change in between
+ * (conv backward: the output gradient, for the data and weight gradients). */
+void sg_dnnl_conv_share_begin(void);
+void sg_dnnl_conv_share_end(void);
+
 /* True when the library was built with oneDNN. */
 bool sg_dnnl_compiled(void);
 /* True when conv ops should try oneDNN: compiled in, and not switched off by

@@ -1,5 +1,6 @@
-/* oneDNN pooling primitives (f32, plain NCHW), and the path notes of pooling
- * and batch norm (which runs the cpu kernels of cpu_kernels.c).
+/* oneDNN average-pooling primitives (f32, plain NCHW), and the path notes of
+ * pooling and batch norm (max pooling and batch norm run the cpu kernels of
+ * cpu_kernels.c).
  *
  * Each call finds a cached entry keyed by (kind, algorithm, geometry) holding
  * the primitive descriptor and the primitive; the caller's buffers are wrapped
@@ -29,7 +30,7 @@ void sg_bn_note_path(const char *path) { bn_path = path; }
 enum { K_POOL_FWD, K_POOL_BWD };
 #define CACHE_CAP 64
 #define NKEY 16
-#define NSCRATCH 7 /* 0 max pool workspace, 4-6 pooling reorders */
+#define NSCRATCH 2 /* the blocked copies of the reorders: input, output */
 #define MAX_ARGS 10
 
 typedef struct {
@@ -43,8 +44,8 @@ typedef struct {
   /* pooling: the layouts the primitive runs on (a blocked one when oneDNN
    * has a jit kernel for it: its plain-NCHW kernel is far slower than the
    * two reorders) and the reorders from/to the caller's plain buffers */
-  dnnl_memory_desc_t big, small, ws, ws_plain; /* big: src / diff_src; small: dst / diff_dst */
-  dnnl_primitive_t r_big, r_small, r_ws; /* NULL when the layout is plain */
+  dnnl_memory_desc_t big, small; /* big: src / diff_src; small: dst / diff_dst */
+  dnnl_primitive_t r_big, r_small; /* NULL when the layout is plain */
 } entry_t;
 
 #define CK(what, fn, args) SG_DNNL_CHECK(what, fn, args)
@@ -54,13 +55,12 @@ static dnnl_engine_t eng;
 static dnnl_stream_t strm;
 static entry_t cache[CACHE_CAP];
 static uint64_t clock_;
-static sg_dnnl_scratch scratch[NSCRATCH]; /* workspace, unwanted outputs; grow-only */
+static sg_dnnl_scratch scratch[NSCRATCH]; /* grow-only */
 
 
 static void entry_free(entry_t *e) {
   if (e->r_big) dnnl_primitive_destroy(e->r_big);
   if (e->r_small) dnnl_primitive_destroy(e->r_small);
-  if (e->r_ws) dnnl_primitive_destroy(e->r_ws);
   if (e->prim) dnnl_primitive_destroy(e->prim);
   if (e->pd) dnnl_primitive_desc_destroy(e->pd);
   if (e->hint) dnnl_primitive_desc_destroy(e->hint);
@@ -179,9 +179,7 @@ typedef struct {
 } pool_spec;
 
 static dnnl_alg_kind_t pool_alg(sg_dnnl_pool_alg a) {
-  return a == SG_DNNL_POOL_MAX ? dnnl_pooling_max
-         : a == SG_DNNL_POOL_AVG_INCL ? dnnl_pooling_avg_include_padding
-                                     : dnnl_pooling_avg_exclude_padding;
+  return a == SG_DNNL_POOL_AVG_INCL ? dnnl_pooling_avg_include_padding : dnnl_pooling_avg_exclude_padding;
 }
 
 /* reorder primitive from -> to, or -1 with an error */
@@ -211,8 +209,7 @@ static int pool_pd(entry_t *e, const pool_spec *s, bool backward, dnnl_format_ta
   /* pool.c's floor-mode output size equals oneDNN's with symmetric padding */
   dnnl_dims_t strides = {g->sh, g->sw}, kernel = {g->kh, g->kw}, pad = {g->ph, g->pw};
   dnnl_pooling_desc_t fd, bd;
-  dnnl_prop_kind_t prop =
-      backward || s->alg == SG_DNNL_POOL_MAX ? dnnl_forward_training : dnnl_forward_inference;
+  dnnl_prop_kind_t prop = backward ? dnnl_forward_training : dnnl_forward_inference;
   if (dnnl_pooling_forward_desc_init(&fd, prop, pool_alg(s->alg), &e->big, &e->small, strides, kernel, pad, pad) !=
       dnnl_success)
     return 0;
@@ -253,17 +250,6 @@ static int pool_build(entry_t *e, const void *spec, bool backward) {
     if (rc == 1 && t < 2 && !is_jit(e)) rc = 0;
   }
   if (rc != 1) return 0;
-  if (s->alg == SG_DNNL_POOL_MAX) {
-    const dnnl_memory_desc_t *ws = dnnl_primitive_desc_query_md(e->pd, dnnl_query_workspace_md, 0);
-    if (!ws || (ws->data_type != dnnl_u8 && ws->data_type != dnnl_s32)) return 0;
-    e->ws = *ws;
-    /* the plain [N, C, oh, ow] grid of in-window offsets */
-    if (plain(&e->ws_plain, 4, dd, ws->data_type) != dnnl_success) return 0;
-    if (!dnnl_memory_desc_equal(&e->ws, &e->ws_plain) &&
-        (backward ? make_reorder(&e->r_ws, &e->ws_plain, &e->ws, what)
-                  : make_reorder(&e->r_ws, &e->ws, &e->ws_plain, what)))
-      return -1;
-  }
   dnnl_memory_desc_t pb, ps;
   int64_t ds[4] = {g->N, g->C, g->H, g->W};
   plain(&pb, 4, ds, dnnl_f32);
@@ -295,62 +281,11 @@ static void pool_key(int alg, const sg_dnnl_pool_geom *g, int64_t *key) {
   memcpy(key, v, sizeof v);
 }
 
-static bool has_nan(const float *x, int64_t n) {
-  int bad = 0;
-  for (int64_t k = 0; k < n; k++) bad |= x[k] != x[k];
-  return bad != 0;
-}
-
-static inline int64_t ws_at(const void *ws, bool u8, int64_t k) {
-  return u8 ? ((const uint8_t *)ws)[k] : ((const int32_t *)ws)[k];
-}
-
-/* idx <- flat plane positions from oneDNN's in-window offsets; false when one
- * of them does not name an in-range input element holding exactly the value
- * oneDNN returned (e.g. a window of -inf, where oneDNN returns the lowest
- * finite float) */
-static bool ws_to_index(const sg_dnnl_pool_geom *g, const void *ws, bool u8, const float *src, const float *dst,
-                        int64_t *idx) {
-  int64_t planes = g->N * g->C, os = g->oh * g->ow, is = g->H * g->W, kk = g->kh * g->kw;
-  for (int64_t pl = 0; pl < planes; pl++)
-    for (int64_t y = 0; y < g->oh; y++)
-      for (int64_t x = 0; x < g->ow; x++) {
-        int64_t o = pl * os + y * g->ow + x, w = ws_at(ws, u8, o);
-        if (w < 0 || w >= kk) return false;
-        int64_t h = y * g->sh - g->ph + w / g->kw, c = x * g->sw - g->pw + w % g->kw;
-        if (h < 0 || h >= g->H || c < 0 || c >= g->W) return false;
-        uint32_t a, b;
-        memcpy(&a, &src[pl * is + h * g->W + c], 4);
-        memcpy(&b, &dst[o], 4);
-        if (a != b) return false;
-        idx[o] = h * g->W + c;
-      }
-  return true;
-}
-
-/* workspace <- in-window offsets of pool.c's indices; false when one is not
- * inside its window */
-static bool index_to_ws(const sg_dnnl_pool_geom *g, const int64_t *idx, void *ws, bool u8) {
-  int64_t planes = g->N * g->C, os = g->oh * g->ow;
-  for (int64_t pl = 0; pl < planes; pl++)
-    for (int64_t y = 0; y < g->oh; y++)
-      for (int64_t x = 0; x < g->ow; x++) {
-        int64_t o = pl * os + y * g->ow + x, i = idx[o];
-        int64_t dh = i / g->W - (y * g->sh - g->ph), dw = i % g->W - (x * g->sw - g->pw);
-        if (i < 0 || dh < 0 || dh >= g->kh || dw < 0 || dw >= g->kw) return false;
-        int64_t w = dh * g->kw + dw;
-        if (u8) ((uint8_t *)ws)[o] = (uint8_t)w;
-        else ((int32_t *)ws)[o] = (int32_t)w;
-      }
-  return true;
-}
-
 /* Runs a cached pooling entry: forward (in = src, out = dst) or backward
  * (in = diff_dst, out = diff_src), going through the blocked layout when the
- * entry has one. Max pooling: forward fills *ws_plain with the plain
- * workspace; backward reads it from *ws_plain (filled by the caller). */
+ * entry has one. */
 static int pool_run(entry_t *e, bool backward, const sg_dnnl_pool_geom *g, const float *in, float *out,
-                    void **ws_plain, const char *what) {
+                    const char *what) {
   int64_t ds[4] = {g->N, g->C, g->H, g->W}, dd[4] = {g->N, g->C, g->oh, g->ow};
   dnnl_memory_desc_t pb, ps;
   plain(&pb, 4, ds, dnnl_f32);
@@ -358,37 +293,24 @@ static int pool_run(entry_t *e, bool backward, const sg_dnnl_pool_geom *g, const
   const dnnl_memory_desc_t *pin = backward ? &ps : &pb, *pout = backward ? &pb : &ps;
   const dnnl_memory_desc_t *min = backward ? &e->small : &e->big, *mout = backward ? &e->big : &e->small;
   dnnl_primitive_t rin = backward ? e->r_small : e->r_big, rout = backward ? e->r_big : e->r_small;
-  bool mx = e->ws.ndims > 0; /* max pooling has a workspace */
-  void *bin = (void *)in, *bout = out, *bws = NULL;
+  void *bin = (void *)in, *bout = out;
   if (rin) {
-    if (!(bin = scratch_get(4, dnnl_memory_desc_get_size(min), what)) ||
-        !(bout = scratch_get(5, dnnl_memory_desc_get_size(mout), what)) ||
+    if (!(bin = scratch_get(0, dnnl_memory_desc_get_size(min), what)) ||
+        !(bout = scratch_get(1, dnnl_memory_desc_get_size(mout), what)) ||
         run_reorder(rin, pin, (void *)in, min, bin, what))
       return -1;
   }
-  if (mx) {
-    if (!*ws_plain && !(*ws_plain = scratch_get(0, dnnl_memory_desc_get_size(&e->ws_plain), what))) return -1;
-    bws = *ws_plain;
-    if (e->r_ws) {
-      if (!(bws = scratch_get(6, dnnl_memory_desc_get_size(&e->ws), what))) return -1;
-      if (backward && run_reorder(e->r_ws, &e->ws_plain, *ws_plain, &e->ws, bws, what)) return -1;
-    }
-  }
-  int args[3] = {backward ? DNNL_ARG_DIFF_DST : DNNL_ARG_SRC, backward ? DNNL_ARG_DIFF_SRC : DNNL_ARG_DST,
-                 DNNL_ARG_WORKSPACE};
-  dnnl_memory_desc_t md[3] = {*min, *mout, e->ws};
-  void *bufs[3] = {bin, bout, bws};
-  if (execute(e, mx ? 3 : 2, args, md, bufs, what)) return -1;
+  int args[2] = {backward ? DNNL_ARG_DIFF_DST : DNNL_ARG_SRC, backward ? DNNL_ARG_DIFF_SRC : DNNL_ARG_DST};
+  dnnl_memory_desc_t md[2] = {*min, *mout};
+  void *bufs[2] = {bin, bout};
+  if (execute(e, 2, args, md, bufs, what)) return -1;
   if (rout && run_reorder(rout, mout, bout, pout, out, what)) return -1;
-  if (mx && e->r_ws && !backward && run_reorder(e->r_ws, &e->ws, bws, &e->ws_plain, *ws_plain, what)) return -1;
   return 0;
 }
 
-int sg_dnnl_pool_fwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *src, float *dst, int64_t *idx) {
+int sg_dnnl_pool_fwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *src, float *dst) {
   if (!sg_dnnl_enabled() || !pool_geom_ok(g)) return 0;
-  bool mx = alg == SG_DNNL_POOL_MAX;
-  if (mx && (!idx || has_nan(src, g->N * g->C * g->H * g->W))) return 0;
-  const char *what = mx ? "max_pool2d" : "avg_pool2d";
+  const char *what = "avg_pool2d";
   int64_t key[NKEY];
   pool_key(alg, g, key);
   pool_spec spec = {alg, g};
@@ -396,21 +318,14 @@ int sg_dnnl_pool_fwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const flo
   entry_t *e = NULL;
   int rc = ensure_engine(what);
   if (!rc) rc = entry_get(K_POOL_FWD, key, pool_build_fwd, &spec, &e);
-  if (rc == 1) {
-    void *ws = NULL;
-    if (pool_run(e, false, g, src, dst, &ws, what)) rc = -1;
-    else if (mx && !ws_to_index(g, ws, e->ws.data_type == dnnl_u8, src, dst, idx)) rc = 0;
-  }
+  if (rc == 1 && pool_run(e, false, g, src, dst, what)) rc = -1;
   pthread_mutex_unlock(&lock);
   return rc;
 }
 
-int sg_dnnl_pool_bwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *diff_dst, const int64_t *idx,
-                     float *diff_src) {
+int sg_dnnl_pool_bwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *diff_dst, float *diff_src) {
   if (!sg_dnnl_enabled() || !pool_geom_ok(g)) return 0;
-  bool mx = alg == SG_DNNL_POOL_MAX;
-  if (mx && !idx) return 0;
-  const char *what = mx ? "max_pool2d backward" : "avg_pool2d backward";
+  const char *what = "avg_pool2d backward";
   int64_t key[NKEY];
   pool_key(alg, g, key);
   pool_spec spec = {alg, g};
@@ -418,27 +333,18 @@ int sg_dnnl_pool_bwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const flo
   entry_t *e = NULL;
   int rc = ensure_engine(what);
   if (!rc) rc = entry_get(K_POOL_BWD, key, pool_build_bwd, &spec, &e);
-  if (rc == 1) {
-    void *ws = NULL;
-    if (mx) {
-      if (!(ws = scratch_get(0, dnnl_memory_desc_get_size(&e->ws_plain), what))) rc = -1;
-      else if (!index_to_ws(g, idx, ws, e->ws.data_type == dnnl_u8)) rc = 0;
-    }
-    if (rc == 1 && pool_run(e, true, g, diff_dst, diff_src, &ws, what)) rc = -1;
-  }
+  if (rc == 1 && pool_run(e, true, g, diff_dst, diff_src, what)) rc = -1;
   pthread_mutex_unlock(&lock);
   return rc;
 }
 
 #else /* !SG_HAVE_DNNL */
-
-int sg_dnnl_pool_fwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *src, float *dst, int64_t *idx) {
-  (void)alg; (void)g; (void)src; (void)dst; (void)idx;
+int sg_dnnl_pool_fwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *src, float *dst) {
+  (void)alg; (void)g; (void)src; (void)dst;
   return 0;
 }
-int sg_dnnl_pool_bwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *diff_dst, const int64_t *idx,
-                     float *diff_src) {
-  (void)alg; (void)g; (void)diff_dst; (void)idx; (void)diff_src;
+int sg_dnnl_pool_bwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *diff_dst, float *diff_src) {
+  (void)alg; (void)g; (void)diff_dst; (void)diff_src;
   return 0;
 }
 int sg_dnnl_pool_norm_cache_size(void) { return 0; }

@@ -1,4 +1,5 @@
-/* oneDNN fast path for f32 pooling (ops/pool.c). All buffers are contiguous f32 in plain NCHW order; outputs
+/* oneDNN fast path for f32 average pooling (ops/pool.c; max pooling runs the
+ * cpu kernels). All buffers are contiguous f32 in plain NCHW order; outputs
  * are overwritten. Every entry point answers 1 (oneDNN computed it), 0 (not
  * handled: oneDNN absent or switched off (the same switch as the conv path,
  * sg_dnnl_enabled()), empty tensors, or no implementation; the caller runs
@@ -9,7 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef enum { SG_DNNL_POOL_MAX = 0, SG_DNNL_POOL_AVG_INCL = 1, SG_DNNL_POOL_AVG_EXCL = 2 } sg_dnnl_pool_alg;
+typedef enum { SG_DNNL_POOL_AVG_INCL = 1, SG_DNNL_POOL_AVG_EXCL = 2 } sg_dnnl_pool_alg;
 
 /* input [N, C, H, W], output [N, C, oh, ow]; oh = (H + 2 ph - kh) / sh + 1
  * (floor mode, padding at most half the kernel, as pool.c checks). */
@@ -17,23 +18,17 @@ typedef struct {
   int64_t N, C, H, W, oh, ow, kh, kw, sh, sw, ph, pw;
 } sg_dnnl_pool_geom;
 
-/* dst = pool(src). For SG_DNNL_POOL_MAX, idx (same size as dst) receives the
- * flat position of each maximum in its input H*W plane with pool.c's rules
- * (first maximum in row-major window order, NaN wins); when oneDNN's result
- * cannot be turned into exactly those indices (NaN in the input, windows of
- * -inf, an unknown workspace layout) the answer is 0. */
-int sg_dnnl_pool_fwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *src, float *dst, int64_t *idx);
-/* diff_src = d pool / d src applied to diff_dst. For SG_DNNL_POOL_MAX, idx are
- * the forward's indices (turned back into oneDNN's workspace). */
-int sg_dnnl_pool_bwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *diff_dst, const int64_t *idx,
-                     float *diff_src);
+/* dst = pool(src) */
+int sg_dnnl_pool_fwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *src, float *dst);
+/* diff_src = d pool / d src applied to diff_dst */
+int sg_dnnl_pool_bwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *diff_dst, float *diff_src);
 
 /* Number of cached pooling primitives (for tests). */
 int sg_dnnl_pool_norm_cache_size(void);
 
 /* Which implementation ran the last pooling (forward or backward) on this
- * thread: "dnnl", "loops" or "none"; and the last batch norm (ops/norm.c):
- * "kernel" (backend_cpu/cpu_kernels.c), "loops", "cuda" or "none". */
+ * thread: "dnnl" (average), "kernel" (max, backend_cpu/cpu_kernels.c), "loops", "cuda" or "none";
+ * and the last batch norm (ops/norm.c): "kernel" (backend_cpu/cpu_kernels.c), "loops", "cuda" or "none". */
 const char *sg_pool_last_path(void);
 void sg_pool_note_path(const char *path);
 const char *sg_bn_last_path(void);

@@ -2,6 +2,9 @@
 #include "iter.h"
 #include "../autograd/autograd.h"
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #ifdef SG_HAVE_CUDA
 #include "../backend_cuda/cuda_backend.h"
 #endif
@@ -38,6 +41,23 @@ int sg_copy_(sg_tensor *dst, sg_tensor *src) {
   sg_iter it;
   sg_iter_init(&it, 2, ops, dst->ndim, dst->size);
   cast_ctx c = {dst->dtype, src->dtype};
+  int64_t total = sg_numel(dst);
+#ifdef _OPENMP
+  /* large copies (cat, contiguous) in fixed chunks over threads: each element is copied once, so
+   * this is safe unless dst overlaps src (or itself, broadcast) */
+  bool overlap = dst->storage == src->storage;
+  for (int d = 0; d < it.ndim && !overlap; d++) overlap = it.size[d] > 1 && it.stride[0][d] == 0;
+  if (total >= (1 << 20) && !overlap && omp_get_max_threads() > 1 && !omp_in_parallel()) {
+    const int64_t chunk = 1 << 18;
+    int64_t nchunks = (total + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < nchunks; k++)
+      sg_iter_run_range(&it, copy_row, &c, k * chunk, (k + 1) * chunk < total ? (k + 1) * chunk : total);
+    atomic_fetch_add(&dst->storage->version, 1);
+    return 0;
+  }
+#endif
+  (void)total;
   sg_iter_run(&it, copy_row, &c);
   atomic_fetch_add(&dst->storage->version, 1);
   return 0;

@@ -61,3 +61,39 @@ void sg_iter_run(sg_iter *it, sg_row_fn fn, void *ctx) {
     if (d < 0) return;
   }
 }
+
+void sg_iter_run_range(const sg_iter *it, sg_row_fn fn, void *ctx, int64_t lo, int64_t hi) {
+  int nd = it->ndim, nops = it->nops;
+  if (nd == 0) { /* a single element */
+    if (lo < hi) {
+      char *p[SG_ITER_MAX_OPS];
+      int64_t st[SG_ITER_MAX_OPS] = {0};
+      for (int k = 0; k < nops; k++) p[k] = it->base[k];
+      fn(p, st, 1, ctx);
+    }
+    return;
+  }
+  int64_t inner = it->size[nd - 1], idx[SG_MAX_DIMS] = {0}, istride[SG_ITER_MAX_OPS];
+  int64_t row = lo / inner, col = lo % inner;
+  for (int d = nd - 2; d >= 0; d--) {
+    idx[d] = row % it->size[d];
+    row /= it->size[d];
+  }
+  for (int k = 0; k < nops; k++) istride[k] = it->stride[k][nd - 1];
+  char *p[SG_ITER_MAX_OPS];
+  for (int64_t pos = lo; pos < hi;) {
+    int64_t len = inner - col < hi - pos ? inner - col : hi - pos;
+    for (int k = 0; k < nops; k++) {
+      char *q = it->base[k] + col * istride[k];
+      for (int d = 0; d < nd - 1; d++) q += idx[d] * it->stride[k][d];
+      p[k] = q;
+    }
+    fn(p, istride, len, ctx);
+    pos += len;
+    col = 0;
+    for (int d = nd - 2; d >= 0; d--) {
+      if (++idx[d] < it->size[d]) break;
+      idx[d] = 0;
+    }
+  }
+}

@@ -22,5 +22,8 @@ typedef struct {
  * dims or with size-1 dims is broadcast. */
 void sg_iter_init(sg_iter *it, int nops, sg_tensor **t, int ndim, const int64_t *size);
 void sg_iter_run(sg_iter *it, sg_row_fn fn, void *ctx);
+/* The rows of `it` restricted to the flat element positions [lo, hi): ranges
+ * that split the iteration may run on different threads. */
+void sg_iter_run_range(const sg_iter *it, sg_row_fn fn, void *ctx, int64_t lo, int64_t hi);
 
 #endif

@@ -235,6 +235,17 @@ static int l_batch_norm(lua_State *L) {
   return 1;
 }
 
+/* bce_with_logits(x, target [, "mean" | "sum"]): the fused loss (target not differentiated) */
+static int l_bce_with_logits(lua_State *L) {
+  const char *op = "bce_with_logits";
+  sg_tensor *x = sgL_check(L, 1, op), *t = sgL_check(L, 2, op);
+  const char *red = luaL_optstring(L, 3, "mean");
+  if (strcmp(red, "mean") != 0 && strcmp(red, "sum") != 0)
+    return luaL_error(L, "%s: reduction must be 'mean' or 'sum' (got '%s')", op, red);
+  sgL_push(L, sg_bce_with_logits(x, t, red[0] == 'm'));
+  return 1;
+}
+
 /* eps at idx: nil (1e-5), a number, or an options table {eps=} */
 static double eps_arg(lua_State *L, int idx, const char *op) {
   if (lua_type(L, idx) == LUA_TNUMBER) return lua_tonumber(L, idx);
@@ -429,6 +440,7 @@ static const luaL_Reg FNS[] = {
   {"conv2d", l_conv2d}, {"conv_transpose2d", l_conv_transpose2d}, {"max_pool2d", l_max_pool2d},
   {"max_unpool2d", l_max_unpool2d}, {"avg_pool2d", l_avg_pool2d}, {"adaptive_avg_pool2d", l_adaptive_avg_pool2d},
   {"batch_norm", l_batch_norm}, {"group_norm", l_group_norm}, {"layer_norm", l_layer_norm},
+  {"bce_with_logits", l_bce_with_logits},
   {"upsample", l_upsample}, {"_conv_path", l_conv_path}, {"_dnnl", l_dnnl},
   {"_pool_path", l_pool_path}, {"_bn_path", l_bn_path},
   {"_eltwise_path", l_eltwise_path}, {"_threads", l_threads}, {"_deterministic", l_deterministic},

@@ -344,6 +344,7 @@ static int conv_bw(sg_node *n, sg_tensor *gout, sg_tensor **gin) {
   if (!go) return -1;
   int rc = 0;
   sg_tensor *gb_dnnl = NULL; /* bias gradient computed by oneDNN with the weight gradient */
+  sg_dnnl_conv_share_begin(); /* go is reordered once for both gradients */
   /* gout lives on the output side: small for conv2d, big for the transposed op */
   if (n->needs[0]) {
     sg_tensor *w = sg_node_saved(n, 1), *wc = w ? sg_nn_contig(w, dt) : NULL;
@@ -400,6 +401,7 @@ static int conv_bw(sg_node *n, sg_tensor *gout, sg_tensor **gin) {
     }
     if (!(gin[2] = gb)) rc = -1;
   }
+  sg_dnnl_conv_share_end();
   sg_tensor_decref(gb_dnnl);
   sg_tensor_decref(go);
   return rc;

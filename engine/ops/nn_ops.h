@@ -60,6 +60,11 @@ typedef enum { SG_UPSAMPLE_NEAREST, SG_UPSAMPLE_BILINEAR } sg_upsample_mode;
 sg_tensor *sg_upsample(sg_tensor *x, int64_t oh, int64_t ow, double scale_h, double scale_w, sg_upsample_mode mode,
                        bool align_corners);
 
+/* ---- fused losses (ops/loss.c) ----
+ * Binary cross-entropy with logits x against a target t of x's shape (not
+ * differentiated), the mean (or sum) over all elements, as a 0-dim tensor. */
+sg_tensor *sg_bce_with_logits(sg_tensor *x, sg_tensor *t, bool mean);
+
 /* ---- helpers shared by the nn op files (not API) ---- */
 #define SG_NN_LD(p, f64, i) ((f64) ? ((const double *)(p))[i] : (double)((const float *)(p))[i])
 #define SG_NN_ST(p, f64, i, v) \

@@ -7,6 +7,7 @@
 #include "ops.h"
 #include "../autograd/autograd.h"
 #include "../backend_cpu/dnnl_pool_norm.h"
+#include "../backend_cpu/cpu_kernels.h"
 #ifdef SG_HAVE_CUDA
 #include "../backend_cuda/cuda_nn.h"
 #endif
@@ -79,10 +80,11 @@ static int maxpool_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_tensor *gx = gc ? sg_empty(4, n->in_shape[0].size, dt, SG_CPU) : NULL;
   int rc = 0;
   if (gx && dt == SG_F32) {
-    sg_dnnl_pool_geom geo = pool_geom(n->in_shape[0].size, g->size[2], g->size[3], n->i);
-    rc = sg_dnnl_pool_bwd(SG_DNNL_POOL_MAX, &geo, sg_data_ptr(gc), sg_data_ptr(idx), sg_data_ptr(gx));
+    sg_cpu_maxpool_bwd(g->size[0] * g->size[1], n->in_shape[0].size[2], n->in_shape[0].size[3], g->size[2],
+                       g->size[3], sg_data_ptr(idx), sg_data_ptr(gc), sg_data_ptr(gx));
+    rc = 1;
   }
-  sg_pool_note_path(rc == 1 ? "dnnl" : "loops");
+  sg_pool_note_path(rc == 1 ? "kernel" : "loops");
   if (gx && rc == 0) {
     memset(sg_data_ptr(gx), 0, (size_t)sg_numel(gx) * sg_dtype_size(dt));
     const int64_t *ip = sg_data_ptr(idx);
@@ -140,11 +142,11 @@ int sg_max_pool2d(sg_tensor *x, const int64_t kernel[2], const int64_t stride[2]
   int64_t planes = osz[0] * osz[1], par[6] = {kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1]};
   int rc = 0;
   if (x->dtype == SG_F32) {
-    sg_dnnl_pool_geom geo = pool_geom(x->size, oh, ow, par);
-    rc = sg_dnnl_pool_fwd(SG_DNNL_POOL_MAX, &geo, xp, vp, ip);
-    if (rc < 0) { sg_tensor_decref(xc); sg_tensor_decref(v); sg_tensor_decref(ix); return -1; }
+    sg_cpu_maxpool_fwd(planes, H, W, oh, ow, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1], xp,
+                       vp, ip);
+    rc = 1;
   }
-  sg_pool_note_path(rc == 1 ? "dnnl" : "loops");
+  sg_pool_note_path(rc == 1 ? "kernel" : "loops");
   for (int64_t pl = 0; pl < planes && rc == 0; pl++) {
     int64_t base = pl * H * W;
     for (int64_t y = 0; y < oh; y++) {
@@ -328,7 +330,7 @@ static int avg_forward(window_fn wf, const int64_t *par, const sg_tensor *xc, sg
     sg_dnnl_pool_alg alg;
     int rc = 0;
     if (avg_dnnl_geom(wf, par, xc->size, out->size[2], out->size[3], &g, &alg))
-      rc = sg_dnnl_pool_fwd(alg, &g, sg_data_ptr(xc), sg_data_ptr(out), NULL);
+      rc = sg_dnnl_pool_fwd(alg, &g, sg_data_ptr(xc), sg_data_ptr(out));
     sg_pool_note_path(rc == 1 ? "dnnl" : "loops");
     if (rc) return rc < 0 ? -1 : 0;
   } else {
@@ -374,7 +376,7 @@ static int avg_backward(window_fn wf, sg_node *n, sg_tensor *g, sg_tensor **gin)
     sg_dnnl_pool_geom geo;
     sg_dnnl_pool_alg alg;
     if (avg_dnnl_geom(wf, n->i, in->size, gc->size[2], gc->size[3], &geo, &alg))
-      rc = sg_dnnl_pool_bwd(alg, &geo, sg_data_ptr(gc), NULL, sg_data_ptr(gx));
+      rc = sg_dnnl_pool_bwd(alg, &geo, sg_data_ptr(gc), sg_data_ptr(gx));
   }
   sg_pool_note_path(rc == 1 ? "dnnl" : "loops");
   if (gx && rc == 0) {

@@ -3,6 +3,7 @@
  * (int64 for integers), sequential, so results do not depend on threads. */
 #include "ops.h"
 #include "../autograd/autograd.h"
+#include "../backend_cpu/cpu_kernels.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,14 +206,26 @@ static sg_tensor *reduce(rkind k, sg_tensor *a, const bool *dims, bool keepdim) 
     sg_error_set("%s: cannot reduce over an empty dimension of %s", name, SG_SHAPE_STR(a));
     return NULL;
   }
-  sg_tensor *out;
+  sg_tensor *out = NULL;
+  /* an f32 sum over one block of dims ahead of the last: summed in place ([A, R, B] -> [A, B]) by the
+   * cpu kernel, without the transposing copy to rows (the same additions in the same order) */
+  int d0 = -1, d1 = -1;
+  for (int d = 0; d < a->ndim; d++)
+    if (dims ? dims[d] : true) { if (d0 < 0) d0 = d; d1 = d; }
+  bool block = d0 >= 0 && d1 < a->ndim - 1;
+  for (int d = d0; block && d <= d1; d++) block = dims ? dims[d] : true;
 #ifdef SG_HAVE_CUDA
   if (SG_ON_CUDA(a)) { /* reads a's strided view directly */
     out = sg_empty(p.out_ndim, p.out_size, result_type(k, a->dtype), SG_CUDA);
     if (out && sg_cuda_reduce(k, a, p.perm, p.nkeep, out)) sg_tensor_assign(&out, NULL);
   } else
 #endif
-  {
+  if (k == R_SUM && a->dtype == SG_F32 && block && sg_is_contiguous(a)) {
+    int64_t A = 1, R = 1, B = 1;
+    for (int d = 0; d < a->ndim; d++) *(d < d0 ? &A : d <= d1 ? &R : &B) *= a->size[d];
+    if (!(out = sg_empty(p.out_ndim, p.out_size, SG_F32, a->storage->device))) return NULL;
+    sg_cpu_sum_mid(A, R, B, sg_data_ptr(a), sg_data_ptr(out));
+  } else {
     sg_tensor *rows = as_rows(a, &p);
     out = rows ? sg_empty(p.out_ndim, p.out_size, result_type(k, a->dtype), a->storage->device) : NULL;
     if (out) reduce_rows(k, rows, out, p.outer, p.row);

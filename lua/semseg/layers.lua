@@ -153,6 +153,7 @@ end
 function nn.MaxPool2d:forward(x)
   local v, i = C.max_pool2d(x, self.cfg)
   if self.return_indices then return v, i end
+  local _ <close> = i -- not wanted here (autograd keeps its own reference): freed now, not by the collector
   return v
 end
 function nn.MaxPool2d:extra_repr() return "kernel " .. table.concat(pair(self.cfg.kernel), "x") end

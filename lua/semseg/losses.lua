@@ -94,6 +94,19 @@ end
 function L.bce_with_logits(x, t, o)
   o = o or {}
   same_shape(x, t, "bce_with_logits"); float_target(t, "bce_with_logits")
+  -- the common case (no weights, a mean or a sum, a constant target on the cpu) as one fused op
+  local red = o.reduction or "mean"
+  if not o.pos_weight and not o.weight and (red == "mean" or red == "sum") and x.device == "cpu"
+      and t.device == "cpu" and not (t:needs_grad() and core.is_grad_enabled()) then
+    return core.nn_functional.bce_with_logits(x, t, red)
+  end
+  return L.bce_with_logits_reference(x, t, o)
+end
+
+-- bce_with_logits composed of elementwise ops (any options; differentiates the target too)
+function L.bce_with_logits_reference(x, t, o)
+  o = o or {}
+  same_shape(x, t, "bce_with_logits"); float_target(t, "bce_with_logits")
   -- log(1 + exp(-|x|)) + max(-x, 0) is log(1 + exp(-x)) without overflow
   local softplus_neg = (-x:abs()):exp():log1p() + (-x):relu()
   local loss
