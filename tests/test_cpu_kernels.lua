@@ -194,6 +194,34 @@ test("max pooling (f32 kernels) equals the generic loops: values, indices, gradi
   local v2, i2 = F.max_pool2d(sg.full(-math.huge, {1, 1, 4, 4}), {kernel = 2})
   check.eq(v2:amax():item(), -math.huge)
   check.eq(i2:flatten():totable(), {0, 2, 8, 10})
+  -- the 2x2 kernel: every order of NaN, +-inf and ties within a window, against the f64 loops
+  local vals, flat = {0 / 0, math.huge, -math.huge, 1, 1, -2}, {}
+  for a = 1, #vals do for b = 1, #vals do for c = 1, #vals do for d = 1, #vals do
+    flat[#flat + 1] = {vals[a], vals[b], vals[c], vals[d]}
+  end end end end
+  local n = #flat -- windows side by side: row 1 holds (a, b), row 2 (c, d)
+  local grid = sg.zeros{1, 1, 2, 2 * n}
+  for k, w in ipairs(flat) do
+    grid[{1, 1, 1, 2 * k - 1}] = w[1]; grid[{1, 1, 1, 2 * k}] = w[2]
+    grid[{1, 1, 2, 2 * k - 1}] = w[3]; grid[{1, 1, 2, 2 * k}] = w[4]
+  end
+  local vf, jf = F.max_pool2d(grid, {kernel = 2})
+  local vd, jd = F.max_pool2d(grid:to("f64"), {kernel = 2})
+  check.eq(jf:eq(jd):all():item(), true, "2x2 positions with NaN, inf and ties")
+  local nan_f, nan_d = vf:ne(vf), vd:ne(vd)
+  check.eq(nan_f:eq(nan_d):all():item(), true, "2x2 NaN windows")
+  check.eq(vf:to("f64"):eq(vd):logical_or(nan_d):all():item(), true, "2x2 values")
+  -- indices = false: values only, the same values; autograd still gets its positions
+  local x3 = sg.randn{2, 3, 8, 10}
+  local only = {F.max_pool2d(x3, {kernel = 2, indices = false})}
+  check.eq(#only, 1, "indices = false returns the values only")
+  check.eq(only[1]:eq((F.max_pool2d(x3, {kernel = 2}))):all():item(), true)
+  local xg = x3:clone():requires_grad_(true)
+  F.max_pool2d(xg, {kernel = 2, indices = false}):sum():backward()
+  local xr = x3:clone():requires_grad_(true)
+  F.max_pool2d(xr, 2):sum():backward()
+  check.eq(xg.grad:eq(xr.grad):all():item(), true, "gradient with indices = false")
+  check.errors(function() F.avg_pool2d(x3, {kernel = 2, indices = false}) end, "indices")
 end)
 
 test("fused bce_with_logits matches the composed reference, gradients included, on any thread count", function()

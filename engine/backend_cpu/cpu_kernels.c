@@ -297,6 +297,25 @@ void sg_cpu_bn_bwd(bool training, int64_t N, int64_t C, int64_t L, double eps, c
 }
 
 /* ---------------------------------------------------------------- max pooling */
+/* One row of 2x2, stride-2 windows: branchless, so that it vectorises (the first NaN wins, as in the
+ * loop below: a NaN is taken only over a number, and nothing replaces a NaN). idx may be NULL. */
+static inline __attribute__((always_inline)) void maxpool_row_2x2(const float *a, const float *b, int64_t ow,
+                                                                  int64_t at0, int64_t W, float *y, int64_t *idx) {
+  for (int64_t ox = 0; ox < ow; ox++) {
+    float v0 = a[2 * ox], v1 = a[2 * ox + 1], v2 = b[2 * ox], v3 = b[2 * ox + 1];
+    float best = v0;
+    int k = 0;
+    bool t1 = v1 > best || (v1 != v1 && best == best);
+    best = t1 ? v1 : best; k = t1 ? 1 : k;
+    bool t2 = v2 > best || (v2 != v2 && best == best);
+    best = t2 ? v2 : best; k = t2 ? 2 : k;
+    bool t3 = v3 > best || (v3 != v3 && best == best);
+    best = t3 ? v3 : best; k = t3 ? 3 : k;
+    y[ox] = best;
+    if (idx) idx[ox] = at0 + 2 * ox + (k & 1) + (k >> 1) * W;
+  }
+}
+
 void sg_cpu_maxpool_fwd(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_t ow, int64_t kh, int64_t kw,
                         int64_t sh, int64_t sw, int64_t ph, int64_t pw, const float *x, float *y, int64_t *idx) {
   int64_t rows = planes * oh;
@@ -308,24 +327,11 @@ void sg_cpu_maxpool_fwd(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_
     int64_t p = r / oh, oy = r % oh;
     const float *xp = x + p * H * W;
     float *yr = y + r * ow;
-    int64_t *ir = idx + r * ow;
-    if (two) { /* the U-Net's 2x2 windows: the same comparisons, unrolled */
+    int64_t *ir = idx ? idx + r * ow : NULL;
+    if (two) { /* the U-Net's 2x2 windows; the positions only when wanted */
       const float *a = xp + 2 * oy * W, *b = a + W;
-      for (int64_t ox = 0; ox < ow; ox++) {
-        const float v[4] = {a[2 * ox], a[2 * ox + 1], b[2 * ox], b[2 * ox + 1]};
-        const int64_t at[4] = {2 * oy * W + 2 * ox, 2 * oy * W + 2 * ox + 1, (2 * oy + 1) * W + 2 * ox,
-                               (2 * oy + 1) * W + 2 * ox + 1};
-        float best = -INFINITY;
-        int64_t bi = at[0];
-        for (int k = 0; k < 4; k++)
-          if (v[k] > best || v[k] != v[k]) {
-            best = v[k];
-            bi = at[k];
-            if (v[k] != v[k]) break;
-          }
-        yr[ox] = best;
-        ir[ox] = bi;
-      }
+      if (ir) maxpool_row_2x2(a, b, ow, 2 * oy * W, W, yr, ir);
+      else maxpool_row_2x2(a, b, ow, 2 * oy * W, W, yr, NULL);
       continue;
     }
     int64_t h0 = oy * sh - ph, h1 = h0 + kh < H ? h0 + kh : H;
@@ -346,7 +352,7 @@ void sg_cpu_maxpool_fwd(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_
         }
     found:
       yr[ox] = best;
-      ir[ox] = bi;
+      if (ir) ir[ox] = bi;
     }
   }
 }

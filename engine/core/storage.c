@@ -42,19 +42,17 @@ void sg_memstats_tensor_delta(sg_device dev, int d) { mem[dev].live_tensors += d
 
 /* Large blocks (64 KiB and up: from glibc's heap, blocks of a few hundred KB whose lifetimes
  * interleave fragment it, e.g. 7 MB more heap per unet16 128x128 b1 inference pass with 10 MB in
- * use) are mapped from the kernel directly, their size rounded up to one of
- * eight classes per power of two (at most 12.5 % more; pages never touched cost nothing), with
- * transparent huge pages asked for (fewer faults, fewer TLB misses in the kernels). A fresh mapping is
- * faulted in and zeroed by the kernel page by page (a fifth of a U-Net training step when every
- * activation, gradient and conv scratch buffer is fresh), so released blocks go on a list and serve
- * later requests whatever their size (see cpu_alloc); the list drains into what is asked for, so it
- * does not keep blocks of sizes nobody asks for again (an exact-size list kept them up to its cap;
- * they add to the peak resident memory, as does what glibc's heap keeps of freed memory).
- * At most CACHE_SLOTS blocks and CACHE_BYTES bytes are held, the oldest unmapped first; near the peak
- * of the memory in use, the resident total is held within that peak plus SLACK. A small cap would
- * unmap what the next step needs on large models (attention_residual_unet32 256x256 b4: 1.5 s of
- * kernel time per 4.3 s step with 256 MiB, 0.2 s with 1 GiB). sg_storage_new empties the list
- * before giving up on an allocation.
+ * use) are mapped from the kernel directly, in whole pages, with transparent huge pages asked for
+ * (fewer faults, fewer TLB misses in the kernels). A fresh mapping is faulted in and zeroed by the
+ * kernel page by page (a fifth to a third of a U-Net training step when every activation, gradient
+ * and conv scratch buffer is fresh), so released blocks go on a list and serve later requests (see
+ * cpu_alloc). Resident memory is bounded by accounting: what is handed out (whole blocks) plus what
+ * is cached stays within the peak of what was handed out plus SLACK, the oldest cached blocks
+ * unmapped first, and at most CACHE_SLOTS blocks and CACHE_BYTES bytes are cached. Measured (2
+ * threads): SLACK 64 MiB left 1000 page faults per unet16 128x128 b4 training step, 96 MiB none, with
+ * peak resident memory 393 MB (PyTorch 431); unet64 256x256 b4 peaks at 2396 MB (PyTorch 2488).
+ * Sizes are not rounded to classes: that cost 12 % of the peak in unused tails (unet64: 2510 MB).
+ * sg_storage_new empties the list before giving up on an allocation.
  * Off under AddressSanitizer (plain malloc) so that it still sees every use after free. */
 #if defined(__SANITIZE_ADDRESS__)
 #define SG_BLOCK_CACHE 0
@@ -69,24 +67,22 @@ void sg_memstats_tensor_delta(sg_device dev, int d) { mem[dev].live_tensors += d
 #define CACHE_MIN ((size_t)64 << 10)
 #define CACHE_SLOTS 512
 #define CACHE_BYTES ((size_t)1 << 30)
-#define SLACK ((long long)(getenv("SG_SLACK") ? atoll(getenv("SG_SLACK")) : 64) << 20)
+#define SLACK ((long long)96 << 20)
+#define PAGE ((size_t)4096)
 static struct { void *p; size_t n; } cache[CACHE_SLOTS]; /* oldest first */
 static int cache_count;
 static size_t cache_bytes;
+/* the bytes of the large blocks handed out, whole (a cached block up to twice the size asked for goes
+ * out whole, and its tail may be resident from an earlier use), and their peak; under cache_lock */
+static long long held_bytes, held_peak;
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static size_t round64(size_t n) { size_t r = (n + 63) & ~(size_t)63; return r ? r : 64; }
 
-/* the size class of a large block: n rounded up to a multiple of 1/8 of its power of two */
-static size_t size_class(size_t n) {
-  size_t top = (size_t)1 << (63 - __builtin_clzll((unsigned long long)n)), step = top >> 3;
-  return (n + step - 1) / step * step;
-}
-
 static bool is_large(size_t rounded) { return SG_BLOCK_CACHE && rounded >= CACHE_MIN; }
 
 /* A large block is a private anonymous mapping of `size` bytes whose first HDR bytes record that size
- * (a block handed out again may be larger than its class) and whether it is one: when the kernel
+ * (a block handed out again may be larger than asked for) and whether it is one: when the kernel
  * refuses a mapping (vm.max_map_count reached by very many live blocks) it comes from malloc instead
  * and is freed, not cached. The data starts after the HDR bytes. */
 #define HDR ((size_t)64)
@@ -143,18 +139,17 @@ static bool too_large(size_t have, size_t want) {
   return have >= ((size_t)32 << 20) ? have / 5 > want / 4 : have / 2 > want;
 }
 
-/* A request is served, in this order, by: a cached block of its own class; the smallest cached block
+/* A request is served, in this order, by: a cached block of its size; the smallest cached block
  * up to twice as large; a fresh mapping, while what is resident stays within the peak of the memory
  * in use plus SLACK; and only near that peak, the smallest larger cached block (cut down to size, its
  * tail unmapped, when too_large) or the largest smaller one grown to size. Cutting and growing away
  * from the peak churned: a small request cut a large block that the next large request grew back,
  * and every grown page is faulted in and zeroed again (unet16 128x128 b4 training: 11400 page faults
- * and about a third of the time per step; none with this order, for 34 MB more peak resident memory,
- * which stays below PyTorch's). */
+ * and about a third of the time per step; about 100 with this order). */
 static void *cpu_alloc(size_t n) {
   size_t rounded = round64(n);
   if (!is_large(rounded)) return aligned_alloc(64, rounded);
-  size_t want = size_class(rounded + HDR);
+  size_t want = (rounded + HDR + PAGE - 1) & ~(PAGE - 1);
   void *p = NULL;
   size_t have = 0;
   pthread_mutex_lock(&cache_lock);
@@ -165,7 +160,7 @@ static void *cpu_alloc(size_t n) {
     else if (c > want && (fit < 0 || c < cache[fit].n)) fit = k;
     else if (c < want && (big < 0 || c > cache[big].n)) big = k;
   }
-  long long live = mem[SG_CPU].bytes + (long long)want, peak = mem[SG_CPU].peak;
+  long long live = held_bytes + (long long)want, peak = held_peak;
   long long room = (peak > live ? peak : live) + SLACK - live - (long long)cache_bytes;
   bool close_fit = fit >= 0 && cache[fit].n / 2 <= want;
   if (exact < 0 && !close_fit && room >= 0) fit = big = -1; /* a fresh mapping */
@@ -183,9 +178,12 @@ static void *cpu_alloc(size_t n) {
   int ngone = 0;
   bool tight = room < (long long)(have > want ? have - want : 0);
   if (have < want && room < 0) ngone = cache_evict((size_t)-room, gone);
+  bool resize = p && have != want && (have < want || too_large(have, want) || tight);
+  held_bytes += (long long)(p && !resize ? have : want);
+  if (held_bytes > held_peak) held_peak = held_bytes;
   pthread_mutex_unlock(&cache_lock);
   for (int j = 0; j < ngone; j++) unmap_block(gone[j]);
-  if (p && have != want && (have < want || too_large(have, want) || tight)) {
+  if (resize) {
     char *base = (char *)p - HDR;
     void *q = mremap(base, have, want, MREMAP_MAYMOVE);
     if (q == MAP_FAILED) {
@@ -196,7 +194,12 @@ static void *cpu_alloc(size_t n) {
       p = (char *)q + HDR;
     }
   }
-  return p ? p : map_block(want);
+  if (!p && !(p = map_block(want))) {
+    pthread_mutex_lock(&cache_lock);
+    held_bytes -= (long long)want;
+    pthread_mutex_unlock(&cache_lock);
+  }
+  return p;
 }
 
 static void cpu_free(void *p, size_t n) {
@@ -207,6 +210,9 @@ static void cpu_free(void *p, size_t n) {
     return;
   }
   size_t size = block_size(p);
+  pthread_mutex_lock(&cache_lock);
+  held_bytes -= (long long)size;
+  pthread_mutex_unlock(&cache_lock);
   if (size > CACHE_BYTES || !block_mapped(p)) {
     unmap_block(p);
     return;

@@ -141,8 +141,9 @@ static void pool_args(lua_State *L, const char *op, int64_t *k, int64_t *s, int6
     return;
   }
   if (!lua_istable(L, 2)) luaL_error(L, "%s: argument #2 must be a kernel size or an options table {kernel=, stride=, padding=}", op);
-  static const char *const KEYS[] = {"kernel", "stride", "padding", "count_include_pad", NULL};
-  check_keys(L, 2, op, KEYS);
+  static const char *const AVG_KEYS[] = {"kernel", "stride", "padding", "count_include_pad", NULL};
+  static const char *const MAX_KEYS[] = {"kernel", "stride", "padding", "indices", NULL};
+  check_keys(L, 2, op, strcmp(op, "max_pool2d") == 0 ? MAX_KEYS : AVG_KEYS);
   lua_getfield(L, 2, "kernel");
   bool has = !lua_isnil(L, -1);
   lua_pop(L, 1);
@@ -159,9 +160,16 @@ static int l_max_pool2d(lua_State *L) {
   sg_tensor *x = sgL_check(L, 1, "max_pool2d");
   int64_t k[2], s[2], p[2];
   pool_args(L, "max_pool2d", k, s, p);
+  /* {indices = false}: values only (inference skips the positions) */
+  bool want = true;
+  if (lua_istable(L, 2)) {
+    want = lua_getfield(L, 2, "indices") == LUA_TNIL || lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
   sg_tensor *v = NULL, *i = NULL;
-  if (sg_max_pool2d(x, k, s, p, &v, &i)) return sgL_error(L);
+  if (sg_max_pool2d(x, k, s, p, &v, want ? &i : NULL)) return sgL_error(L);
   sgL_push(L, v);
+  if (!want) return 1;
   sgL_push(L, i);
   return 2;
 }

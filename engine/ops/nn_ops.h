@@ -26,7 +26,8 @@ sg_tensor *sg_conv2d(sg_tensor *x, sg_tensor *w, sg_tensor *bias, const sg_conv_
 sg_tensor *sg_conv_transpose2d(sg_tensor *x, sg_tensor *w, sg_tensor *bias, const sg_conv_opts *o);
 
 /* ---- pooling (ops/pool.c) ---- */
-/* values and i64 indices (flat position in each input H*W plane, as PyTorch) */
+/* values and i64 indices (flat position in each input H*W plane, as PyTorch); indices may be NULL
+ * when the caller does not want them: then they are computed only if autograd needs them */
 int sg_max_pool2d(sg_tensor *x, const int64_t kernel[2], const int64_t stride[2], const int64_t padding[2],
                   sg_tensor **values, sg_tensor **indices);
 sg_tensor *sg_max_unpool2d(sg_tensor *x, sg_tensor *indices, int64_t oh, int64_t ow);

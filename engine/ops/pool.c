@@ -128,17 +128,21 @@ int sg_max_pool2d(sg_tensor *x, const int64_t kernel[2], const int64_t stride[2]
       memcpy(nu->i, cpar, sizeof cpar);
     }
     *values = vu;
-    *indices = iu;
+    if (indices) *indices = iu;
+    else sg_tensor_decref(iu);
     return 0;
   }
 #endif
   bool f64 = x->dtype == SG_F64;
+  /* the f32 kernel skips the positions when neither the caller nor autograd wants them (inference) */
+  bool positions = indices || sg_needs_grad(1, &x) || x->dtype != SG_F32;
   sg_tensor *xc = sg_nn_contig(x, x->dtype);
-  sg_tensor *v = xc ? sg_empty(4, osz, x->dtype, SG_CPU) : NULL, *ix = v ? sg_empty(4, osz, SG_I64, SG_CPU) : NULL;
-  if (!ix) { sg_tensor_decref(xc); sg_tensor_decref(v); return -1; }
+  sg_tensor *v = xc ? sg_empty(4, osz, x->dtype, SG_CPU) : NULL;
+  sg_tensor *ix = v && positions ? sg_empty(4, osz, SG_I64, SG_CPU) : NULL;
+  if (!v || (positions && !ix)) { sg_tensor_decref(xc); sg_tensor_decref(v); return -1; }
   const void *xp = sg_data_ptr(xc);
   void *vp = sg_data_ptr(v);
-  int64_t *ip = sg_data_ptr(ix);
+  int64_t *ip = ix ? sg_data_ptr(ix) : NULL;
   int64_t planes = osz[0] * osz[1], par[6] = {kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1]};
   int rc = 0;
   if (x->dtype == SG_F32) {
@@ -175,7 +179,8 @@ int sg_max_pool2d(sg_tensor *x, const int64_t kernel[2], const int64_t stride[2]
     memcpy(n->i, par, sizeof par);
   }
   *values = v;
-  *indices = ix;
+  if (indices) *indices = ix;
+  else sg_tensor_decref(ix);
   return 0;
 }
 

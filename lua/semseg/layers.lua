@@ -147,15 +147,12 @@ function nn.Dropout2d:forward(x) return F.dropout2d(x, self.p, self.training) en
 nn.MaxPool2d = nn.class("MaxPool2d")
 function nn.MaxPool2d:init(kernel, o)
   o = o or {}
-  rawset(self, "cfg", {kernel = kernel, stride = o.stride or kernel, padding = o.padding or 0})
+  -- indices = false: the C op skips the positions unless autograd needs them
+  rawset(self, "cfg", {kernel = kernel, stride = o.stride or kernel, padding = o.padding or 0,
+                       indices = o.return_indices and true or false})
   rawset(self, "return_indices", o.return_indices)
 end
-function nn.MaxPool2d:forward(x)
-  local v, i = C.max_pool2d(x, self.cfg)
-  if self.return_indices then return v, i end
-  local _ <close> = i -- not wanted here (autograd keeps its own reference): freed now, not by the collector
-  return v
-end
+function nn.MaxPool2d:forward(x) return C.max_pool2d(x, self.cfg) end
 function nn.MaxPool2d:extra_repr() return "kernel " .. table.concat(pair(self.cfg.kernel), "x") end
 
 nn.MaxUnpool2d = nn.class("MaxUnpool2d")
