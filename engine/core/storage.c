@@ -49,8 +49,9 @@ void sg_memstats_tensor_delta(sg_device dev, int d) { mem[dev].live_tensors += d
  * cpu_alloc). Resident memory is bounded by accounting: what is handed out (whole blocks) plus what
  * is cached stays within the peak of what was handed out plus SLACK, the oldest cached blocks
  * unmapped first, and at most CACHE_SLOTS blocks and CACHE_BYTES bytes are cached. Measured (2
- * threads): SLACK 64 MiB left 1000 page faults per unet16 128x128 b4 training step, 96 MiB none, with
- * peak resident memory 393 MB (PyTorch 431); unet64 256x256 b4 peaks at 2396 MB (PyTorch 2488).
+ * threads): SLACK 64 MiB leaves about 700 page faults (1 ms) per unet16 128x128 b4 training step
+ * (96 MiB none, but 35 MB more peak where PyTorch is lean: unet64 128x128 b1 inference 461 MB against
+ * its 435; 427 with 64 MiB); unet64 256x256 b4 training peaks at 2396 MB (PyTorch 2488).
  * Sizes are not rounded to classes: that cost 12 % of the peak in unused tails (unet64: 2510 MB).
  * sg_storage_new empties the list before giving up on an allocation.
  * Off under AddressSanitizer (plain malloc) so that it still sees every use after free. */
@@ -67,7 +68,7 @@ void sg_memstats_tensor_delta(sg_device dev, int d) { mem[dev].live_tensors += d
 #define CACHE_MIN ((size_t)64 << 10)
 #define CACHE_SLOTS 512
 #define CACHE_BYTES ((size_t)1 << 30)
-#define SLACK ((long long)96 << 20)
+#define SLACK ((long long)64 << 20)
 #define PAGE ((size_t)4096)
 static struct { void *p; size_t n; } cache[CACHE_SLOTS]; /* oldest first */
 static int cache_count;
@@ -245,6 +246,13 @@ static void cpu_cache_flush(void) {
   for (int k = 0; k < cache_count; k++) unmap_block(cache[k].p);
   cache_count = 0;
   cache_bytes = 0;
+  pthread_mutex_unlock(&cache_lock);
+}
+
+void sg_cpu_empty_cache(void) {
+  cpu_cache_flush();
+  pthread_mutex_lock(&cache_lock);
+  held_peak = held_bytes;
   pthread_mutex_unlock(&cache_lock);
 }
 

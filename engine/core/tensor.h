@@ -44,6 +44,10 @@ void sg_storage_decref(sg_storage *s);
 /* Memory accounting, per device. */
 typedef struct { int64_t live_tensors, live_storages, bytes, peak_bytes; } sg_memstats;
 sg_memstats sg_memory_stats(sg_device dev);
+/* Unmaps the cpu allocator's cached blocks and restarts its resident budget (the peak of what is
+ * handed out, plus a slack) from what is in use now: after a transient peak such as building a model,
+ * whose temporaries would otherwise stay cached beside the activations that follow. */
+void sg_cpu_empty_cache(void);
 /* A live tensor counted on dev (d = +1) or no longer (-1); a tensor's count follows its storage's device. */
 void sg_memstats_tensor_delta(sg_device dev, int d);
 /* Called with the byte count of an allocation about to happen; `urgent` after a

@@ -52,6 +52,15 @@ static int l_memory_stats(lua_State *L) {
   return 1;
 }
 
+/* empty_cache(): a full collection (dead tensors give their blocks back), then the cpu allocator's
+ * cached blocks are unmapped and its resident budget restarts from what is in use */
+static int l_empty_cache(lua_State *L) {
+  lua_gc(L, LUA_GCCOLLECT);
+  lua_gc(L, LUA_GCCOLLECT);
+  sg_cpu_empty_cache();
+  return 0;
+}
+
 static int l_manual_seed(lua_State *L) {
   sg_manual_seed((uint64_t)sgL_int(L, 1, "manual_seed", "seed"));
   return 0;
@@ -77,7 +86,7 @@ static const luaL_Reg METHODS[] = {
   {"backward", m_backward}, {NULL, NULL}};
 static const luaL_Reg FNS[] = {
   {"no_grad", l_no_grad}, {"set_grad_enabled", l_set_grad_enabled}, {"is_grad_enabled", l_is_grad_enabled},
-  {"memory_stats", l_memory_stats}, {"manual_seed", l_manual_seed}, {"rng_state", l_rng_state}, {NULL, NULL}};
+  {"memory_stats", l_memory_stats}, {"empty_cache", l_empty_cache}, {"manual_seed", l_manual_seed}, {"rng_state", l_rng_state}, {NULL, NULL}};
 
 void sgL_open_autograd(lua_State *L, int mod, int methods) {
   sgL_setfuncs(L, METHODS, 0, methods);
