@@ -1,7 +1,7 @@
 #!/bin/sh
 # semseg against PyTorch on the CPU, side by side (issue 7).
 #
-#   scripts/bench_cpu.sh [--threads 2] [--quick] [--rows "unet 32 256 4 1 3, tiled unet 32 1024 4 1 3"] [--out results.txt]
+#   scripts/bench_cpu.sh [--threads 2] [--quick] [--repeat 1] [--rows "unet 32 256 4 1 3, tiled unet 32 1024 4 1 3"] [--out results.txt]
 #
 # For every row (same architecture, input size, batch, f32 and thread count in both) it runs
 # build/semseg run scripts/bench_cpu.lua and /usr/bin/python3 scripts/bench_cpu_torch.py one after
@@ -12,6 +12,8 @@
 # The tiled row predicts a 1024x1024 image in 256x256 tiles with overlap 0.25 (megapixels/s).
 # --quick runs a small subset (about a minute); --rows gives your own, comma-separated, each
 # "model base size batch warmup steps" or "tiled model base image_size batch warmup steps".
+# --repeat N runs the whole list N times (the semseg/torch order flipped each round) and reports each
+# row's median rates and largest peak memory: a shared machine's noise moves single runs by 30 %.
 # The raw "RESULT" lines are kept in --out.
 # Needs `make` first. OMP_NUM_THREADS and OPENBLAS_NUM_THREADS are set to --threads for both.
 set -eu
@@ -19,15 +21,17 @@ cd "$(dirname "$0")/.."
 
 THREADS=2
 QUICK=0
+REPEAT=1
 MYROWS=""
 OUTFILE=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) THREADS="$2"; shift 2 ;;
     --quick) QUICK=1; shift ;;
+    --repeat) REPEAT="$2"; shift 2 ;;
     --rows) MYROWS="$2"; shift 2 ;;
     --out) OUTFILE="$2"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "bench_cpu.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -70,7 +74,12 @@ run_torch() { "$PY" scripts/bench_cpu_torch.py --threads "$THREADS" "$@" | tee -
 start=$(date +%s)
 run_semseg --gemm 2048
 run_torch --gemm 2048
-k=0
+case "$REPEAT" in ''|*[!0-9]*|0) echo "bench_cpu.sh: --repeat needs a positive integer, got '$REPEAT'" >&2; exit 2 ;; esac
+round=0
+while [ "$round" -lt "$REPEAT" ]; do
+round=$((round + 1))
+[ "$REPEAT" = 1 ] || echo "--- round $round of $REPEAT"
+k=$round
 echo "$ROWS" | while read -r a b c d e f g; do
   k=$((k + 1))
   if [ "$a" = tiled ]; then
@@ -78,28 +87,41 @@ echo "$ROWS" | while read -r a b c d e f g; do
   else
     set -- --model "$a" --base "$b" --size "$c" --batch "$d" --warmup "$e" --steps "$f"
   fi
-  if [ $((k % 2)) = 1 ]; then run_semseg "$@"; run_torch "$@"; else run_torch "$@"; run_semseg "$@"; fi
+  if [ $((k % 2)) = 0 ]; then run_semseg "$@"; run_torch "$@"; else run_torch "$@"; run_semseg "$@"; fi
+done
 done
 echo "wall time $(( $(date +%s) - start )) s; raw results in $OUTFILE"
 echo
 
-"$PY" - "$OUTFILE" "$THREADS" <<'EOF'
-import sys
+"$PY" - "$OUTFILE" "$THREADS" "$REPEAT" <<'EOF'
+import sys, statistics
 rows, order, gemm = {}, [], {}
 for line in open(sys.argv[1]):
     if not line.startswith("RESULT "):
         continue
     kv = dict(f.split("=", 1) for f in line.split()[1:])
     if kv["row"].startswith("gemm"):
-        gemm[kv["framework"]] = float(kv["gemm_gflops"])
+        gemm.setdefault(kv["framework"], []).append(float(kv["gemm_gflops"]))
         continue
     if kv["row"] not in rows:
         rows[kv["row"]] = {}
         order.append(kv["row"])
-    rows[kv["row"]][kv["framework"]] = kv
+    rows[kv["row"]].setdefault(kv["framework"], []).append(kv)
+# one record per row and framework: median rates and GFLOP/s, largest peak memory over the rounds
+def merge(runs):
+    out = dict(runs[0])
+    for key in out:
+        if key.endswith("_mb"):
+            out[key] = str(max(float(r[key]) for r in runs if key in r))
+        elif key.endswith(("_ips", "_gflops", "_mpxs")):
+            out[key] = str(statistics.median(float(r[key]) for r in runs if key in r))
+    return out
+rows = {r: {fw: merge(runs) for fw, runs in by.items()} for r, by in rows.items()}
+gemm = {fw: statistics.median(v) for fw, v in gemm.items()}
 peak = gemm.get("semseg") or max(gemm.values())
-print("f32, %s threads; sgemm 2048x2048: semseg (OpenBLAS) %.0f GFLOP/s, torch %.0f GFLOP/s; %% = conv GFLOP/s / %.0f"
-      % (sys.argv[2], gemm.get("semseg", 0), gemm.get("torch", 0), peak))
+print("f32, %s threads, %s round(s) (median rates, largest peak); sgemm 2048x2048: semseg (OpenBLAS) %.0f GFLOP/s, "
+      "torch %.0f GFLOP/s; %% = conv GFLOP/s / %.0f" % (sys.argv[2], sys.argv[3], gemm.get("semseg", 0),
+                                                        gemm.get("torch", 0), peak))
 print()
 hdr = ("| row | step | semseg | torch | semseg/torch | semseg conv GFLOP/s | torch conv GFLOP/s "
        "| semseg peak MB | torch peak MB |")
