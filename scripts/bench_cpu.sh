@@ -50,14 +50,14 @@ unet 16 256 1 2 5
 attention_unet 16 128 4 1 3
 tiled unet 16 512 4 1 3"
 else
-  ROWS="unet 16 128 4 2 5
-unet 16 128 1 2 5
-unet 32 128 4 2 5
-unet 32 128 1 2 5
+  ROWS="unet 16 128 4 3 12
+unet 16 128 1 3 12
+unet 32 128 4 2 8
+unet 32 128 1 3 12
 unet 64 128 4 1 4
 unet 64 128 1 2 5
-unet 16 256 4 2 5
-unet 16 256 1 2 5
+unet 16 256 4 2 8
+unet 16 256 1 3 12
 unet 32 256 4 1 4
 unet 32 256 1 2 5
 unet 64 256 4 1 3

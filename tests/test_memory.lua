@@ -154,16 +154,18 @@ test("closed intermediates are freed by the backward pass itself, no collection 
   if not ok then error(err, 0) end
 end)
 
+-- resident memory of this process in MB (Linux)
+local function rss_mb()
+  local g = io.open("/proc/self/status", "r")
+  local txt = g:read("a")
+  g:close()
+  return tonumber(txt:match("VmRSS:%s*(%d+)")) / 1024
+end
+
 test("large blocks of many sizes do not pile up in the allocator (resident memory stays bounded)", function()
   local f = io.open("/proc/self/status", "r")
   if not f then skip("no /proc/self/status") end
   f:close()
-  local function rss_mb()
-    local g = io.open("/proc/self/status", "r")
-    local txt = g:read("a")
-    g:close()
-    return tonumber(txt:match("VmRSS:%s*(%d+)")) / 1024
-  end
   settle()
   local r0 = rss_mb()
   for i = 1, 80 do -- 80 sizes from 2 to 60 MB, each written (resident) and closed at once: 2.5 GB in all
@@ -176,12 +178,6 @@ end)
 test("empty_cache gives cached blocks back to the kernel; live tensors keep their values", function()
   if not io.open("/proc/self/status", "r") then skip("no /proc/self/status") end
   if os.getenv("ASAN_OPTIONS") then skip("AddressSanitizer build: plain malloc and a quarantine, no block cache") end
-  local function rss_mb()
-    local g = io.open("/proc/self/status", "r")
-    local txt = g:read("a")
-    g:close()
-    return tonumber(txt:match("VmRSS:%s*(%d+)")) / 1024
-  end
   local keep = sg.full(2, {300000}) -- a large block that must survive
   sg.empty_cache()
   local r0 = rss_mb()

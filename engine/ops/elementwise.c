@@ -226,35 +226,7 @@ static void un_row(char **p, const int64_t *s, int64_t n, void *vc) {
  * number of threads. Reductions never come through here. */
 #ifdef _OPENMP
 #define PAR_MIN 65536   /* fewer elements: one thread */
-#define PAR_CHUNK 16384 /* elements per chunk */
-
-/* the rows of `it` restricted to the flat positions [lo, hi) */
-static void iter_range(const sg_iter *it, sg_row_fn fn, void *ctx, int64_t lo, int64_t hi) {
-  int nd = it->ndim, nops = it->nops;
-  int64_t inner = it->size[nd - 1], idx[SG_MAX_DIMS] = {0}, istride[SG_ITER_MAX_OPS];
-  int64_t row = lo / inner, col = lo % inner;
-  for (int d = nd - 2; d >= 0; d--) {
-    idx[d] = row % it->size[d];
-    row /= it->size[d];
-  }
-  for (int k = 0; k < nops; k++) istride[k] = it->stride[k][nd - 1];
-  char *p[SG_ITER_MAX_OPS];
-  for (int64_t pos = lo; pos < hi;) {
-    int64_t len = inner - col < hi - pos ? inner - col : hi - pos;
-    for (int k = 0; k < nops; k++) {
-      char *q = it->base[k] + col * istride[k];
-      for (int d = 0; d < nd - 1; d++) q += idx[d] * it->stride[k][d];
-      p[k] = q;
-    }
-    fn(p, istride, len, ctx);
-    pos += len;
-    col = 0;
-    for (int d = nd - 2; d >= 0; d--) {
-      if (++idx[d] < it->size[d]) break;
-      idx[d] = 0;
-    }
-  }
-}
+#define PAR_CHUNK 16384 /* elements per chunk (sg_iter_run_range runs one) */
 
 /* True when chunks may run concurrently: the output (operand 0) writes each
  * element once, and an input sharing its storage is the very same view (an
@@ -281,7 +253,7 @@ static void iter_run_par(sg_iter *it, sg_tensor *const *t, sg_row_fn fn, void *c
     int64_t nchunks = (total + PAR_CHUNK - 1) / PAR_CHUNK;
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < nchunks; c++)
-      iter_range(it, fn, ctx, c * PAR_CHUNK, (c + 1) * PAR_CHUNK < total ? (c + 1) * PAR_CHUNK : total);
+      sg_iter_run_range(it, fn, ctx, c * PAR_CHUNK, (c + 1) * PAR_CHUNK < total ? (c + 1) * PAR_CHUNK : total);
     return;
   }
 #else
