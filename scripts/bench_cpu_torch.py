@@ -121,7 +121,8 @@ def peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def conv_flops(model, shape):
+def conv_flops(model, x):
+    """2 * MACs of every convolution in one eval forward pass of x (any device)"""
     total = [0]
 
     def conv_hook(m, inp, out):
@@ -140,7 +141,7 @@ def conv_flops(model, shape):
             hooks.append(m.register_forward_hook(conv_hook))
     model.eval()
     with torch.no_grad():
-        model(torch.zeros(shape))
+        model(x)
     model.train()
     for h in hooks:
         h.remove()
@@ -266,7 +267,7 @@ def main():
         S = o.tiled
         torch.manual_seed(2)
         image = torch.rand(1, S, S)
-        gflop_tile = conv_flops(model, (1, 1, o.tile, o.tile))
+        gflop_tile = conv_flops(model, torch.zeros(1, 1, o.tile, o.tile))
         res = {}
 
         def run():
@@ -295,7 +296,7 @@ def main():
     torch.manual_seed(3)
     x = torch.randn(B, 1, S, S)
     target = (torch.rand(B, 1, S, S) > 0.5).float()
-    fwd_flops = conv_flops(model, (B, 1, S, S))
+    fwd_flops = conv_flops(model, torch.zeros(B, 1, S, S))
     put("row", "%s%d_%d_b%d" % (o.model, o.base, S, B))
     put("params", sum(p.numel() for p in model.parameters()))
     put("fwd_gflop", fwd_flops / 1e9)

@@ -5,7 +5,7 @@
     python3 scripts/bench_gpu_torch.py --gemm 8192
     python3 scripts/bench_gpu_torch.py --probe          (prints the device and exits 0/1)
 
-The network is built here layer for layer as lua/semseg/models/common.lua builds sg.models.unet with its
+The network (bench_cpu_torch.Net with DoubleConv, no attention) is built layer for layer as lua/semseg/models/common.lua builds sg.models.unet with its
 defaults (batch norm, nearest up-sampling, no head BN, logits out):
   DoubleConv = [3x3 conv (bias) -> BN -> ReLU] x 2;  enc1..encD (filters base * 2^(level-1)), 2x2 max-pool
   between, bottleneck; decoder D..1: cat([up2_nearest(x), skip]) -> DoubleConv; 1x1 head to 2 classes.
@@ -17,81 +17,17 @@ torch.cuda.max_memory_allocated(), reset before each phase. Options: --base 64 -
 --steps 20 --mode both|train|infer --amp bf16|none --device cuda (cpu: a dry run on tiny sizes).
 """
 import argparse
+import os
 import sys
 import time
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 
-class DoubleConv(nn.Module):
-    def __init__(self, cin, cout):
-        super().__init__()
-        self.conv1, self.bn1 = nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout)
-        self.conv2, self.bn2 = nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout)
-
-    def forward(self, x):
-        x = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(x)))
-
-
-class UNet(nn.Module):
-    def __init__(self, in_channels=1, classes=2, base=64, depth=4):
-        super().__init__()
-        self.depth = depth
-        filters = [base << level for level in range(depth + 1)]
-        cin = in_channels
-        self.enc = nn.ModuleList()
-        for level in range(depth):
-            self.enc.append(DoubleConv(cin, filters[level]))
-            cin = filters[level]
-        self.pool = nn.MaxPool2d(2)
-        self.bottleneck = DoubleConv(cin, filters[depth])
-        cd = filters[depth]
-        self.dec = nn.ModuleList()  # index 0 is decoder level `depth`
-        for level in range(depth - 1, -1, -1):
-            c = filters[level]
-            self.dec.append(DoubleConv(cd + c, c))  # nearest up-sampling keeps cd channels
-            cd = c
-        self.head = nn.Conv2d(filters[0], classes, 1)
-
-    def forward(self, x):
-        skips = []
-        for enc in self.enc:
-            x = enc(x)
-            skips.append(x)
-            x = self.pool(x)
-        x = self.bottleneck(x)
-        for i in range(self.depth):
-            x = self.dec[i](torch.cat([F.interpolate(x, scale_factor=2, mode="nearest"), skips[self.depth - 1 - i]], 1))
-        return self.head(x)
-
-
-def conv_flops(model, x):
-    total = [0]
-
-    def conv_hook(m, inp, out):
-        w = m.weight.shape  # [cout, cin/groups, kh, kw]
-        total[0] += 2 * out.numel() * w[1] * w[2] * w[3]
-
-    def convt_hook(m, inp, out):
-        w = m.weight.shape  # [cin, cout/groups, kh, kw]
-        total[0] += 2 * inp[0].numel() * w[1] * w[2] * w[3]
-
-    hooks = []
-    for m in model.modules():
-        if isinstance(m, nn.ConvTranspose2d):
-            hooks.append(m.register_forward_hook(convt_hook))
-        elif isinstance(m, nn.Conv2d):
-            hooks.append(m.register_forward_hook(conv_hook))
-    model.eval()
-    with torch.no_grad():
-        model(x)
-    model.train()
-    for h in hooks:
-        h.remove()
-    return total[0]
+# the network and the FLOP count are the CPU benchmark's twin: one definition of the torch U-Net family
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_cpu_torch import DoubleConv, Net, conv_flops  # noqa: E402
 
 
 def main():
@@ -164,7 +100,7 @@ def main():
         a = torch.randn(n, n, device=dev).to(torch.bfloat16)
         b = torch.randn(n, n, device=dev).to(torch.bfloat16)
         for _ in range(3):
-            c = a @ b
+            a @ b  # warm-up
         reps = max(5, o.steps)
         dt = timed(reps, lambda: a @ b)
         tf = 2 * n ** 3 / dt / 1e12
@@ -176,7 +112,7 @@ def main():
 
     B, S = o.batch, o.size
     torch.manual_seed(1)
-    model = UNet(1, 2, o.base, o.depth).to(dev)
+    model = Net(DoubleConv, False, 1, 2, o.base, o.depth).to(dev)
     torch.manual_seed(3)
     x = torch.randn(B, 1, S, S, device=dev)
     target = torch.randint(0, 2, (B, S, S), device=dev)
