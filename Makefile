@@ -1,14 +1,34 @@
-# semseg: one binary (build/semseg) and the same engine as a Lua module (build/semseg/core.so).
+# semseg: one binary (build/semseg), the same engine as a Lua module (build/lua/semseg/core.so) and, when
+# the CUDA toolkit with cuDNN and cuBLAS is found, the CUDA backend as a module (build/semseg_cuda.so) that
+# the engine loads on first use of the GPU.
 CC      ?= cc
 comma   := ,
 OPT     ?= -O2
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-CFLAGS  += -std=gnu11 $(OPT) -g -fPIC -pthread $(WARN) -I/usr/include/lua5.4 \
-           -I/usr/include/x86_64-linux-gnu/openblas-pthread $(EXTRA_CFLAGS)
-LDLIBS  := -lopenblas -lpng -ltiff -ledit -lm -ldl -pthread
-LUA_A   := /usr/lib/x86_64-linux-gnu/liblua5.4.a
-# oneDNN convolution fast path when its header is installed (make DNNL=0 builds without it)
-DNNL    ?= $(if $(wildcard /usr/include/oneapi/dnnl/dnnl.h),1,0)
+BUILD   ?= build
+
+# The Debian packages, by pkg-config name and package name. Nothing is compiled while one is missing:
+# a half-configured build would link a binary without its fast paths and say nothing.
+PC_PKGS  := lua5.4:liblua5.4-dev libpng:libpng-dev libtiff-4:libtiff-dev openblas:libopenblas-dev libedit:libedit-dev
+DEB_PKGS := liblua5.4-dev lua5.4 libpng-dev libtiff-dev libopenblas-dev libdnnl-dev libedit-dev pkg-config
+NO_CHECK := $(filter deps clean,$(MAKECMDGOALS))
+# oneDNN fast paths: on unless DNNL=0 (then said in `semseg --version`)
+DNNL    ?= 1
+ifeq ($(NO_CHECK),)
+MISSING := $(if $(shell command -v pkg-config),,pkg-config) $(foreach p,$(PC_PKGS),$(if $(shell pkg-config --exists \
+             $(word 1,$(subst :, ,$(p))) 2>/dev/null && echo y),,$(word 2,$(subst :, ,$(p)))))
+MISSING := $(strip $(MISSING) $(if $(filter 1,$(DNNL)),$(if $(wildcard /usr/include/oneapi/dnnl/dnnl.h),,libdnnl-dev)))
+ifneq ($(MISSING),)
+$(error missing Debian packages: $(MISSING). Run `make deps` (as root) first; `make DNNL=0` builds without oneDNN)
+endif
+endif
+
+PC_NAMES := $(foreach p,$(PC_PKGS),$(word 1,$(subst :, ,$(p))))
+CFLAGS  += -std=gnu11 $(OPT) -g -fPIC -pthread $(WARN) $(if $(NO_CHECK),,$(shell pkg-config --cflags $(PC_NAMES))) \
+           $(EXTRA_CFLAGS)
+# Lua is linked statically into the program (one binary); the Lua module leaves it to the host interpreter
+LUA_A   := $(if $(NO_CHECK),,$(shell pkg-config --variable=libdir lua5.4))/liblua5.4.a
+LDLIBS  := $(if $(NO_CHECK),,$(shell pkg-config --libs libpng libtiff-4 openblas libedit)) -lm -ldl -pthread
 ifeq ($(DNNL),1)
 CFLAGS  += -DSG_HAVE_DNNL
 LDLIBS  += -ldnnl
@@ -18,11 +38,10 @@ OPENMP  ?= 1
 ifeq ($(OPENMP),1)
 CFLAGS  += -fopenmp
 endif
-BUILD   ?= build
 
-# CUDA backend (engine/backend_cuda glue + kernels/*.cu) when nvcc and cuDNN are found; CUDA=0 builds
-# CPU-only. CUDA_HOME, CUDNN_HOME and CUBLAS_HOME may be overridden; cuDNN/cuBLAS installed as Python
-# wheels (nvidia-cudnn-cu*, nvidia-cublas-cu*) are found too.
+# CUDA backend (engine/backend_cuda glue + kernels/*.cu, linked into semseg_cuda.so) when nvcc and cuDNN
+# are found; CUDA=0 builds none. CUDA_HOME, CUDNN_HOME and CUBLAS_HOME may be overridden; cuDNN/cuBLAS
+# installed as Python wheels (nvidia-cudnn-cu*, nvidia-cublas-cu*) are found too.
 CUDA_HOME   ?= $(firstword $(wildcard /usr/local/cuda /usr/lib/cuda /opt/cuda))
 NVCC        ?= $(CUDA_HOME)/bin/nvcc
 WHEEL_DIR    = $(shell python3 -c "import nvidia.$(1), os; print(os.path.dirname(nvidia.$(1).__file__))" 2>/dev/null)
@@ -36,28 +55,42 @@ CUDA_ARCH   ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code
                -gencode arch=compute_90,code=compute_90
 CUDA_LIBDIRS = $(sort $(wildcard $(CUDA_HOME)/lib64 $(CUDNN_HOME)/lib $(CUDNN_HOME)/lib64 $(CUBLAS_HOME)/lib \
                                  $(CUBLAS_HOME)/lib64))
-ifeq ($(CUDA),1)
-CFLAGS  += -DSG_HAVE_CUDA -I$(CUDA_HOME)/include -I$(CUDNN_HOME)/include -I$(CUBLAS_HOME)/include
-NVFLAGS := -O3 -std=c++17 $(CUDA_ARCH) -Xcompiler -fPIC,-Wall,-Wextra -DSG_HAVE_CUDA -Iengine
-# the runtime is linked statically; cuBLAS and cuDNN are found through the rpath (or LD_LIBRARY_PATH)
-LDLIBS  += $(addprefix -L,$(CUDA_LIBDIRS)) $(addprefix -Wl$(comma)-rpath$(comma),$(CUDA_LIBDIRS)) \
-           -l:libcudnn.so.9 -lcublas -lcudart_static -lrt -lstdc++
-endif
+CUDA_CFLAGS := -DSG_HAVE_CUDA -I$(CUDA_HOME)/include -I$(CUDNN_HOME)/include -I$(CUBLAS_HOME)/include
+NVFLAGS     := -O3 -std=c++17 $(CUDA_ARCH) -Xcompiler -fPIC,-Wall,-Wextra -DSG_HAVE_CUDA -Iengine
+# the runtime is linked statically into the module; cuBLAS and cuDNN are found through its rpath
+CUDA_LDLIBS := $(addprefix -L,$(CUDA_LIBDIRS)) $(addprefix -Wl$(comma)-rpath$(comma),$(CUDA_LIBDIRS)) \
+               -l:libcudnn.so.9 -lcublas -lcudart_static -lrt -lstdc++
 
-DEB_PKGS := liblua5.4-dev lua5.4 libpng-dev libtiff-dev libopenblas-dev libdnnl-dev libedit-dev pkg-config
-
-ENGINE_SRC := $(shell find engine -name '*.c' ! -name main.c ! -name repl.c | sort)
-ifneq ($(CUDA),1)
-ENGINE_SRC := $(filter-out engine/backend_cuda/%,$(ENGINE_SRC))
-endif
-KERNEL_SRC := $(if $(filter 1,$(CUDA)),$(sort $(wildcard kernels/*.cu)))
+ENGINE_SRC := $(shell find engine -name '*.c' ! -name main.c ! -name repl.c ! -path 'engine/backend_cuda/*' | sort)
+CUDA_SRC   := $(sort $(wildcard engine/backend_cuda/*.c))
+KERNEL_SRC := $(sort $(wildcard kernels/*.cu))
 LUA_SRC    := $(shell find lua -name '*.lua' | sort)
-OBJ        := $(patsubst %.c,$(BUILD)/obj/%.o,$(ENGINE_SRC)) $(patsubst %.cu,$(BUILD)/obj/%.o,$(KERNEL_SRC)) \
-              $(BUILD)/obj/embedded_lua.o
+OBJ        := $(patsubst %.c,$(BUILD)/obj/%.o,$(ENGINE_SRC)) $(BUILD)/obj/embedded_lua.o
+CUDA_OBJ   := $(patsubst %.c,$(BUILD)/obj/%.o,$(CUDA_SRC)) $(patsubst %.cu,$(BUILD)/obj/%.o,$(KERNEL_SRC))
 CLI_OBJ    := $(BUILD)/obj/engine/main.o $(BUILD)/obj/engine/repl.o
 
+# Every object depends on the configuration it was compiled with (flags, libraries found): a change
+# (make DNNL=0, then make; make before and after make deps) rebuilds what it affects and nothing else.
+CONFIG      := $(CC) $(CFLAGS) | $(LDLIBS) | $(LUA_A)
+CUDA_CONFIG := $(NVCC) $(NVFLAGS) | $(CUDA_CFLAGS) | $(CUDA_LDLIBS)
+ifeq ($(NO_CHECK),)
+$(shell mkdir -p $(BUILD))
+ifneq ($(CONFIG),$(file < $(BUILD)/config.stamp))
+$(file > $(BUILD)/config.stamp,$(CONFIG))
+endif
+ifneq ($(CUDA_CONFIG),$(file < $(BUILD)/cuda_config.stamp))
+$(file > $(BUILD)/cuda_config.stamp,$(CUDA_CONFIG))
+endif
+endif
+
 .PHONY: all deps test asan clean bench bundle emu-test
+ifeq ($(CUDA),1)
+all: $(BUILD)/semseg $(BUILD)/lua/semseg/core.so $(BUILD)/semseg_cuda.so
+else
+# a module left from an earlier CUDA build would be loaded by this one: a CPU-only build has none
 all: $(BUILD)/semseg $(BUILD)/lua/semseg/core.so
+	@rm -f $(BUILD)/semseg_cuda.so
+endif
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -65,7 +98,7 @@ deps:
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
 	else echo "all Debian packages present"; fi
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c $(BUILD)/config.stamp
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -73,7 +106,12 @@ $(BUILD)/obj/%.o: %.c
 # sqrt without errno (which keeps it out of vector code); neither changes any result
 $(BUILD)/obj/engine/backend_cpu/cpu_kernels.o: CFLAGS += -O3 -fno-math-errno
 
-$(BUILD)/obj/%.o: %.cu
+# the CUDA backend's host glue sees the toolkit's headers; nothing else in the engine does
+$(BUILD)/obj/engine/backend_cuda/%.o: engine/backend_cuda/%.c $(BUILD)/config.stamp $(BUILD)/cuda_config.stamp
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CUDA_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.o: %.cu $(BUILD)/cuda_config.stamp
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -MMD -MP -c $< -o $@
 
@@ -81,15 +119,21 @@ $(BUILD)/obj/%.o: %.cu
 $(BUILD)/embedded_lua.c: $(LUA_SRC) engine/lua/embed.lua
 	@mkdir -p $(BUILD)
 	lua5.4 engine/lua/embed.lua $@ $(LUA_SRC)
-$(BUILD)/obj/embedded_lua.o: $(BUILD)/embedded_lua.c
+$(BUILD)/obj/embedded_lua.o: $(BUILD)/embedded_lua.c $(BUILD)/config.stamp
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# -rdynamic: the CUDA module resolves the engine's symbols against the program
 $(BUILD)/semseg: $(OBJ) $(CLI_OBJ)
 	$(CC) $(CFLAGS) -rdynamic -o $@ $^ $(LUA_A) $(LDLIBS)
 
 $(BUILD)/lua/semseg/core.so: $(OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -shared -o $@ $^ $(LDLIBS)
+
+# The CUDA backend: its own objects and the CUDA libraries; the engine's symbols come from the program
+# (or core.so) that loads it
+$(BUILD)/semseg_cuda.so: $(CUDA_OBJ)
+	$(CC) $(CFLAGS) -shared -o $@ $^ $(CUDA_LDLIBS)
 
 # the pseudo-terminal driver of tests/test_repl.lua
 $(BUILD)/pty_run: tests/pty_run.c
@@ -123,11 +167,12 @@ asan:
 # lacks Lua/libpng/libtiff/OpenBLAS and run build/bundle/semseg there. Without oneDNN (40 MB; the GPU does
 # the heavy work there), so the folder stays near 45 MB.
 bundle:
-	$(MAKE) BUILD=build/gpu DNNL=0 build/gpu/semseg
+	$(MAKE) BUILD=build/gpu DNNL=0 CUDA=$(CUDA) build/gpu/semseg $(if $(filter 1,$(CUDA)),build/gpu/semseg_cuda.so)
 	rm -rf build/bundle && mkdir -p build/bundle/lib
 	cp build/gpu/semseg build/bundle/semseg.bin
-	ldd build/gpu/semseg | awk '$$2 == "=>" && $$3 ~ /^\// {print $$3}' | grep -v -E 'libcudnn|libcublas|libcuda\.' \
-	  | xargs -I{} cp -L {} build/bundle/lib/
+	$(if $(filter 1,$(CUDA)),cp build/gpu/semseg_cuda.so build/bundle/)
+	ldd build/gpu/semseg $(if $(filter 1,$(CUDA)),build/gpu/semseg_cuda.so) | awk '$$2 == "=>" && $$3 ~ /^\// {print $$3}' \
+	  | grep -v -E 'libcudnn|libcublas|libcuda\.' | sort -u | xargs -I{} cp -L {} build/bundle/lib/
 	cp -L $$(ldd build/gpu/semseg | awk '/ld-linux/ {print $$1}') build/bundle/lib/ld-linux-x86-64.so.2
 	cp scripts/bundle_launcher.sh build/bundle/semseg
 	@du -sh build/bundle

@@ -14,4 +14,6 @@ for m in ('cudnn', 'cublas'):
         pass" 2>/dev/null)
 path="$here/lib:${SEMSEG_CUDA_LIBS:+$SEMSEG_CUDA_LIBS:}${wheels}${CUDA_HOME:+$CUDA_HOME/lib64:}/usr/local/cuda/lib64"
 path="$path:${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}/usr/lib/x86_64-linux-gnu:/usr/lib64:/lib/x86_64-linux-gnu"
+# the CUDA backend module sits beside the launcher (the program itself sees only the loader as its path)
+export SEMSEG_CUDA_MODULE="${SEMSEG_CUDA_MODULE:-$here/semseg_cuda.so}"
 exec "$here/lib/ld-linux-x86-64.so.2" --library-path "$path" "$here/semseg.bin" "$@"

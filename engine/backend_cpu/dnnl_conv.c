@@ -7,33 +7,28 @@
  * User buffers are wrapped without a copy; only arguments whose chosen layout
  * is blocked go through a temporary buffer. One cpu engine and one stream are
  * created on first use; everything is released at exit. */
+#include "../core/config.h"
 #include "dnnl_conv.h"
 #include "../core/tensor.h"
 #include <stdlib.h>
 #include <string.h>
 
 static _Thread_local const char *last_path = "none";
+static _Thread_local bool last_winograd;
 const char *sg_conv_last_path(void) { return last_path; }
+bool sg_conv_last_winograd(void) { return last_winograd; }
 void sg_conv_note_path(const char *path) { last_path = path; }
 
-static int forced = -1; /* sg_dnnl_set_enabled; -1: environment */
-static int env_choice = -1;
-static int det_forced = -1, det_env = -1; /* sg_conv_set_deterministic; SEMSEG_DETERMINISTIC */
-
-void sg_dnnl_set_enabled(int on) { forced = on < 0 ? -1 : on != 0; }
-void sg_conv_set_deterministic(int on) { det_forced = on < 0 ? -1 : on != 0; }
-
-static bool env_flag(const char *name, bool dflt) {
-  const char *e = getenv(name);
-  if (!e || !*e) return dflt;
-  return !(strcmp(e, "0") == 0 || strcmp(e, "off") == 0 || strcmp(e, "false") == 0);
+/* The switches live in the runtime configuration (core/config.c); these keep the older entry points. */
+void sg_dnnl_set_enabled(int on) {
+  if (on < 0) sg_config_reset("dnnl");
+  else sg_config.dnnl = on != 0;
 }
-
-bool sg_conv_deterministic(void) {
-  if (det_forced >= 0) return det_forced;
-  if (det_env < 0) det_env = env_flag("SEMSEG_DETERMINISTIC", false);
-  return det_env;
+void sg_conv_set_deterministic(int on) {
+  if (on < 0) sg_config_reset("deterministic");
+  else sg_config.deterministic = on != 0;
 }
+bool sg_conv_deterministic(void) { return sg_config.deterministic; }
 
 #ifdef SG_HAVE_DNNL
 #include "dnnl_common.h"
@@ -44,14 +39,7 @@ bool sg_conv_deterministic(void) {
 
 bool sg_dnnl_compiled(void) { return true; }
 
-bool sg_dnnl_enabled(void) {
-  if (forced >= 0) return forced;
-  if (env_choice < 0) {
-    const char *e = getenv("SEMSEG_DNNL");
-    env_choice = !(e && (strcmp(e, "0") == 0 || strcmp(e, "off") == 0 || strcmp(e, "false") == 0));
-  }
-  return env_choice;
-}
+bool sg_dnnl_enabled(void) { return sg_config.dnnl; }
 
 #define MAX_IO 4
 #define CACHE_CAP 64
@@ -70,6 +58,8 @@ typedef struct {
   bool used;
   int kind;
   bool bias;
+  bool det;    /* built in deterministic mode (no plain-layout GEMM) */
+  bool wino_ran; /* the primitive is oneDNN's Winograd one (CPUs with AVX-512 have it) */
   bool wino;   /* winograd asked for (the direct algorithm runs where oneDNN has none) */
   int nthr;    /* the OpenMP threads it was built for (oneDNN splits work by it) */
   int64_t geo[NGEOM];
@@ -132,7 +122,8 @@ static void geo_key(const sg_dnnl_geom *g, int64_t *k) {
  * forward 20-25 % faster, to 4x with one output channel; the backward passes
  * of wider ones are faster blocked. */
 static bool plain_activations(sg_dnnl_kind kind, const sg_dnnl_geom *g) {
-  return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 && g->G == 1 &&
+  /* not in deterministic mode: oneDNN's GEMM splits small problems' sums over threads */
+  return !sg_conv_deterministic() && g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 && g->G == 1 &&
          (kind == SG_DNNL_FWD || g->Cb < 16 || g->Cs < 16);
 }
 
@@ -163,10 +154,8 @@ static dnnl_status_t make_mds(const sg_dnnl_geom *g, bool any, bool plain, dnnl_
  * differ from the direct algorithm's by rounding (about 1e-6 relative) and
  * depend on the thread count. Off in deterministic mode and with
  * SEMSEG_WINOGRAD=0. */
-static int wino_env = -1;
 static bool use_winograd(sg_dnnl_kind kind, const sg_dnnl_geom *g) {
-  if (wino_env < 0) wino_env = env_flag("SEMSEG_WINOGRAD", true);
-  if (!wino_env || sg_conv_deterministic() || g->kh != 3 || g->kw != 3 || g->sh != 1 || g->sw != 1 || g->dh != 1 ||
+  if (!sg_config.winograd || sg_conv_deterministic() || g->kh != 3 || g->kw != 3 || g->sh != 1 || g->sw != 1 || g->dh != 1 ||
       g->dw != 1 || g->G != 1 || g->Cb < 16 || g->Cs < 16 || g->N * g->Hs * g->Ws < 1024 || g->Hs * g->Ws < 256)
     return false;
   return kind == SG_DNNL_FWD ? g->Cb >= 32 : kind == SG_DNNL_BWD_DATA ? g->Cs >= 32 : true;
@@ -205,6 +194,7 @@ static int entry_build(entry_t *e, sg_dnnl_kind kind, const sg_dnnl_geom *g, boo
   e->kind = (int)kind;
   e->bias = has_bias;
   e->wino = wino;
+  e->det = sg_conv_deterministic();
   e->nthr = max_threads();
   geo_key(g, e->geo);
   dnnl_status_t st;
@@ -305,7 +295,7 @@ static int entry_get(sg_dnnl_kind kind, const sg_dnnl_geom *g, bool has_bias, bo
   int victim = 0, nthr = max_threads();
   for (int k = 0; k < CACHE_CAP; k++) {
     entry_t *e = &cache[k];
-    if (e->used && e->kind == (int)kind && e->bias == has_bias && e->wino == wino && e->nthr == nthr &&
+    if (e->used && e->kind == (int)kind && e->bias == has_bias && e->wino == wino && e->det == sg_conv_deterministic() && e->nthr == nthr &&
         memcmp(e->geo, key, sizeof key) == 0) {
       e->stamp = ++clock_;
       *out = e;
@@ -316,6 +306,7 @@ static int entry_get(sg_dnnl_kind kind, const sg_dnnl_geom *g, bool has_bias, bo
   }
   if (cache[victim].used) entry_free(&cache[victim]);
   int rc = entry_build(&cache[victim], kind, g, has_bias, wino);
+  cache[victim].wino_ran = rc == 1 && wino;
   if (rc == 0 && wino) { /* no winograd here after all: direct, under the same key */
     rc = entry_build(&cache[victim], kind, g, has_bias, false);
     cache[victim].wino = true;
@@ -430,6 +421,7 @@ int sg_dnnl_conv(sg_dnnl_kind kind, const sg_dnnl_geom *g, float *big, float *w,
   entry_t *e = NULL;
   int rc = ensure_engine();
   if (!rc) rc = entry_get(kind, g, bias != NULL, use_winograd(kind, g), &e);
+  last_winograd = rc == 1 && e->wino_ran;
   if (rc == 1) {
     void *const bufs[4] = {big, w, small, bias};
     rc = run(e, bufs) ? -1 : 1;
@@ -448,7 +440,7 @@ void sg_dnnl_conv_share_begin(void) {}
 void sg_dnnl_conv_share_end(void) {}
 
 bool sg_dnnl_compiled(void) { return false; }
-bool sg_dnnl_enabled(void) { (void)env_choice; return false; }
+bool sg_dnnl_enabled(void) { return false; }
 int sg_dnnl_cache_size(void) { return 0; }
 int sg_dnnl_conv(sg_dnnl_kind kind, const sg_dnnl_geom *g, float *big, float *w, float *small, float *bias) {
   (void)kind; (void)g; (void)big; (void)w; (void)small; (void)bias;

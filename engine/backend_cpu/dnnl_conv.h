@@ -49,6 +49,8 @@ void sg_dnnl_set_enabled(int on);
  * algorithm and the weight gradient runs on one thread (slower). */
 void sg_conv_set_deterministic(int on);
 bool sg_conv_deterministic(void);
+/* whether the last oneDNN convolution on this thread ran the Winograd algorithm */
+bool sg_conv_last_winograd(void);
 
 /* Number of cached oneDNN primitives (for tests). */
 int sg_dnnl_cache_size(void);

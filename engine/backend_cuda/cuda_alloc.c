@@ -34,7 +34,7 @@ typedef struct block {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static block *free_small, *free_large;
-static sg_cuda_memstats st;
+static sg_alloc_stats st;
 
 /* ---- pointer -> block map (open addressing; live blocks only) ---- */
 static block **map;
@@ -223,9 +223,9 @@ void sg_cuda_empty_cache(void) {
   pthread_mutex_unlock(&lock);
 }
 
-sg_cuda_memstats sg_cuda_memory_stats(void) {
+sg_alloc_stats sg_cuda_memory_stats(void) {
   pthread_mutex_lock(&lock);
-  sg_cuda_memstats s = st;
+  sg_alloc_stats s = st;
   pthread_mutex_unlock(&lock);
   return s;
 }

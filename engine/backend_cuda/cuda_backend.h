@@ -9,7 +9,7 @@
  * the next kernel without events. */
 #ifndef SG_CUDA_BACKEND_H
 #define SG_CUDA_BACKEND_H
-#include "../core/tensor.h"
+#include "../backend.h"
 
 #define SG_ON_CUDA(t) ((t)->storage->device == SG_CUDA)
 
@@ -34,13 +34,7 @@ bool sg_cuda_deterministic(void);
 void *sg_cuda_malloc(size_t nbytes);     /* NULL + error (asked, in use) after empty_cache + retry */
 void sg_cuda_free(void *p);
 void sg_cuda_empty_cache(void);          /* gives every wholly free segment back to the driver */
-typedef struct {
-  int64_t allocated, peak_allocated;     /* bytes handed out to tensors */
-  int64_t reserved, peak_reserved;       /* bytes obtained from cudaMalloc */
-  int64_t allocations, cache_hits, segments, driver_allocs, ooms;
-  int64_t pinned_bytes;                  /* pinned host memory held */
-} sg_cuda_memstats;
-sg_cuda_memstats sg_cuda_memory_stats(void);
+sg_alloc_stats sg_cuda_memory_stats(void);
 void sg_cuda_reset_peak_stats(void);
 /* One growing scratch buffer for cuDNN/cuBLAS workspaces (valid until the next call). */
 void *sg_cuda_workspace(size_t nbytes);

@@ -15,6 +15,7 @@
  * the stride) the big side runs through an explicitly zero-padded copy and
  * cuDNN pads nothing. Batches whose tensors would exceed 2^31 elements run in
  * chunks of images (the weight gradient accumulates over the chunks). */
+#include "../core/config.h"
 #include "cuda_nn.h"
 #include "cuda_common.h"
 #include <limits.h>
@@ -47,19 +48,19 @@ typedef struct entry {
 
 static entry *buckets[NBUCKETS];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static sg_cuda_conv_stats counters;
-static bool tf32_allowed;
+static sg_conv_cache_stats counters;
+
 static _Thread_local char last_algo[128] = "none";
 
 static const char *const KIND_NAME[3] = {"fwd", "bwd_data", "bwd_filter"};
 
-void sg_cuda_conv_set_tf32(bool on) { tf32_allowed = on; }
-bool sg_cuda_conv_tf32(void) { return tf32_allowed; }
+void sg_cuda_conv_set_tf32(bool on) { sg_config.conv_tf32 = on; }
+bool sg_cuda_conv_tf32(void) { return sg_config.conv_tf32; }
 const char *sg_cuda_conv_last_algo(void) { return last_algo; }
 
-sg_cuda_conv_stats sg_cuda_conv_cache_stats(void) {
+sg_conv_cache_stats sg_cuda_conv_cache_stats(void) {
   pthread_mutex_lock(&lock);
-  sg_cuda_conv_stats s = counters;
+  sg_conv_cache_stats s = counters;
   pthread_mutex_unlock(&lock);
   return s;
 }
@@ -170,17 +171,17 @@ typedef struct {
                        (src)[i_].determinism, (src)[i_].mathType}
 
 static int algo_count(int kind) {
-  return kind == SG_CUDA_CONV_FWD        ? CUDNN_CONVOLUTION_FWD_ALGO_COUNT
-         : kind == SG_CUDA_CONV_BWD_DATA ? CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT
+  return kind == SG_CONV_FWD        ? CUDNN_CONVOLUTION_FWD_ALGO_COUNT
+         : kind == SG_CONV_BWD_DATA ? CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT
                                          : CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT;
 }
 
 static cudnnStatus_t ws_size(const entry *e, cudnnHandle_t h, int algo, size_t *sz) {
   switch (e->key.kind) {
-  case SG_CUDA_CONV_FWD:
+  case SG_CONV_FWD:
     return cudnnGetConvolutionForwardWorkspaceSize(h, e->big, e->w, e->conv, e->small, (cudnnConvolutionFwdAlgo_t)algo,
                                                    sz);
-  case SG_CUDA_CONV_BWD_DATA:
+  case SG_CONV_BWD_DATA:
     return cudnnGetConvolutionBackwardDataWorkspaceSize(h, e->w, e->small, e->conv, e->big,
                                                         (cudnnConvolutionBwdDataAlgo_t)algo, sz);
   default:
@@ -193,11 +194,11 @@ static int heuristics(const entry *e, cudnnHandle_t h, perf *p, int *n) {
   int req = algo_count(e->key.kind);
   if (req > MAX_ALGOS) req = MAX_ALGOS;
   *n = 0;
-  if (e->key.kind == SG_CUDA_CONV_FWD) {
+  if (e->key.kind == SG_CONV_FWD) {
     cudnnConvolutionFwdAlgoPerf_t r[MAX_ALGOS];
     if (!SG_CUDNN_OK(cudnnGetConvolutionForwardAlgorithm_v7(h, e->big, e->w, e->conv, e->small, req, n, r))) return -1;
     COPY_PERF(p, r, *n);
-  } else if (e->key.kind == SG_CUDA_CONV_BWD_DATA) {
+  } else if (e->key.kind == SG_CONV_BWD_DATA) {
     cudnnConvolutionBwdDataAlgoPerf_t r[MAX_ALGOS];
     if (!SG_CUDNN_OK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, e->w, e->small, e->conv, e->big, req, n, r)))
       return -1;
@@ -232,20 +233,20 @@ static int find(const entry *e, cudnnHandle_t h, void *big, void *w, void *small
     most = most > ((size_t)1 << 20) ? most / 2 : 0;
   }
   void *dw = NULL;
-  if (k->kind == SG_CUDA_CONV_BWD_FILTER) {
+  if (k->kind == SG_CONV_BWD_FILTER) {
     size_t wbytes = (size_t)(k->Cs * (k->Cb / k->G) * k->kh * k->kw) * sg_dtype_size((sg_dtype)k->dt);
     if (!(dw = sg_cuda_malloc(wbytes))) return -1;
     /* the workspace may have moved: sg_cuda_malloc does not touch it, but ask again to be sure */
     if (most && !(ws = sg_cuda_workspace(most))) { sg_cuda_free(dw); return -1; }
   }
   int rc = 0;
-  if (k->kind == SG_CUDA_CONV_FWD) {
+  if (k->kind == SG_CONV_FWD) {
     cudnnConvolutionFwdAlgoPerf_t r[MAX_ALGOS];
     if (!SG_CUDNN_OK(cudnnFindConvolutionForwardAlgorithmEx(h, e->big, big, e->w, w, e->conv, e->small, small, req, n,
                                                             r, ws, most)))
       rc = -1;
     else COPY_PERF(p, r, *n);
-  } else if (k->kind == SG_CUDA_CONV_BWD_DATA) {
+  } else if (k->kind == SG_CONV_BWD_DATA) {
     cudnnConvolutionBwdDataAlgoPerf_t r[MAX_ALGOS];
     if (!SG_CUDNN_OK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, e->w, w, e->small, small, e->conv, e->big, big,
                                                                  req, n, r, ws, most)))
@@ -331,11 +332,11 @@ static int execute(const entry *e, cudnnHandle_t h, void *big, void *w, void *sm
   snprintf(last_algo, sizeof last_algo, "%s algo %d (math %d, workspace %zu B)", KIND_NAME[e->key.kind], e->algo,
            (int)e->math, e->ws);
   switch (e->key.kind) {
-  case SG_CUDA_CONV_FWD:
+  case SG_CONV_FWD:
     return SG_CUDNN_OK(cudnnConvolutionForward(h, alpha, e->big, big, e->w, w, e->conv,
                                                (cudnnConvolutionFwdAlgo_t)e->algo, ws, e->ws, beta, e->small, small))
                ? 0 : -1;
-  case SG_CUDA_CONV_BWD_DATA:
+  case SG_CONV_BWD_DATA:
     return SG_CUDNN_OK(cudnnConvolutionBackwardData(h, alpha, e->w, w, e->small, small, e->conv,
                                                     (cudnnConvolutionBwdDataAlgo_t)e->algo, ws, e->ws, beta, e->big,
                                                     big))
@@ -352,7 +353,7 @@ static int execute(const entry *e, cudnnHandle_t h, void *big, void *w, void *sm
 /* The big image's rows [0, hc) x columns [0, wc) sit in the padded buffer at
  * (ph, pw); everything else of the padded buffer is zero. to_pad: big ->
  * padded (the caller zeroed it); else padded -> big (the caller zeroed big). */
-static int pad_copy(bool to_pad, const sg_cuda_conv_geom *g, int64_t nc, int64_t Hr, int64_t Wr, char *pad, char *big,
+static int pad_copy(bool to_pad, const sg_conv_geom *g, int64_t nc, int64_t Hr, int64_t Wr, char *pad, char *big,
                     sg_dtype dt) {
   int64_t hc = g->Hb < Hr - g->ph ? g->Hb : Hr - g->ph, wc = g->Wb < Wr - g->pw ? g->Wb : Wr - g->pw;
   if (hc <= 0 || wc <= 0 || nc <= 0) return 0;
@@ -375,7 +376,7 @@ static int pad_copy(bool to_pad, const sg_cuda_conv_geom *g, int64_t nc, int64_t
 }
 
 /* ---------------------------------------------------------------- entry point */
-int sg_cuda_conv(sg_cuda_conv_kind kind, const sg_cuda_conv_geom *g, sg_tensor *big_t, sg_tensor *w_t,
+int sg_cuda_conv(sg_conv_kind kind, const sg_conv_geom *g, sg_tensor *big_t, sg_tensor *w_t,
                  sg_tensor *small_t) {
   if (!sg_cuda_ensure()) return -1;
   cudnnHandle_t h = sg_cudnn_handle();
@@ -390,7 +391,7 @@ int sg_cuda_conv(sg_cuda_conv_kind kind, const sg_cuda_conv_geom *g, sg_tensor *
   char *bp = sg_data_ptr(big_t), *wp = sg_data_ptr(w_t), *sp = sg_data_ptr(small_t);
   int64_t wnumel = g->Cs * (g->Cb / g->G) * g->kh * g->kw;
   if (g->N == 0) { /* no images: the weight gradient is zero, the other outputs are empty */
-    if (kind == SG_CUDA_CONV_BWD_FILTER)
+    if (kind == SG_CONV_BWD_FILTER)
       return SG_CUDA_OK(cudaMemsetAsync(wp, 0, (size_t)wnumel * es, sg_cuda_stream())) ? 0 : -1;
     return 0;
   }
@@ -404,7 +405,7 @@ int sg_cuda_conv(sg_cuda_conv_kind kind, const sg_cuda_conv_geom *g, sg_tensor *
   memset(&k, 0, sizeof k);
   k.kind = kind; k.dt = dt;
   k.flags = (sg_cuda_benchmark() ? F_BENCH : 0) | (sg_cuda_deterministic() ? F_DET : 0) |
-            (dt == SG_F32 && tf32_allowed ? F_TF32 : 0);
+            (dt == SG_F32 && sg_config.conv_tf32 ? F_TF32 : 0);
   k.G = g->G; k.Cb = g->Cb; k.Hb = Hr; k.Wb = Wr; k.Cs = g->Cs; k.Hs = g->Hs; k.Ws = g->Ws;
   k.kh = g->kh; k.kw = g->kw; k.sh = g->sh; k.sw = g->sw; k.dh = g->dh; k.dw = g->dw;
   k.ph = direct ? g->ph : 0; k.pw = direct ? g->pw : 0;
@@ -428,7 +429,7 @@ int sg_cuda_conv(sg_cuda_conv_kind kind, const sg_cuda_conv_geom *g, sg_tensor *
     int64_t nc = g->N - n0 < chunk ? g->N - n0 : chunk;
     char *bc = bp + n0 * g->Cb * g->Hb * g->Wb * (int64_t)es, *sc = sp + n0 * g->Cs * g->Hs * g->Ws * (int64_t)es;
     char *brun = direct ? bc : pad;
-    if (!direct && kind != SG_CUDA_CONV_BWD_DATA) {
+    if (!direct && kind != SG_CONV_BWD_DATA) {
       if (!SG_CUDA_OK(cudaMemsetAsync(pad, 0, (size_t)(nc * g->Cb * Hr * Wr) * es, sg_cuda_stream())) ||
           pad_copy(true, g, nc, Hr, Wr, pad, bc, dt)) {
         rc = -1;
@@ -437,11 +438,11 @@ int sg_cuda_conv(sg_cuda_conv_kind kind, const sg_cuda_conv_geom *g, sg_tensor *
     }
     k.N = nc;
     entry *e = lookup(&k, h, brun, wp, sc);
-    if (!e || execute(e, h, brun, wp, sc, kind == SG_CUDA_CONV_BWD_FILTER && n0 > 0)) {
+    if (!e || execute(e, h, brun, wp, sc, kind == SG_CONV_BWD_FILTER && n0 > 0)) {
       rc = -1;
       break;
     }
-    if (!direct && kind == SG_CUDA_CONV_BWD_DATA) {
+    if (!direct && kind == SG_CONV_BWD_DATA) {
       if (!SG_CUDA_OK(cudaMemsetAsync(bc, 0, (size_t)(nc * g->Cb * g->Hb * g->Wb) * es, sg_cuda_stream())) ||
           pad_copy(false, g, nc, Hr, Wr, pad, bc, dt))
         rc = -1;

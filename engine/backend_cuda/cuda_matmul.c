@@ -5,17 +5,17 @@
  * column-major C^T[m,n] = B^T A^T, so the operands go in swapped. A row-major
  * operand (unit column stride) read column-major is its own transpose, hence
  * op N; a column-major one needs op T. */
+#include "../core/config.h"
 #include "cuda_common.h"
 #include "cuda_matmul.h"
 #include "../../kernels/k_matmul.h"
 #include <limits.h>
 #include <string.h>
 
-static bool allow_tf32;
-void sg_cuda_set_allow_tf32(bool on) { allow_tf32 = on; }
-bool sg_cuda_allow_tf32(void) { return allow_tf32; }
+void sg_cuda_set_allow_tf32(bool on) { sg_config.allow_tf32 = on; }
+bool sg_cuda_allow_tf32(void) { return sg_config.allow_tf32; }
 
-static int gemm(sg_dtype dt, int64_t n, int64_t m, int64_t k, sg_cuda_mat A, sg_cuda_mat B, char *C, int nbat,
+static int gemm(sg_dtype dt, int64_t n, int64_t m, int64_t k, sg_mat A, sg_mat B, char *C, int nbat,
                 const int64_t *bat, const int64_t *sa, const int64_t *sb) {
   static const float f_one = 1.0f, f_zero = 0.0f;
   static const double d_one = 1.0, d_zero = 0.0;
@@ -23,7 +23,7 @@ static int gemm(sg_dtype dt, int64_t n, int64_t m, int64_t k, sg_cuda_mat A, sg_
   cublasComputeType_t ct = CUBLAS_COMPUTE_32F;
   const void *one = &f_one, *zero = &f_zero;
   switch (dt) {
-  case SG_F32: ty = CUDA_R_32F; ct = allow_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F; break;
+  case SG_F32: ty = CUDA_R_32F; ct = sg_config.allow_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F; break;
   case SG_F64: ty = CUDA_R_64F; ct = CUBLAS_COMPUTE_64F; one = &d_one; zero = &d_zero; break;
   case SG_BF16: ty = CUDA_R_16BF; break;
   case SG_F16: ty = CUDA_R_16F; break;
@@ -79,7 +79,7 @@ static int gemm(sg_dtype dt, int64_t n, int64_t m, int64_t k, sg_cuda_mat A, sg_
   return 0;
 }
 
-int sg_cuda_matmul(sg_dtype dt, bool blas, int64_t n, int64_t m, int64_t k, sg_cuda_mat A, sg_cuda_mat B, void *C,
+int sg_cuda_matmul(sg_dtype dt, bool blas, int64_t n, int64_t m, int64_t k, sg_mat A, sg_mat B, void *C,
                    int nbat, const int64_t *bat, const int64_t *sa, const int64_t *sb) {
   if (!sg_cuda_ensure()) return -1;
   if (nbat < 0 || nbat > SG_KDIMS) { sg_error_set("matmul: %d batch dims", nbat); return -1; }

@@ -9,7 +9,7 @@
  * -1 with the sg error set (a failing CUDA/cuDNN call names itself). */
 #ifndef SG_CUDA_NN_H
 #define SG_CUDA_NN_H
-#include "../core/tensor.h"
+#include "../backend.h"
 
 /* ---- convolution (cuda_conv.c), through cuDNN ----
  * conv.c's geometry: a "big" image [N,Cb,Hb,Wb] (conv2d input, transposed
@@ -20,11 +20,7 @@
  *   BWD_DATA:    big   = adjoint conv(small, w)
  *   BWD_FILTER:  w     = gradient of the weight from big and small
  * The kind's output is overwritten. All three (c), one dtype. */
-typedef enum { SG_CUDA_CONV_FWD = 0, SG_CUDA_CONV_BWD_DATA = 1, SG_CUDA_CONV_BWD_FILTER = 2 } sg_cuda_conv_kind;
-typedef struct {
-  int64_t N, G, Cb, Hb, Wb, Cs, Hs, Ws, kh, kw, sh, sw, ph, pw, dh, dw;
-} sg_cuda_conv_geom;
-int sg_cuda_conv(sg_cuda_conv_kind kind, const sg_cuda_conv_geom *g, sg_tensor *big, sg_tensor *w, sg_tensor *small);
+int sg_cuda_conv(sg_conv_kind kind, const sg_conv_geom *g, sg_tensor *big, sg_tensor *w, sg_tensor *small);
 /* out (c) [N,C,...] += bias[c] (bias: any float dtype, any stride) */
 int sg_cuda_bias_add_(sg_tensor *out, sg_tensor *bias);
 /* gb[c] = sum of gout (c) [N,C,...] over all but dim 1, stored in gb's dtype (deterministic) */
@@ -33,10 +29,7 @@ int sg_cuda_bias_grad(sg_tensor *gout, sg_tensor *gb);
  * policy); benchmark mode times the candidates (cudnnFind*Ex) once per entry,
  * otherwise cuDNN's heuristics choose; deterministic mode keeps only
  * deterministic algorithms. f32 runs without TF32 unless allowed here. */
-typedef struct {
-  int64_t entries, finds, heuristics, hits;
-} sg_cuda_conv_stats;
-sg_cuda_conv_stats sg_cuda_conv_cache_stats(void);
+sg_conv_cache_stats sg_cuda_conv_cache_stats(void);
 void sg_cuda_conv_cache_clear(void);
 void sg_cuda_conv_set_tf32(bool on);
 bool sg_cuda_conv_tf32(void);

@@ -2,7 +2,7 @@
  * dispatches here after its checks). */
 #ifndef SG_CUDA_OPTIM_H
 #define SG_CUDA_OPTIM_H
-#include "../ops/optim.h"
+#include "../backend.h"
 
 /* p and state: contiguous CUDA tensors of p's dtype (f32/f64); g: contiguous,
  * f16/bf16/f32/f64. One kernel each; 0, or -1 with the error set. */

@@ -2,7 +2,13 @@
 #include "cuda_reduce.h"
 #include "cuda_common.h"
 #include "../../kernels/k_reduce.h"
+#include "../backend.h"
 #include <string.h>
+
+_Static_assert((int)R_SUM == SGK_R_SUM && (int)R_PROD == SGK_R_PROD && (int)R_MAX == SGK_R_MAX &&
+               (int)R_MIN == SGK_R_MIN && (int)R_ALL == SGK_R_ALL && (int)R_ANY == SGK_R_ANY &&
+               (int)R_NONZERO == SGK_R_NONZERO && (int)R_ARGMAX == SGK_R_ARGMAX && (int)R_ARGMIN == SGK_R_ARGMIN,
+               "reduce kinds of backend.h and kernels/k_reduce.h agree");
 
 /* dims perm[from..to) of t as a layout, size-1 dims dropped and neighbours
  * that are contiguous with each other merged (the index order is kept) */

@@ -1,4 +1,5 @@
 /* Device discovery, the stream, library handles and checked calls. */
+#include "../core/config.h"
 #include "cuda_common.h"
 #include <pthread.h>
 #include <stdio.h>
@@ -104,8 +105,8 @@ int sg_cuda_synchronize(void) {
   return SG_CUDA_OK(cudaStreamSynchronize(stream)) ? 0 : -1;
 }
 
-static bool benchmark_mode, deterministic_mode;
-void sg_cuda_set_benchmark(bool on) { benchmark_mode = on; }
-bool sg_cuda_benchmark(void) { return benchmark_mode; }
-void sg_cuda_set_deterministic(bool on) { deterministic_mode = on; }
-bool sg_cuda_deterministic(void) { return deterministic_mode; }
+/* the switches live in the runtime configuration (sg.config) */
+void sg_cuda_set_benchmark(bool on) { sg_config.cuda_benchmark = on; }
+bool sg_cuda_benchmark(void) { return sg_config.cuda_benchmark; }
+void sg_cuda_set_deterministic(bool on) { sg_config.deterministic = on; }
+bool sg_cuda_deterministic(void) { return sg_config.deterministic; }

@@ -5,9 +5,7 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#ifdef SG_HAVE_CUDA
-#include "../backend_cuda/cuda_backend.h"
-#endif
+#include "../backend.h"
 
 typedef struct { sg_dtype dst, src; } cast_ctx;
 
@@ -34,9 +32,12 @@ int sg_copy_(sg_tensor *dst, sg_tensor *src) {
                  SG_SHAPE_STR(dst));
     return -1;
   }
-#ifdef SG_HAVE_CUDA
-  if (SG_ON_CUDA(dst) || SG_ON_CUDA(src)) return sg_cuda_copy_(dst, src);
-#endif
+  if (dst->storage->device != SG_CPU || src->storage->device != SG_CPU) {
+    /* the device side's table moves the bytes (host<->device included) */
+    sg_device dev = dst->storage->device != SG_CPU ? dst->storage->device : src->storage->device;
+    int (*copy)(sg_tensor *, sg_tensor *) = SG_BACKEND_OP(dev, copy_, "copy_");
+    return copy ? copy(dst, src) : -1;
+  }
   sg_tensor *ops[2] = {dst, src};
   sg_iter it;
   sg_iter_init(&it, 2, ops, dst->ndim, dst->size);
@@ -70,9 +71,10 @@ static void fill_row(char **p, const int64_t *s, int64_t n, void *vctx) {
 }
 
 int sg_fill_(sg_tensor *t, double v) {
-#ifdef SG_HAVE_CUDA
-  if (SG_ON_CUDA(t)) return sg_cuda_fill_(t, v);
-#endif
+  if (t->storage->device != SG_CPU) {
+    int (*fill)(sg_tensor *, double) = SG_BACKEND_OP(t->storage->device, fill_, "fill_");
+    return fill ? fill(t, v) : -1;
+  }
   char val[8];
   sg_store_f64(val, t->dtype, v);
   if (sg_is_contiguous(t) && t->dtype == SG_F32) {

@@ -1,28 +1,12 @@
 #define _GNU_SOURCE /* mremap */
 /* Storage allocation and per-device memory accounting. */
-#include "tensor.h"
-#ifdef SG_HAVE_CUDA
-#include "../backend_cuda/cuda_backend.h"
-#endif
+#include "../backend.h"
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-
-static _Thread_local char err_buf[1024];
-
-void sg_error_set(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err_buf, sizeof err_buf, fmt, ap);
-  va_end(ap);
-}
-const char *sg_error_get(void) { return err_buf[0] ? err_buf : "unknown error"; }
-
-const char *sg_device_name(sg_device d) { return d == SG_CUDA ? "cuda" : "cpu"; }
 
 static struct {
   atomic_llong live_tensors, live_storages, bytes, peak;
@@ -231,12 +215,12 @@ static void cpu_free(void *p, size_t n) {
   for (int k = 0; k < ngone; k++) unmap_block(gone[k]);
 }
 
+/* Host memory is core's own (the allocator above); other devices' comes from their table, which is
+ * loaded whenever one of their storages exists. */
 static void free_data(sg_device dev, bool pinned, void *data, size_t nbytes) {
-#ifdef SG_HAVE_CUDA
-  if (dev == SG_CUDA) { sg_cuda_free(data); return; }
-  if (pinned) { sg_cuda_host_free(data, nbytes ? nbytes : 1); return; }
-#endif
-  (void)dev; (void)pinned;
+  const sg_backend *be = dev != SG_CPU || pinned ? sg_backend_loaded(pinned ? SG_CUDA : dev) : NULL;
+  if (dev != SG_CPU) { be->free(data); return; }
+  if (pinned) { be->host_free(data, nbytes ? nbytes : 1); return; }
   cpu_free(data, nbytes);
 }
 
@@ -256,27 +240,13 @@ void sg_cpu_empty_cache(void) {
   pthread_mutex_unlock(&cache_lock);
 }
 
-bool sg_device_available(sg_device d) {
-#ifdef SG_HAVE_CUDA
-  if (d == SG_CUDA) return sg_cuda_available();
-#endif
-  return d == SG_CPU;
+static void *dev_alloc(const sg_backend *be, sg_device dev, size_t n) {
+  return dev == SG_CPU ? cpu_alloc(n) : be->malloc(n);
 }
 
-static void *dev_alloc(sg_device dev, size_t n) {
-#ifdef SG_HAVE_CUDA
-  if (dev == SG_CUDA) return sg_cuda_malloc(n);
-#endif
-  (void)dev;
-  return cpu_alloc(n);
-}
-
-static void dev_cache_flush(sg_device dev) {
-#ifdef SG_HAVE_CUDA
-  if (dev == SG_CUDA) { sg_cuda_empty_cache(); return; }
-#endif
-  (void)dev;
-  cpu_cache_flush();
+static void dev_cache_flush(const sg_backend *be, sg_device dev) {
+  if (dev == SG_CPU) cpu_cache_flush();
+  else if (be->empty_cache) be->empty_cache();
 }
 
 static sg_storage *wrap_storage(sg_device dev, size_t nbytes, void *data, bool pinned) {
@@ -296,24 +266,21 @@ static sg_storage *wrap_storage(sg_device dev, size_t nbytes, void *data, bool p
 
 sg_storage *sg_storage_new(sg_device dev, size_t nbytes) {
   if ((unsigned)dev >= SG_NDEVICES) { sg_error_set("bad device %d", (int)dev); return NULL; }
-#ifdef SG_HAVE_CUDA
-  if (dev == SG_CUDA && !sg_cuda_available()) {
-    sg_error_set("device 'cuda' is not available: %s", sg_cuda_why_unavailable());
-    return NULL;
+  const sg_backend *be = NULL;
+  if (dev != SG_CPU) {
+    if (!(be = sg_backend_get(dev))) return NULL;
+    if (!be->malloc) { sg_backend_missing("allocate", dev); return NULL; }
   }
-#else
-  if (dev != SG_CPU) { sg_error_set("device '%s' is not available: this semseg was built without the CUDA backend", sg_device_name(dev)); return NULL; }
-#endif
   if (pressure_fn) pressure_fn(pressure_ud, nbytes, false);
-  void *data = dev_alloc(dev, nbytes);
+  void *data = dev_alloc(be, dev, nbytes);
   if (!data) { /* give the cached blocks back, then retry */
-    dev_cache_flush(dev);
-    data = dev_alloc(dev, nbytes);
+    dev_cache_flush(be, dev);
+    data = dev_alloc(be, dev, nbytes);
   }
   if (!data && pressure_fn) { /* let the Lua side collect garbage, then retry once */
     pressure_fn(pressure_ud, nbytes, true);
-    dev_cache_flush(dev);
-    data = dev_alloc(dev, nbytes);
+    dev_cache_flush(be, dev);
+    data = dev_alloc(be, dev, nbytes);
   }
   if (!data) {
     if (dev == SG_CPU)
@@ -327,16 +294,16 @@ sg_storage *sg_storage_new(sg_device dev, size_t nbytes) {
 }
 
 sg_storage *sg_storage_new_pinned(size_t nbytes) {
-#ifdef SG_HAVE_CUDA
-  if (sg_cuda_available()) {
-    void *data = sg_cuda_host_malloc(nbytes ? nbytes : 1);
+  /* pinning is asked for only ahead of GPU copies, so loading the GPU backend here costs nothing extra */
+  const sg_backend *be = sg_device_available(SG_CUDA) ? sg_backend_loaded(SG_CUDA) : NULL;
+  if (be && be->host_malloc) {
+    void *data = be->host_malloc(nbytes ? nbytes : 1);
     if (data) {
       sg_storage *s = wrap_storage(SG_CPU, nbytes, data, true);
-      if (!s) { sg_cuda_host_free(data, nbytes ? nbytes : 1); sg_error_set("out of memory"); }
+      if (!s) { be->host_free(data, nbytes ? nbytes : 1); sg_error_set("out of memory"); }
       return s;
     }
   }
-#endif
   return sg_storage_new(SG_CPU, nbytes);
 }
 

@@ -1,9 +1,7 @@
 /* Tensor lifecycle, creation and element access. */
 #include "tensor.h"
 #include "../autograd/autograd.h"
-#ifdef SG_HAVE_CUDA
-#include "../backend_cuda/cuda_backend.h"
-#endif
+#include "../backend.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,12 +112,15 @@ sg_tensor *sg_empty_pinned(int ndim, const int64_t *size, sg_dtype dt) {
 sg_tensor *sg_zeros(int ndim, const int64_t *size, sg_dtype dt, sg_device dev) {
   sg_tensor *t = sg_empty(ndim, size, dt, dev);
   if (!t) return NULL;
-#ifdef SG_HAVE_CUDA
-  if (dev == SG_CUDA) {
-    if (sg_cuda_zero_(t)) { sg_tensor_decref(t); return NULL; }
+  if (dev != SG_CPU) {
+    const sg_backend *be = sg_backend_get(dev);
+    if (!be || !be->zero_ || be->zero_(t)) {
+      if (be && !be->zero_) sg_backend_missing("zeros", dev);
+      sg_tensor_decref(t);
+      return NULL;
+    }
     return t;
   }
-#endif
   memset(t->storage->data, 0, t->storage->nbytes);
   return t;
 }
@@ -185,24 +186,22 @@ static char *elem_ptr(const sg_tensor *t, const int64_t *idx) {
 /* On the GPU each access is a synchronous copy of one element: for item(),
  * indexing and printing, not for loops (a failed copy reads as NaN). */
 double sg_get_f64(const sg_tensor *t, const int64_t *idx) {
-#ifdef SG_HAVE_CUDA
-  if (t->storage->device == SG_CUDA) {
+  if (t->storage->device != SG_CPU) {
+    const sg_backend *be = sg_backend_get(t->storage->device);
     uint64_t bits = 0;
-    if (sg_cuda_get_bytes(t, elem_offset(t, idx), &bits)) return NAN;
+    if (!be || be->get_bytes(t, elem_offset(t, idx), &bits)) return NAN;
     return sg_load_f64(&bits, t->dtype);
   }
-#endif
   return sg_load_f64(elem_ptr(t, idx), t->dtype);
 }
 void sg_set_f64(sg_tensor *t, const int64_t *idx, double v) {
-#ifdef SG_HAVE_CUDA
-  if (t->storage->device == SG_CUDA) {
+  if (t->storage->device != SG_CPU) {
+    const sg_backend *be = sg_backend_get(t->storage->device);
     uint64_t bits = 0;
     sg_store_f64(&bits, t->dtype, v);
-    sg_cuda_set_bytes(t, elem_offset(t, idx), &bits);
+    if (be) be->set_bytes(t, elem_offset(t, idx), &bits);
     return;
   }
-#endif
   sg_store_f64(elem_ptr(t, idx), t->dtype, v);
 }
 

@@ -46,6 +46,7 @@ int64_t sgL_int(lua_State *L, int idx, const char *op, const char *what);
 
 /* Registration: each file adds functions to the module table and methods to
  * the Tensor method table. */
+void sgL_open_config(lua_State *L, int mod, int methods);
 void sgL_open_tensor(lua_State *L, int mod, int methods);
 void sgL_open_math(lua_State *L, int mod, int methods);
 void sgL_open_shape(lua_State *L, int mod, int methods);

@@ -2,131 +2,88 @@
  * backend is_available() is false and the functions that need a device say
  * so. */
 #include "binding.h"
-#ifdef SG_HAVE_CUDA
-#include "../backend_cuda/cuda_backend.h"
-#include "../backend_cuda/cuda_matmul.h"
-#endif
+#include "../backend.h"
+#include "../core/config.h"
+
+/* The backend is a module loaded on first use: asking whether it is built or
+ * available loads it (and maps cuDNN/cuBLAS); nothing here runs at start-up. */
+static const sg_backend *cuda(void) { return sg_device_available(SG_CUDA) ? sg_backend_loaded(SG_CUDA) : NULL; }
 
 static int l_is_available(lua_State *L) { lua_pushboolean(L, sg_device_available(SG_CUDA)); return 1; }
 
-static int l_built(lua_State *L) {
-#ifdef SG_HAVE_CUDA
-  lua_pushboolean(L, 1);
-#else
-  lua_pushboolean(L, 0);
-#endif
-  return 1;
-}
+static int l_built(lua_State *L) { lua_pushboolean(L, sg_backend_present(SG_CUDA)); return 1; }
 
 static int l_device_count(lua_State *L) {
-#ifdef SG_HAVE_CUDA
-  lua_pushinteger(L, sg_cuda_device_count());
-#else
-  lua_pushinteger(L, 0);
-#endif
+  const sg_backend *be = sg_backend_present(SG_CUDA) ? sg_backend_loaded(SG_CUDA) : NULL;
+  lua_pushinteger(L, be ? be->device_count() : 0);
   return 1;
 }
 
 /* why no device is usable (nil when one is) */
 static int l_why_unavailable(lua_State *L) {
-#ifdef SG_HAVE_CUDA
-  if (sg_cuda_available()) lua_pushnil(L);
-  else lua_pushstring(L, sg_cuda_why_unavailable());
-#else
-  lua_pushliteral(L, "this semseg was built without the CUDA backend (no nvcc/cuDNN found by make)");
-#endif
+  if (!sg_backend_present(SG_CUDA)) lua_pushstring(L, sg_backend_why_missing(SG_CUDA));
+  else if (sg_device_available(SG_CUDA)) lua_pushnil(L);
+  else lua_pushstring(L, sg_backend_loaded(SG_CUDA)->why_unavailable());
   return 1;
 }
 
-#ifdef SG_HAVE_CUDA
-static void need_device(lua_State *L, const char *op) {
-  if (!sg_cuda_available()) luaL_error(L, "sg.cuda.%s: no usable CUDA device (%s)", op, sg_cuda_why_unavailable());
+static const sg_backend *need_device(lua_State *L, const char *op) {
+  const sg_backend *be = cuda();
+  if (!be) {
+    if (!sg_backend_present(SG_CUDA))
+      luaL_error(L, "sg.cuda.%s: %s", op, sg_backend_why_missing(SG_CUDA));
+    luaL_error(L, "sg.cuda.%s: no usable CUDA device (%s)", op, sg_backend_loaded(SG_CUDA)->why_unavailable());
+  }
+  return be;
 }
-#define NEED_DEVICE(L, op) need_device(L, op)
-#else
-#define NEED_DEVICE(L, op) luaL_error(L, "sg.cuda.%s: this semseg was built without the CUDA backend", op)
-#endif
 
 static int l_device_name(lua_State *L) {
-  NEED_DEVICE(L, "device_name");
-#ifdef SG_HAVE_CUDA
-  lua_pushstring(L, sg_cuda_device_name());
-#endif
+  lua_pushstring(L, need_device(L, "device_name")->device_name());
   return 1;
 }
 
 static int l_synchronize(lua_State *L) {
-  NEED_DEVICE(L, "synchronize");
-#ifdef SG_HAVE_CUDA
-  if (sg_cuda_synchronize()) return sgL_error(L);
-#endif
+  if (need_device(L, "synchronize")->synchronize()) return sgL_error(L);
   return 0;
 }
 
 static int l_memory_stats(lua_State *L) {
-  NEED_DEVICE(L, "memory_stats");
-#ifdef SG_HAVE_CUDA
-  sg_cuda_memstats s = sg_cuda_memory_stats();
-  lua_createtable(L, 0, 10);
+  sg_alloc_stats s = need_device(L, "memory_stats")->alloc_stats();
+  lua_createtable(L, 0, 11);
 #define F(name) (lua_pushinteger(L, s.name), lua_setfield(L, -2, #name))
   F(allocated); F(peak_allocated); F(reserved); F(peak_reserved); F(allocations); F(cache_hits); F(segments);
   F(driver_allocs); F(ooms); F(pinned_bytes);
 #undef F
   sg_memstats t = sg_memory_stats(SG_CUDA);
   lua_pushinteger(L, t.live_tensors); lua_setfield(L, -2, "tensors");
-#endif
   return 1;
 }
 
 static int l_reset_peak(lua_State *L) {
-  NEED_DEVICE(L, "reset_peak_memory_stats");
-#ifdef SG_HAVE_CUDA
-  sg_cuda_reset_peak_stats();
-#endif
+  need_device(L, "reset_peak_memory_stats")->reset_peak_stats();
   return 0;
 }
 
+/* only a loaded backend can hold cached memory: nothing to do (and nothing to load) otherwise */
 static int l_empty_cache(lua_State *L) {
-#ifdef SG_HAVE_CUDA
-  lua_gc(L, LUA_GCCOLLECT); /* tensors only Lua still holds go first */
-  sg_cuda_empty_cache();
-#else
-  (void)L;
-#endif
+  const sg_backend *be = sg_backend_loaded(SG_CUDA);
+  if (be && be->available()) {
+    lua_gc(L, LUA_GCCOLLECT); /* tensors only Lua still holds go first */
+    be->empty_cache();
+  }
   return 0;
 }
 
-/* benchmark(on) / benchmark() and deterministic(on) / deterministic(): the
- * cuDNN algorithm policy (a getter without an argument). */
-static int l_benchmark(lua_State *L) {
-#ifdef SG_HAVE_CUDA
-  if (!lua_isnoneornil(L, 1)) sg_cuda_set_benchmark(lua_toboolean(L, 1));
-  lua_pushboolean(L, sg_cuda_benchmark());
-#else
-  lua_pushboolean(L, 0);
-#endif
+/* benchmark(on) / benchmark(), deterministic(on) / deterministic(), allow_tf32(on) / allow_tf32(): the
+ * runtime configuration's switches (sg.config) under their CUDA names; a getter without an argument */
+static int config_flag(lua_State *L, bool *field) {
+  if (!lua_isnoneornil(L, 1)) *field = lua_toboolean(L, 1);
+  lua_pushboolean(L, *field);
   return 1;
 }
-static int l_deterministic(lua_State *L) {
-#ifdef SG_HAVE_CUDA
-  if (!lua_isnoneornil(L, 1)) sg_cuda_set_deterministic(lua_toboolean(L, 1));
-  lua_pushboolean(L, sg_cuda_deterministic());
-#else
-  lua_pushboolean(L, 0);
-#endif
-  return 1;
-}
-
-/* allow_tf32(on) / allow_tf32(): f32 matrix products on TF32 tensor cores (off by default) */
-static int l_allow_tf32(lua_State *L) {
-#ifdef SG_HAVE_CUDA
-  if (!lua_isnoneornil(L, 1)) sg_cuda_set_allow_tf32(lua_toboolean(L, 1));
-  lua_pushboolean(L, sg_cuda_allow_tf32());
-#else
-  lua_pushboolean(L, 0);
-#endif
-  return 1;
-}
+static int l_benchmark(lua_State *L) { return config_flag(L, &sg_config.cuda_benchmark); }
+static int l_deterministic(lua_State *L) { return config_flag(L, &sg_config.deterministic); }
+static int l_allow_tf32(lua_State *L) { return config_flag(L, &sg_config.allow_tf32); }
 
 /* t:pin_memory(): a page-locked host copy, so t:cuda() runs asynchronously */
 static int m_pin_memory(lua_State *L) {

@@ -4,9 +4,8 @@
 #include "../backend_cpu/dnnl_conv.h"
 #include "../backend_cpu/dnnl_pool_norm.h"
 #include "../backend_cpu/dnnl_eltwise.h"
-#ifdef SG_HAVE_CUDA
-#include "../backend_cuda/cuda_nn.h"
-#endif
+#include "../backend.h"
+#include "../core/config.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -353,11 +352,12 @@ static int l_upsample(lua_State *L) {
   return 1;
 }
 
-/* _conv_path() -> "dnnl" | "blas" | "reference" | "cudnn" | "none": what ran the last
+/* _conv_path() -> "dnnl" | "blas" | "reference" | "cudnn" | "none", winograd: what ran the last
  * convolution computation (forward or backward) */
 static int l_conv_path(lua_State *L) {
   lua_pushstring(L, sg_conv_last_path());
-  return 1;
+  lua_pushboolean(L, sg_conv_last_winograd());
+  return 2;
 }
 /* _pool_path() -> "dnnl" | "loops" | "cuda" | "none", _bn_path() -> "kernel" | "loops" |
  * "cuda" | "none": what ran the last pooling / batch norm computation (forward or backward) */
@@ -419,28 +419,30 @@ static int l_dnnl(lua_State *L) {
  * last convolution call ran. arg "clear" empties the cache; {tf32 = bool}
  * allows or forbids TF32 for f32 convolutions. */
 static int l_cudnn(lua_State *L) {
-#ifdef SG_HAVE_CUDA
+  /* the cuDNN backend is loaded only to answer about it when it is present */
+  const sg_backend *be = sg_backend_present(SG_CUDA) ? sg_backend_loaded(SG_CUDA) : NULL;
+  if (!be || !be->conv.cache_stats) {
+    lua_createtable(L, 0, 1);
+    lua_pushboolean(L, 0); lua_setfield(L, -2, "built");
+    return 1;
+  }
   if (lua_type(L, 1) == LUA_TSTRING && strcmp(lua_tostring(L, 1), "clear") == 0) {
-    sg_cuda_conv_cache_clear();
+    be->conv.cache_clear();
   } else if (lua_istable(L, 1)) {
-    if (lua_getfield(L, 1, "tf32") != LUA_TNIL) sg_cuda_conv_set_tf32(lua_toboolean(L, -1));
+    if (lua_getfield(L, 1, "tf32") != LUA_TNIL) sg_config.conv_tf32 = lua_toboolean(L, -1);
     lua_pop(L, 1);
   } else if (!lua_isnoneornil(L, 1)) {
     return luaL_error(L, "_cudnn: argument must be 'clear' or {tf32 = bool}");
   }
-  sg_cuda_conv_stats st = sg_cuda_conv_cache_stats();
+  sg_conv_cache_stats st = be->conv.cache_stats();
   lua_createtable(L, 0, 7);
   lua_pushboolean(L, 1); lua_setfield(L, -2, "built");
   lua_pushinteger(L, st.entries); lua_setfield(L, -2, "entries");
   lua_pushinteger(L, st.finds); lua_setfield(L, -2, "finds");
   lua_pushinteger(L, st.heuristics); lua_setfield(L, -2, "heuristics");
   lua_pushinteger(L, st.hits); lua_setfield(L, -2, "hits");
-  lua_pushboolean(L, sg_cuda_conv_tf32()); lua_setfield(L, -2, "tf32");
-  lua_pushstring(L, sg_cuda_conv_last_algo()); lua_setfield(L, -2, "last");
-#else
-  lua_createtable(L, 0, 1);
-  lua_pushboolean(L, 0); lua_setfield(L, -2, "built");
-#endif
+  lua_pushboolean(L, sg_config.conv_tf32); lua_setfield(L, -2, "tf32");
+  lua_pushstring(L, be->conv.last_algo()); lua_setfield(L, -2, "last");
   return 1;
 }
 

@@ -52,6 +52,7 @@ int luaopen_semseg_core(lua_State *L) {
   int mod = lua_gettop(L);
   lua_newtable(L);
   int methods = lua_gettop(L);
+  sgL_open_config(L, mod, methods); /* first: the switches steer what the rest sets up */
   sgL_open_tensor(L, mod, methods);
   sgL_open_math(L, mod, methods);
   sgL_open_shape(L, mod, methods);

@@ -1,8 +1,6 @@
 /* The GradScaler's unscale + inf/NaN check (see amp.h). */
 #include "amp.h"
-#ifdef SG_HAVE_CUDA
-#include "../backend_cuda/cuda_amp.h"
-#endif
+#include "../backend.h"
 #include <math.h>
 
 static int check(sg_tensor *const *grads, int n, sg_tensor *found) {
@@ -61,9 +59,7 @@ static bool unscale_cpu(sg_tensor *g, double inv) {
 int sg_amp_unscale_(sg_tensor *const *grads, int n, double inv_scale, sg_tensor *found_inf) {
   if (check(grads, n, found_inf)) return -1;
   if (!isfinite(inv_scale)) { sg_error_set("amp unscale: the inverse scale %g is not finite", inv_scale); return -1; }
-#ifdef SG_HAVE_CUDA
-  if (found_inf->storage->device == SG_CUDA) return sg_cuda_amp_unscale_(grads, n, inv_scale, found_inf);
-#endif
+  if (found_inf->storage->device != SG_CPU) return SG_BACKEND_CALL(SG_DEVICE_OF(found_inf), amp.unscale_, "amp_unscale_", grads, n, inv_scale, found_inf);
   bool bad = false;
   for (int k = 0; k < n; k++) {
     if (unscale_cpu(grads[k], inv_scale)) bad = true;

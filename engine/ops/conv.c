@@ -16,9 +16,7 @@
 #include "../autograd/autograd.h"
 #include "../backend_cpu/dnnl_conv.h"
 #include "../core/autocast.h"
-#ifdef SG_HAVE_CUDA
-#include "../backend_cuda/cuda_nn.h"
-#endif
+#include "../backend.h"
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,15 +42,13 @@ bool sg_nn_check_float(const char *op, const char *arg, const sg_tensor *t) {
 }
 
 bool sg_nn_check_float_dev(const char *op, const char *arg, const sg_tensor *t) {
-#ifdef SG_HAVE_CUDA
-  if (t->storage->device == SG_CUDA) {
+  if (t->storage->device != SG_CPU) {
     if (!sg_dtype_is_float(t->dtype)) {
       sg_error_set("%s: %s must be a floating tensor (got %s)", op, arg, sg_dtype_name(t->dtype));
       return false;
     }
     return true;
   }
-#endif
   return sg_nn_check_float(op, arg, t);
 }
 
@@ -273,25 +269,24 @@ static int try_dnnl(sg_dnnl_kind kind, const geom *g, const void *big, const voi
 }
 
 /* ---------------------------------------------------------------- CUDA (cuDNN) */
-#ifdef SG_HAVE_CUDA
-static sg_cuda_conv_geom cuda_geom(const geom *g) {
-  return (sg_cuda_conv_geom){g->N,  g->G,  g->Cb, g->Hb, g->Wb, g->Cs, g->Hs, g->Ws,
+static sg_conv_geom cuda_geom(const geom *g) {
+  return (sg_conv_geom){g->N,  g->G,  g->Cb, g->Hb, g->Wb, g->Cs, g->Hs, g->Ws,
                              g->kh, g->kw, g->sh, g->sw, g->ph, g->pw, g->dh, g->dw};
 }
 
 /* out from x, w (contiguous) and the optional bias */
 static int cuda_forward(const geom *g, sg_tensor *x, sg_tensor *w, sg_tensor *bias, sg_tensor *out) {
-  sg_cuda_conv_geom cg = cuda_geom(g);
+  sg_conv_geom cg = cuda_geom(g);
   sg_conv_note_path("cudnn");
-  int rc = g->transposed ? sg_cuda_conv(SG_CUDA_CONV_BWD_DATA, &cg, out, w, x)
-                         : sg_cuda_conv(SG_CUDA_CONV_FWD, &cg, x, w, out);
-  if (!rc && bias) rc = sg_cuda_bias_add_(out, bias);
+  int rc = g->transposed ? SG_BACKEND_CALL(SG_DEVICE_OF(out), conv.conv, "conv", SG_CONV_BWD_DATA, &cg, out, w, x)
+                         : SG_BACKEND_CALL(SG_DEVICE_OF(x), conv.conv, "conv", SG_CONV_FWD, &cg, x, w, out);
+  if (!rc && bias) rc = SG_BACKEND_CALL(SG_DEVICE_OF(out), conv.bias_add_, "conv2d", out, bias);
   return rc;
 }
 
 static int conv_bw_cuda(sg_node *n, sg_tensor *gout, sg_tensor **gin) {
   const geom *g = n->ctx;
-  sg_cuda_conv_geom cg = cuda_geom(g);
+  sg_conv_geom cg = cuda_geom(g);
   sg_tensor *go = sg_nn_contig(gout, g->dt);
   if (!go) return -1;
   sg_conv_note_path("cudnn");
@@ -300,8 +295,8 @@ static int conv_bw_cuda(sg_node *n, sg_tensor *gout, sg_tensor **gin) {
   if (n->needs[0]) {
     sg_tensor *w = sg_node_saved(n, 1), *wc = w ? sg_nn_contig(w, g->dt) : NULL;
     sg_tensor *gx = wc ? sg_empty(n->in_shape[0].ndim, n->in_shape[0].size, g->dt, SG_CUDA) : NULL;
-    if (gx && (g->transposed ? sg_cuda_conv(SG_CUDA_CONV_FWD, &cg, go, wc, gx)
-                             : sg_cuda_conv(SG_CUDA_CONV_BWD_DATA, &cg, gx, wc, go))) {
+    if (gx && (g->transposed ? SG_BACKEND_CALL(SG_DEVICE_OF(go), conv.conv, "conv", SG_CONV_FWD, &cg, go, wc, gx)
+                             : SG_BACKEND_CALL(SG_DEVICE_OF(gx), conv.conv, "conv", SG_CONV_BWD_DATA, &cg, gx, wc, go))) {
       sg_tensor_decref(gx);
       gx = NULL;
     }
@@ -311,8 +306,8 @@ static int conv_bw_cuda(sg_node *n, sg_tensor *gout, sg_tensor **gin) {
   if (!rc && n->needs[1]) {
     sg_tensor *x = sg_node_saved(n, 0), *xc = x ? sg_nn_contig(x, g->dt) : NULL;
     sg_tensor *gw = xc ? sg_empty(n->in_shape[1].ndim, n->in_shape[1].size, g->dt, SG_CUDA) : NULL;
-    if (gw && (g->transposed ? sg_cuda_conv(SG_CUDA_CONV_BWD_FILTER, &cg, go, gw, xc)
-                             : sg_cuda_conv(SG_CUDA_CONV_BWD_FILTER, &cg, xc, gw, go))) {
+    if (gw && (g->transposed ? SG_BACKEND_CALL(SG_DEVICE_OF(go), conv.conv, "conv", SG_CONV_BWD_FILTER, &cg, go, gw, xc)
+                             : SG_BACKEND_CALL(SG_DEVICE_OF(xc), conv.conv, "conv", SG_CONV_BWD_FILTER, &cg, xc, gw, go))) {
       sg_tensor_decref(gw);
       gw = NULL;
     }
@@ -322,7 +317,7 @@ static int conv_bw_cuda(sg_node *n, sg_tensor *gout, sg_tensor **gin) {
   if (!rc && n->needs[2]) {
     int64_t C = go->size[1];
     sg_tensor *gb = sg_empty(1, &C, g->dt, SG_CUDA);
-    if (gb && sg_cuda_bias_grad(go, gb)) {
+    if (gb && SG_BACKEND_CALL(SG_DEVICE_OF(go), conv.bias_backward, "conv2d", go, gb)) {
       sg_tensor_decref(gb);
       gb = NULL;
     }
@@ -331,14 +326,11 @@ static int conv_bw_cuda(sg_node *n, sg_tensor *gout, sg_tensor **gin) {
   sg_tensor_decref(go);
   return rc;
 }
-#endif
 
 /* ---------------------------------------------------------------- backward */
 static int conv_bw(sg_node *n, sg_tensor *gout, sg_tensor **gin) {
   const geom *g = n->ctx;
-#ifdef SG_HAVE_CUDA
   if (g->cuda) return conv_bw_cuda(n, gout, gin);
-#endif
   sg_dtype dt = g->f64 ? SG_F64 : SG_F32;
   sg_tensor *go = sg_nn_contig(gout, dt);
   if (!go) return -1;
@@ -557,12 +549,10 @@ static sg_tensor *conv_common(bool transposed, sg_tensor *x, sg_tensor *w, sg_te
   sg_tensor *out = wc && (bc || !bias) ? sg_empty(4, osz, x->dtype, dev) : NULL;
   int rc = out ? 0 : -1;
   bool bias_done = false;
-#ifdef SG_HAVE_CUDA
   if (out && g.cuda) {
     rc = cuda_forward(&g, xc, wc, bc, out);
     bias_done = true;
   } else
-#endif
   if (out) {
     void *xp = sg_data_ptr(xc), *wp = sg_data_ptr(wc), *op_ = sg_data_ptr(out);
     if (o->reference) {

@@ -5,9 +5,7 @@
 #include "../autograd/autograd.h"
 #include "../core/iter.h"
 #include "../backend_cpu/dnnl_eltwise.h"
-#ifdef SG_HAVE_CUDA
-#include "../backend_cuda/cuda_elementwise.h"
-#endif
+#include "../backend.h"
 #include <math.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -295,9 +293,7 @@ static bool same_device(const char *op, sg_tensor *a, sg_tensor *b) {
 
 /* Computes op(a, b) into `out` (already shaped like the broadcast result). */
 static int run_binary(sg_binop op, sg_tensor *out, sg_tensor *a, sg_tensor *b, sg_dtype ct) {
-#ifdef SG_HAVE_CUDA
-  if (SG_ON_CUDA(out)) return sg_cuda_binary(op, out, a, b, ct); /* converts to ct in the kernel */
-#endif
+  if ((SG_DEVICE_OF(out) != SG_CPU)) return SG_BACKEND_CALL(SG_DEVICE_OF(out), elementwise.binary, "binary", op, out, a, b, ct); /* converts to ct in the kernel */
   sg_tensor *ac = cast_nograd(a, ct), *bc = ac ? cast_nograd(b, ct) : NULL;
   if (!bc) { sg_tensor_decref(ac); return -1; }
   sg_tensor *ops[3] = {out, ac, bc};
@@ -560,12 +556,10 @@ static int run_unary(int op, sg_tensor *out, sg_tensor *a, double lo, double hi)
   if (op == SG_NOT) ct = SG_BOOL;
   if (!sg_dtype_is_float(a->dtype) && sg_dtype_is_float(out->dtype)) ct = out->dtype == SG_F64 ? SG_F64 : SG_F32;
   if (out->dtype == SG_F32 || out->dtype == SG_F64) ct = out->dtype;
-#ifdef SG_HAVE_CUDA
-  if (SG_ON_CUDA(out)) { /* converts to ct in the kernel */
+  if ((SG_DEVICE_OF(out) != SG_CPU)) { /* converts to ct in the kernel */
     sg_eltwise_note_path("cuda");
-    return sg_cuda_unary(op, out, a, ct == SG_BOOL ? a->dtype : ct, lo, hi);
+    return SG_BACKEND_CALL(SG_DEVICE_OF(out), elementwise.unary, "unary", op, out, a, ct == SG_BOOL ? a->dtype : ct, lo, hi);
   }
-#endif
   sg_tensor *ac = cast_nograd(a, ct == SG_BOOL ? a->dtype : ct);
   if (!ac) return -1;
   sg_tensor *ops[2] = {out, ac};
@@ -660,12 +654,10 @@ static int unary_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   if (out) {
     sg_tensor *ops[4] = {out, gc, xc, y};
     int alg = dnnl_alg(op), rc = 0;
-#ifdef SG_HAVE_CUDA
-    if (SG_ON_CUDA(out)) {
+    if ((SG_DEVICE_OF(out) != SG_CPU)) {
       sg_eltwise_note_path("cuda");
-      rc = sg_cuda_unary_grad(op, out, gc, xc, y) ? -1 : 2;
+      rc = SG_BACKEND_CALL(SG_DEVICE_OF(out), elementwise.unary_backward, "unary_grad", op, out, gc, xc, y) ? -1 : 2;
     } else
-#endif
     if (alg >= 0 && dnnl_eligible(4, ops))
       rc = sg_dnnl_eltwise_bwd((sg_dnnl_elt)alg, sg_numel(out), f32_data(gc), f32_data(xc), f32_data(y),
                                f32_data(out));
@@ -769,11 +761,9 @@ static sg_tensor *where(sg_tensor *cond, sg_tensor *a, sg_tensor *b) {
   sg_tensor *out = bc ? sg_empty(n2, s2, dt, a->storage->device) : NULL;
   if (out) {
     sg_tensor *ops[4] = {out, cb, ac, bc};
-#ifdef SG_HAVE_CUDA
-    if (SG_ON_CUDA(out)) {
-      if (sg_cuda_where(out, cb, ac, bc)) sg_tensor_assign(&out, NULL);
+    if ((SG_DEVICE_OF(out) != SG_CPU)) {
+      if (SG_BACKEND_CALL(SG_DEVICE_OF(out), elementwise.where, "where", out, cb, ac, bc)) sg_tensor_assign(&out, NULL);
     } else
-#endif
     {
       sg_iter it;
       sg_iter_init(&it, 4, ops, n2, s2);

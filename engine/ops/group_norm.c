@@ -19,9 +19,7 @@
 #include "nn_ops.h"
 #include "ops.h"
 #include "../autograd/autograd.h"
-#ifdef SG_HAVE_CUDA
-#include "../backend_cuda/cuda_nn.h"
-#endif
+#include "../backend.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,7 +166,6 @@ static void backward_f64(const gn_ctx *c, const void *x, const void *g, const do
   k_backward(c, x, g, w, gx, dw, db, true);
 }
 
-#ifdef SG_HAVE_CUDA
 static int gn_bw_cuda(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   const gn_ctx *c = n->ctx;
   sg_tensor *x = sg_node_saved(n, 0), *w = n->saved[1] ? sg_node_saved(n, 1) : NULL, *st = sg_node_saved(n, 2);
@@ -179,7 +176,7 @@ static int gn_bw_cuda(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   bool ok = gc && (!w || wc);
   for (int k = 0; k < 3 && ok; k++)
     if (n->needs[k]) ok = (out[k] = sg_empty(n->in_shape[k].ndim, n->in_shape[k].size, n->in_dtype[k], SG_CUDA)) != NULL;
-  ok = ok && sg_cuda_group_norm_bwd(xc, gc, wc, st, c->N, c->C, c->G, c->L, out[0], out[1], out[2]) == 0;
+  ok = ok && SG_BACKEND_CALL(SG_DEVICE_OF(xc), norm.group_norm_backward, "group_norm", xc, gc, wc, st, c->N, c->C, c->G, c->L, out[0], out[1], out[2]) == 0;
   sg_tensor_decref(xc); sg_tensor_decref(gc); sg_tensor_decref(wc);
   for (int k = 0; k < 3; k++) {
     if (ok) gin[k] = out[k];
@@ -187,13 +184,10 @@ static int gn_bw_cuda(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   }
   return ok ? 0 : -1;
 }
-#endif
 
 static int gn_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   const gn_ctx *c = n->ctx;
-#ifdef SG_HAVE_CUDA
   if (c->cuda) return gn_bw_cuda(n, g, gin);
-#endif
   sg_dtype dt = n->in_dtype[0];
   sg_tensor *x = sg_node_saved(n, 0), *w = n->saved[1] ? sg_node_saved(n, 1) : NULL;
   if (!x || (n->saved[1] && !w)) return -1;
@@ -237,7 +231,6 @@ out:
 }
 
 /* Shared body once the arguments are checked: x viewed as [N, C, L] with G groups. */
-#ifdef SG_HAVE_CUDA
 static sg_tensor *norm_run_cuda(const char *op, sg_tensor *x, sg_tensor *weight, sg_tensor *bias, int64_t N,
                                 int64_t C, int64_t G, int64_t L, double eps) {
   gn_ctx *c = calloc(1, sizeof *c);
@@ -246,7 +239,7 @@ static sg_tensor *norm_run_cuda(const char *op, sg_tensor *x, sg_tensor *weight,
   sg_tensor *xc = sg_nn_contig(x, x->dtype), *out = xc ? sg_empty(x->ndim, x->size, x->dtype, SG_CUDA) : NULL;
   sg_tensor *wc = out && weight ? sg_nn_contig(weight, weight->dtype) : NULL;
   sg_tensor *bc = out && bias ? sg_nn_contig(bias, bias->dtype) : NULL, *st = NULL;
-  if (out && ((weight && !wc) || (bias && !bc) || sg_cuda_group_norm(xc, wc, bc, N, C, G, L, eps, out, &st))) {
+  if (out && ((weight && !wc) || (bias && !bc) || SG_BACKEND_CALL(SG_DEVICE_OF(xc), norm.group_norm, "group_norm", xc, wc, bc, N, C, G, L, eps, out, &st))) {
     sg_tensor_decref(out);
     out = NULL;
   }
@@ -266,15 +259,12 @@ static sg_tensor *norm_run_cuda(const char *op, sg_tensor *x, sg_tensor *weight,
   sg_tensor_decref(st);
   return out;
 }
-#endif
 
 static sg_tensor *norm_run(const char *op, sg_tensor *x, sg_tensor *weight, sg_tensor *bias, int64_t N, int64_t C,
                            int64_t G, int64_t L, double eps) {
   sg_tensor *all[3] = {x, weight, bias};
   if (!sg_same_device(op, 3, all)) return NULL;
-#ifdef SG_HAVE_CUDA
-  if (x->storage->device == SG_CUDA) return norm_run_cuda(op, x, weight, bias, N, C, G, L, eps);
-#endif
+  if (x->storage->device != SG_CPU) return norm_run_cuda(op, x, weight, bias, N, C, G, L, eps);
   size_t rows = (size_t)(N * G);
   gn_ctx *c = malloc(sizeof *c + sizeof(double) * 2 * rows + 1);
   if (!c) { sg_error_set("%s: out of memory", op); return NULL; }

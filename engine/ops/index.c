@@ -13,10 +13,7 @@
 #include "../autograd/autograd.h"
 #include <stdio.h>
 #include <string.h>
-#ifdef SG_HAVE_CUDA
-#include "../backend_cuda/cuda_backend.h"
-#include "../backend_cuda/cuda_index.h"
-#endif
+#include "../backend.h"
 
 sg_tensor *sg_alias(sg_tensor *t);
 sg_tensor *sg_index_values(const char *op, sg_tensor *index, int64_t n, const char *what);
@@ -80,9 +77,7 @@ static bool same_device(const char *op, sg_tensor *a, sg_tensor *b) {
 
 /* gs_run, or its CUDA kernel when the tensors live on the GPU */
 static int gs_dispatch(gs_mode mode, sg_tensor *dst, const sg_tensor *src, int dim, const sg_tensor *ix) {
-#ifdef SG_HAVE_CUDA
-  if (SG_ON_CUDA(dst)) return sg_cuda_gather_scatter(mode == GS_GATHER ? 0 : mode == GS_SCATTER ? 1 : 2, dst, src, dim, ix);
-#endif
+  if ((SG_DEVICE_OF(dst) != SG_CPU)) return SG_BACKEND_CALL(SG_DEVICE_OF(dst), index.gather_scatter, "gather_scatter", mode == GS_GATHER ? 0 : mode == GS_SCATTER ? 1 : 2, dst, src, dim, ix);
   gs_run(mode, dst, src, dim, ix);
   return 0;
 }
@@ -218,7 +213,6 @@ sg_tensor *sg_scatter_add(sg_tensor *a, int dim, sg_tensor *index, sg_tensor *sr
 }
 
 /* ------------------------------------------------------------------ one_hot */
-#ifdef SG_HAVE_CUDA
 /* c: the labels as contiguous i64 on the GPU (taken over). The same checks and
  * messages as on the CPU; the values are read back only to check them. */
 static sg_tensor *one_hot_cuda(const sg_tensor *labels, sg_tensor *c, int64_t classes) {
@@ -230,10 +224,10 @@ static sg_tensor *one_hot_cuda(const sg_tensor *labels, sg_tensor *c, int64_t cl
       goto done;
     }
     int64_t mx = 0;
-    if (sg_cuda_index_max(c, &mx)) goto done;
+    if (SG_BACKEND_CALL(SG_DEVICE_OF(c), index.index_max, "index_max", c, &mx)) goto done;
     classes = mx >= 0 ? mx + 1 : 0;
   }
-  int r = sg_cuda_index_check(c, classes, &pos, &bad);
+  int r = SG_BACKEND_CALL(SG_DEVICE_OF(c), index.index_check, "index_check", c, classes, &pos, &bad);
   if (r == 1)
     sg_error_set("one_hot: label %lld is out of range for %lld classes (labels count from 0)", (long long)bad,
                  (long long)classes);
@@ -242,12 +236,11 @@ static sg_tensor *one_hot_cuda(const sg_tensor *labels, sg_tensor *c, int64_t cl
   memcpy(sz, labels->size, sizeof(int64_t) * (size_t)labels->ndim);
   sz[labels->ndim] = classes;
   out = sg_empty(labels->ndim + 1, sz, SG_I64, SG_CUDA);
-  if (out && sg_cuda_one_hot(out, c, classes)) { sg_tensor_decref(out); out = NULL; }
+  if (out && SG_BACKEND_CALL(SG_DEVICE_OF(out), index.one_hot, "one_hot", out, c, classes)) { sg_tensor_decref(out); out = NULL; }
 done:
   sg_tensor_decref(c);
   return out;
 }
-#endif
 
 sg_tensor *sg_one_hot(sg_tensor *labels, int64_t classes) {
   if (!sg_dtype_is_int(labels->dtype)) {
@@ -263,9 +256,7 @@ sg_tensor *sg_one_hot(sg_tensor *labels, int64_t classes) {
   sg_tensor *i64 = sg_to_dtype(labels, SG_I64), *c = i64 ? sg_contiguous(i64) : NULL;
   sg_tensor_decref(i64);
   if (!c) return NULL;
-#ifdef SG_HAVE_CUDA
-  if (SG_ON_CUDA(c)) return one_hot_cuda(labels, c, classes);
-#endif
+  if ((SG_DEVICE_OF(c) != SG_CPU)) return one_hot_cuda(labels, c, classes);
   const int64_t *v = sg_data_ptr(c);
   int64_t n = sg_numel(c);
   if (classes == -1) {

@@ -18,9 +18,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef SG_HAVE_CUDA
-#include "../backend_cuda/cuda_matmul.h"
-#endif
+#include "../backend.h"
 
 sg_tensor *sg_matmul_reference(sg_tensor *a, sg_tensor *b);
 
@@ -143,7 +141,7 @@ static sg_tensor *mm_forward(const char *op, sg_tensor *a, sg_tensor *b, bool re
   sg_tensor *ab[2] = {a, b};
   if (!sg_same_device(op, 2, ab)) return NULL;
   sg_device dev = a->storage->device;
-  bool cuda = dev == SG_CUDA;
+  bool cuda = dev != SG_CPU;
   if (a->ndim == 0 || b->ndim == 0) {
     sg_error_set("%s: both arguments need at least 1 dim, got shapes %s and %s", op, SG_SHAPE_STR(a),
                  SG_SHAPE_STR(b));
@@ -239,20 +237,18 @@ static sg_tensor *mm_forward(const char *op, sg_tensor *a, sg_tensor *b, bool re
   }
   size_t es = sg_dtype_size(dt);
   char *C = sg_data_ptr(out);
-#ifdef SG_HAVE_CUDA
   if (cuda) {
-    sg_cuda_mat CA = {A.data, fold ? mrs : A.rs, A.cs, false, 0}, CB = {B.data, B.rs, B.cs, false, 0};
+    sg_mat CA = {A.data, fold ? mrs : A.rs, A.cs, false, 0}, CB = {B.data, B.rs, B.cs, false, 0};
     if (use_blas) {
       blas_layout(fold ? rows : n, k, CA.rs, CA.cs, &CA.trans, &CA.ld);
       blas_layout(k, m, CB.rs, CB.cs, &CB.trans, &CB.ld);
     }
-    int rc = sg_cuda_matmul(dt, use_blas, fold ? rows : n, m, k, CA, CB, C, fold ? 0 : nbat, bat, sa, sb);
+    int rc = SG_BACKEND_CALL(dev, matmul.matmul, "matmul", dt, use_blas, fold ? rows : n, m, k, CA, CB, C, fold ? 0 : nbat, bat, sa, sb);
     sg_tensor_decref(ac);
     sg_tensor_decref(bc);
     if (rc) { sg_tensor_decref(out); return NULL; }
     return out;
   }
-#endif
   void *scratch = NULL;
   if (!use_blas) {
     scratch = malloc((size_t)m * 8);

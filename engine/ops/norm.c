@@ -11,9 +11,7 @@
 #include "../autograd/autograd.h"
 #include "../backend_cpu/cpu_kernels.h"
 #include "../backend_cpu/dnnl_pool_norm.h" /* sg_bn_note_path */
-#ifdef SG_HAVE_CUDA
-#include "../backend_cuda/cuda_nn.h"
-#endif
+#include "../backend.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +67,6 @@ out:
   return rc;
 }
 
-#ifdef SG_HAVE_CUDA
 static int bn_bw(sg_node *n, sg_tensor *g, sg_tensor **gin);
 
 static int bn_bw_cuda(sg_node *n, sg_tensor *g, sg_tensor **gin) {
@@ -84,7 +81,7 @@ static int bn_bw_cuda(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   if (ok && n->needs[0]) ok = (out[0] = sg_empty(n->in_shape[0].ndim, n->in_shape[0].size, n->in_dtype[0], SG_CUDA));
   for (int k = 1; k <= 2 && ok; k++)
     if (n->needs[k]) ok = (out[k] = sg_empty(1, &C, n->in_dtype[k], SG_CUDA)) != NULL;
-  ok = ok && sg_cuda_batch_norm_bwd(xc, gc, w, st, c->training, out[0], out[1], out[2]) == 0;
+  ok = ok && SG_BACKEND_CALL(SG_DEVICE_OF(xc), norm.batch_norm_backward, "batch_norm", xc, gc, w, st, c->training, out[0], out[1], out[2]) == 0;
   sg_tensor_decref(xc);
   sg_tensor_decref(gc);
   for (int k = 0; k < 3; k++) {
@@ -102,7 +99,7 @@ static sg_tensor *bn_cuda(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor 
   sg_tensor *xc = sg_nn_contig(x, x->dtype), *out = xc ? sg_empty(x->ndim, x->size, x->dtype, SG_CUDA) : NULL;
   sg_tensor *st = NULL;
   sg_bn_note_path("cuda");
-  if (out && sg_cuda_batch_norm(xc, rm, rv, weight, bias, training, momentum, eps, out, &st)) {
+  if (out && SG_BACKEND_CALL(SG_DEVICE_OF(xc), norm.batch_norm, "batch_norm", xc, rm, rv, weight, bias, training, momentum, eps, out, &st)) {
     sg_tensor_decref(out);
     out = NULL;
   }
@@ -122,13 +119,10 @@ static sg_tensor *bn_cuda(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor 
   sg_tensor_decref(st);
   return out;
 }
-#endif
 
 static int bn_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   const bn_ctx *c = n->ctx;
-#ifdef SG_HAVE_CUDA
   if (c->cuda) return bn_bw_cuda(n, g, gin);
-#endif
   sg_dtype dt = n->in_dtype[0];
   bool f64 = dt == SG_F64;
   sg_tensor *x = sg_node_saved(n, 0), *w = n->saved[1] ? sg_node_saved(n, 1) : NULL;
@@ -248,12 +242,10 @@ static sg_tensor *batch_norm(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tens
     sg_error_set("%s: need eps >= 0 and momentum in [0, 1] (got eps %g, momentum %g)", op, eps, momentum);
     return NULL;
   }
-#ifdef SG_HAVE_CUDA
-  if (x->storage->device == SG_CUDA) { /* sg_batch_norm_relu sends GPU tensors to the two ops */
+  if (x->storage->device != SG_CPU) { /* sg_batch_norm_relu sends GPU tensors to the two ops */
     if (relu) { sg_error_set("%s: no fused GPU path", op); return NULL; }
     return bn_cuda(x, rm, rv, weight, bias, training, momentum, eps, C);
   }
-#endif
   bool f64 = x->dtype == SG_F64, kernel = !f64;
   if (relu && !kernel) { /* f64: the two ops */
     sg_tensor *y = batch_norm(x, rm, rv, weight, bias, training, momentum, eps, false);

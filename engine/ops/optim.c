@@ -16,10 +16,7 @@
 #include "../backend_cpu/cpu_kernels.h"
 #include <math.h>
 #include <stdlib.h>
-#ifdef SG_HAVE_CUDA
-#include "../backend_cuda/cuda_backend.h"
-#include "../backend_cuda/cuda_optim.h"
-#endif
+#include "../backend.h"
 
 static int check(const char *op, sg_tensor *p, sg_tensor *g, sg_tensor **state, int nstate) {
   if (!sg_dtype_is_float(p->dtype) || (p->dtype != SG_F32 && p->dtype != SG_F64)) {
@@ -68,11 +65,9 @@ static sg_tensor *grad_as(sg_tensor *g, sg_dtype dt) {
 
 int sg_sgd_step(sg_tensor *p, sg_tensor *g, sg_tensor *buf, const sg_sgd_hyper *h, bool first) {
   if (check("sgd", p, g, buf ? &buf : NULL, buf ? 1 : 0)) return -1;
-#ifdef SG_HAVE_CUDA
-  if (SG_ON_CUDA(p)) {
-    if (sg_cuda_sgd_step(p, g, buf, h, first)) return -1;
+  if ((SG_DEVICE_OF(p) != SG_CPU)) {
+    if (SG_BACKEND_CALL(SG_DEVICE_OF(p), optim.sgd_step, "sgd_step", p, g, buf, h, first)) return -1;
   } else
-#endif
   {
     sg_tensor *gp = g;
     if (!(g = grad_as(gp, p->dtype))) return -1;
@@ -112,11 +107,9 @@ int sg_adam_step(sg_tensor *p, sg_tensor *g, sg_tensor *m, sg_tensor *v, sg_tens
   int64_t n = sg_numel(p);
   double bc1 = 1 - pow(h->beta1, (double)step), bc2 = 1 - pow(h->beta2, (double)step);
   double step_size = h->lr / bc1;
-#ifdef SG_HAVE_CUDA
-  if (SG_ON_CUDA(p)) {
-    if (sg_cuda_adam_step(p, g, m, v, vmax, h, bc2, step_size)) return -1;
+  if ((SG_DEVICE_OF(p) != SG_CPU)) {
+    if (SG_BACKEND_CALL(SG_DEVICE_OF(p), optim.adam_step, "adam_step", p, g, m, v, vmax, h, bc2, step_size)) return -1;
   } else
-#endif
   {
     sg_tensor *gp = g;
     if (!(g = grad_as(gp, p->dtype))) return -1;
@@ -155,11 +148,9 @@ int sg_rmsprop_step(sg_tensor *p, sg_tensor *g, sg_tensor *sq, sg_tensor *buf, s
                     const sg_rmsprop_hyper *h) {
   sg_tensor *st[3] = {sq, buf ? buf : sq, gavg ? gavg : sq};
   if (check("rmsprop", p, g, st, 3)) return -1;
-#ifdef SG_HAVE_CUDA
-  if (SG_ON_CUDA(p)) {
-    if (sg_cuda_rmsprop_step(p, g, sq, buf, gavg, h)) return -1;
+  if ((SG_DEVICE_OF(p) != SG_CPU)) {
+    if (SG_BACKEND_CALL(SG_DEVICE_OF(p), optim.rmsprop_step, "rmsprop_step", p, g, sq, buf, gavg, h)) return -1;
   } else
-#endif
   {
     sg_tensor *gp = g;
     if (!(g = grad_as(gp, p->dtype))) return -1;
@@ -204,10 +195,8 @@ int sg_grad_norm(int n, sg_tensor **xs, double p, double *out) {
   sg_set_grad_enabled(prev);
   double acc = 0;
   if (rc == 0) {
-#ifdef SG_HAVE_CUDA
-    if (SG_ON_CUDA(cs[0])) rc = sg_cuda_norm_sum(n, cs, p, &acc);
+    if ((SG_DEVICE_OF(cs[0]) != SG_CPU)) rc = SG_BACKEND_CALL(SG_DEVICE_OF(cs[0]), reduce.norm_sum, "clip_grad_norm", n, cs, p, &acc);
     else
-#endif
     for (int k = 0; k < n; k++) {
       const char *d = sg_data_ptr(cs[k]);
       sg_dtype dt = cs[k]->dtype;

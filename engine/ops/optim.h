@@ -2,11 +2,7 @@
  * parameter groups, state and schedules). */
 #ifndef SG_OPTIM_H
 #define SG_OPTIM_H
-#include "../core/tensor.h"
-
-typedef struct { double lr, momentum, dampening, weight_decay; bool nesterov; } sg_sgd_hyper;
-typedef struct { double lr, beta1, beta2, eps, weight_decay; bool decoupled; } sg_adam_hyper;
-typedef struct { double lr, alpha, eps, weight_decay, momentum; } sg_rmsprop_hyper;
+#include "../backend.h"
 
 /* buf may be NULL (no momentum); `first` initialises the momentum buffer */
 int sg_sgd_step(sg_tensor *p, sg_tensor *g, sg_tensor *buf, const sg_sgd_hyper *h, bool first);

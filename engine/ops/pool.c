@@ -8,9 +8,7 @@
 #include "../autograd/autograd.h"
 #include "../backend_cpu/dnnl_pool_norm.h"
 #include "../backend_cpu/cpu_kernels.h"
-#ifdef SG_HAVE_CUDA
-#include "../backend_cuda/cuda_nn.h"
-#endif
+#include "../backend.h"
 #include <math.h>
 #include <string.h>
 
@@ -62,11 +60,10 @@ static int maxpool_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_tensor *idx = sg_node_saved(n, 0);
   if (!idx) return -1;
   sg_dtype dt = n->in_dtype[0];
-#ifdef SG_HAVE_CUDA
-  if (n->in_device[0] == SG_CUDA) {
+  if (n->in_device[0] != SG_CPU) {
     sg_tensor *gcu = sg_nn_contig(g, dt), *gxu = gcu ? sg_empty(4, n->in_shape[0].size, dt, SG_CUDA) : NULL;
     sg_pool_note_path("cuda");
-    if (gxu && sg_cuda_max_pool2d_bwd(gcu, idx, n->i, gxu)) {
+    if (gxu && SG_BACKEND_CALL(SG_DEVICE_OF(gcu), pool.max_pool2d_backward, "max_pool2d", gcu, idx, n->i, gxu)) {
       sg_tensor_decref(gxu);
       gxu = NULL;
     }
@@ -74,7 +71,6 @@ static int maxpool_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
     gin[0] = gxu;
     return gxu ? 0 : -1;
   }
-#endif
   bool f64 = dt == SG_F64;
   sg_tensor *gc = sg_nn_contig(g, dt);
   sg_tensor *gx = gc ? sg_empty(4, n->in_shape[0].size, dt, SG_CPU) : NULL;
@@ -113,13 +109,12 @@ int sg_max_pool2d(sg_tensor *x, const int64_t kernel[2], const int64_t stride[2]
   int64_t oh, ow;
   if (!window_plan(op, x, kernel, stride, padding, &oh, &ow)) return -1;
   int64_t H = x->size[2], W = x->size[3], osz[4] = {x->size[0], x->size[1], oh, ow};
-#ifdef SG_HAVE_CUDA
-  if (x->storage->device == SG_CUDA) {
+  if (x->storage->device != SG_CPU) {
     int64_t cpar[6] = {kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1]};
     sg_tensor *xcu = sg_nn_contig(x, x->dtype);
     sg_tensor *vu = xcu ? sg_empty(4, osz, x->dtype, SG_CUDA) : NULL, *iu = vu ? sg_empty(4, osz, SG_I64, SG_CUDA) : NULL;
     sg_pool_note_path("cuda");
-    int crc = iu ? sg_cuda_max_pool2d(xcu, cpar, vu, iu) : -1;
+    int crc = iu ? SG_BACKEND_CALL(SG_DEVICE_OF(xcu), pool.max_pool2d, "max_pool2d", xcu, cpar, vu, iu) : -1;
     sg_tensor_decref(xcu);
     if (crc) { sg_tensor_decref(vu); sg_tensor_decref(iu); return -1; }
     sg_node *nu = sg_record(op, maxpool_bw, vu, 1, &x);
@@ -132,7 +127,6 @@ int sg_max_pool2d(sg_tensor *x, const int64_t kernel[2], const int64_t stride[2]
     else sg_tensor_decref(iu);
     return 0;
   }
-#endif
   bool f64 = x->dtype == SG_F64;
   /* the f32 kernel skips the positions when neither the caller nor autograd wants them (inference) */
   bool positions = indices || sg_needs_grad(1, &x) || x->dtype != SG_F32;
@@ -189,11 +183,10 @@ static int unpool_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_tensor *idx = sg_node_saved(n, 0);
   if (!idx) return -1;
   sg_dtype dt = n->in_dtype[0];
-#ifdef SG_HAVE_CUDA
-  if (n->in_device[0] == SG_CUDA) {
+  if (n->in_device[0] != SG_CPU) {
     sg_tensor *gcu = sg_nn_contig(g, dt), *gxu = gcu ? sg_empty(4, n->in_shape[0].size, dt, SG_CUDA) : NULL;
     sg_pool_note_path("cuda");
-    if (gxu && sg_cuda_max_unpool2d_bwd(gcu, idx, gxu)) {
+    if (gxu && SG_BACKEND_CALL(SG_DEVICE_OF(gcu), pool.max_unpool2d_backward, "max_unpool2d", gcu, idx, gxu)) {
       sg_tensor_decref(gxu);
       gxu = NULL;
     }
@@ -201,7 +194,6 @@ static int unpool_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
     gin[0] = gxu;
     return gxu ? 0 : -1;
   }
-#endif
   bool f64 = dt == SG_F64;
   sg_tensor *gc = sg_nn_contig(g, dt);
   sg_tensor *gx = gc ? sg_empty(4, n->in_shape[0].size, dt, SG_CPU) : NULL;
@@ -240,11 +232,10 @@ sg_tensor *sg_max_unpool2d(sg_tensor *x, sg_tensor *indices, int64_t oh, int64_t
   if (sg_shape_numel(4, osz) > SG_MAX_NUMEL) { sg_error_set("%s: output is too large", op); return NULL; }
   sg_tensor *ic = sg_nn_contig(indices, SG_I64);
   if (!ic) return NULL;
-#ifdef SG_HAVE_CUDA
-  if (x->storage->device == SG_CUDA) { /* the index range is checked on the device */
+  if (x->storage->device != SG_CPU) { /* the index range is checked on the device */
     sg_tensor *xcu = sg_nn_contig(x, x->dtype), *ou = xcu ? sg_empty(4, osz, x->dtype, SG_CUDA) : NULL;
     sg_pool_note_path("cuda");
-    if (ou && sg_cuda_max_unpool2d(xcu, ic, ou)) {
+    if (ou && SG_BACKEND_CALL(SG_DEVICE_OF(xcu), pool.max_unpool2d, "max_unpool2d", xcu, ic, ou)) {
       sg_tensor_decref(ou);
       ou = NULL;
     }
@@ -256,7 +247,6 @@ sg_tensor *sg_max_unpool2d(sg_tensor *x, sg_tensor *indices, int64_t oh, int64_t
     sg_tensor_decref(ic);
     return ou;
   }
-#endif
   const int64_t *ip = sg_data_ptr(ic);
   int64_t n = sg_numel(ic);
   for (int64_t k = 0; k < n; k++)
@@ -362,11 +352,10 @@ static int avg_backward(window_fn wf, sg_node *n, sg_tensor *g, sg_tensor **gin)
   sg_dtype dt = n->in_dtype[0];
   bool f64 = dt == SG_F64;
   const sg_shape *in = &n->in_shape[0];
-#ifdef SG_HAVE_CUDA
-  if (n->in_device[0] == SG_CUDA) {
+  if (n->in_device[0] != SG_CPU) {
     sg_tensor *gcu = sg_nn_contig(g, dt), *gxu = gcu ? sg_empty(4, in->size, dt, SG_CUDA) : NULL;
     sg_pool_note_path("cuda");
-    if (gxu && sg_cuda_avg_pool2d_bwd(gcu, n->i, wf == adaptive_window, gxu)) {
+    if (gxu && SG_BACKEND_CALL(SG_DEVICE_OF(gcu), pool.avg_pool2d_backward, "avg_pool2d", gcu, n->i, wf == adaptive_window, gxu)) {
       sg_tensor_decref(gxu);
       gxu = NULL;
     }
@@ -374,7 +363,6 @@ static int avg_backward(window_fn wf, sg_node *n, sg_tensor *g, sg_tensor **gin)
     gin[0] = gxu;
     return gxu ? 0 : -1;
   }
-#endif
   sg_tensor *gc = sg_nn_contig(g, dt), *gx = gc ? sg_empty(4, in->size, dt, SG_CPU) : NULL;
   int rc = 0;
   if (gx && dt == SG_F32) {
@@ -420,15 +408,13 @@ static sg_tensor *avg_common(const char *op, window_fn wf, sg_backward_fn bw, sg
   int64_t osz[4] = {x->size[0], x->size[1], oh, ow};
   sg_device dev = x->storage->device;
   sg_tensor *xc = sg_nn_contig(x, x->dtype), *out = xc ? sg_empty(4, osz, x->dtype, dev) : NULL;
-#ifdef SG_HAVE_CUDA
-  if (out && dev == SG_CUDA) {
+  if (out && dev != SG_CPU) {
     sg_pool_note_path("cuda");
-    if (sg_cuda_avg_pool2d(xc, par, wf == adaptive_window, out)) {
+    if (SG_BACKEND_CALL(SG_DEVICE_OF(xc), pool.avg_pool2d, "avg_pool2d", xc, par, wf == adaptive_window, out)) {
       sg_tensor_decref(out);
       out = NULL;
     }
   } else
-#endif
   if (out && avg_forward(wf, par, xc, out)) {
     sg_tensor_decref(out);
     out = NULL;

@@ -7,10 +7,7 @@
 #include "ops.h"
 #include "philox.h"
 #include <string.h>
-#ifdef SG_HAVE_CUDA
-#include "../backend_cuda/cuda_backend.h"
-#include "../backend_cuda/cuda_random.h"
-#endif
+#include "../backend.h"
 
 static _Atomic uint64_t g_seed = 0x5eed5eedULL, g_offset = 0; /* offset in 128-bit blocks */
 
@@ -39,12 +36,10 @@ static sg_tensor *draw(int kind, int64_t lo, int64_t hi, int ndim, const int64_t
   uint64_t base = reserve((uint64_t)(n + 3) / 4);
   uint64_t key = g_seed;
   uint64_t range = (uint64_t)hi - (uint64_t)lo;
-#ifdef SG_HAVE_CUDA
-  if (dev == SG_CUDA) {
-    if (sg_cuda_random(t, kind, base, key, lo, range)) { sg_tensor_decref(t); return NULL; }
+  if (dev != SG_CPU) {
+    if (SG_BACKEND_CALL(SG_DEVICE_OF(t), random.fill, "random", t, kind, base, key, lo, range)) { sg_tensor_decref(t); return NULL; }
     return t;
   }
-#endif
   for (int64_t b = 0; b * 4 < n; b++) {
     uint32_t r[4];
     sg_philox(base + (uint64_t)b, 0, key, r);

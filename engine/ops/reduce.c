@@ -7,18 +7,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef SG_HAVE_CUDA
-#include "../backend_cuda/cuda_reduce.h"
-#include "../../kernels/k_reduce.h"
-#endif
+#include "../backend.h"
 
-typedef enum { R_SUM, R_PROD, R_MAX, R_MIN, R_ALL, R_ANY, R_NONZERO, R_ARGMAX, R_ARGMIN } rkind;
-#ifdef SG_HAVE_CUDA
-_Static_assert((int)R_SUM == SGK_R_SUM && (int)R_PROD == SGK_R_PROD && (int)R_MAX == SGK_R_MAX &&
-               (int)R_MIN == SGK_R_MIN && (int)R_ALL == SGK_R_ALL && (int)R_ANY == SGK_R_ANY &&
-               (int)R_NONZERO == SGK_R_NONZERO && (int)R_ARGMAX == SGK_R_ARGMAX && (int)R_ARGMIN == SGK_R_ARGMIN,
-               "reduce kinds and kernels/k_reduce.h agree");
-#endif
+typedef sg_reduce_kind rkind;
 static const char *RNAMES[] = {"sum", "prod", "max", "min", "all", "any", "count_nonzero", "argmax", "argmin"};
 
 /* Layout of a reduction: kept dims then reduced dims. */
@@ -154,11 +145,9 @@ static int prod_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   plan(x, dims, true, &p);
   sg_tensor *xf = sg_to_dtype(x, SG_F64), *rows = xf ? as_rows(xf, &p) : NULL;
   sg_tensor *d = rows ? sg_empty_like(rows) : NULL;
-#ifdef SG_HAVE_CUDA
-  if (d && SG_ON_CUDA(d)) {
-    if (sg_cuda_prod_grad_rows(d, rows, p.outer, p.row)) sg_tensor_assign(&d, NULL);
+  if (d && (SG_DEVICE_OF(d) != SG_CPU)) {
+    if (SG_BACKEND_CALL(SG_DEVICE_OF(d), reduce.prod_backward_rows, "prod", d, rows, p.outer, p.row)) sg_tensor_assign(&d, NULL);
   } else
-#endif
   if (d) {
     const double *xr = sg_data_ptr(rows);
     double *dr = sg_data_ptr(d);
@@ -214,12 +203,10 @@ static sg_tensor *reduce(rkind k, sg_tensor *a, const bool *dims, bool keepdim) 
     if (dims ? dims[d] : true) { if (d0 < 0) d0 = d; d1 = d; }
   bool block = d0 >= 0 && d1 < a->ndim - 1;
   for (int d = d0; block && d <= d1; d++) block = dims ? dims[d] : true;
-#ifdef SG_HAVE_CUDA
-  if (SG_ON_CUDA(a)) { /* reads a's strided view directly */
+  if ((SG_DEVICE_OF(a) != SG_CPU)) { /* reads a's strided view directly */
     out = sg_empty(p.out_ndim, p.out_size, result_type(k, a->dtype), SG_CUDA);
-    if (out && sg_cuda_reduce(k, a, p.perm, p.nkeep, out)) sg_tensor_assign(&out, NULL);
+    if (out && SG_BACKEND_CALL(SG_DEVICE_OF(a), reduce.reduce, "reduce", k, a, p.perm, p.nkeep, out)) sg_tensor_assign(&out, NULL);
   } else
-#endif
   if (k == R_SUM && a->dtype == SG_F32 && block && sg_is_contiguous(a)) {
     int64_t A = 1, R = 1, B = 1;
     for (int d = 0; d < a->ndim; d++) *(d < d0 ? &A : d <= d1 ? &R : &B) *= a->size[d];

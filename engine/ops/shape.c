@@ -13,10 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef SG_HAVE_CUDA
-#include "../backend_cuda/cuda_backend.h"
-#include "../backend_cuda/cuda_index.h"
-#endif
+#include "../backend.h"
 
 sg_tensor *sg_alias(sg_tensor *t);
 
@@ -163,12 +160,10 @@ static int map_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_dtype at = g->dtype == SG_F64 ? SG_F64 : SG_F32; /* f16/bf16 accumulate in f32 */
   sg_tensor *gc = sg_to_dtype(g, at), *gcc = gc ? sg_contiguous(gc) : NULL;
   sg_tensor *z = NULL;
-#ifdef SG_HAVE_CUDA
-  if (gcc && SG_ON_CUDA(gcc)) { /* every element written: no zero fill */
+  if (gcc && (SG_DEVICE_OF(gcc) != SG_CPU)) { /* every element written: no zero fill */
     z = sg_empty(n->in_shape[0].ndim, n->in_shape[0].size, at, SG_CUDA);
-    if (z && sg_cuda_index_adjoint(z, gcc, m->ndim, m->out_size, m->map)) { sg_tensor_decref(z); z = NULL; }
+    if (z && SG_BACKEND_CALL(SG_DEVICE_OF(z), index.index_map_backward, "index_adjoint", z, gcc, m->ndim, m->out_size, m->map)) { sg_tensor_decref(z); z = NULL; }
   } else
-#endif
   if (gcc) {
     z = sg_zeros(n->in_shape[0].ndim, n->in_shape[0].size, at, g->storage->device);
     if (z) map_adjoint(z, gcc, m);
@@ -184,19 +179,17 @@ static int map_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
 static sg_tensor *map_apply(const char *op, sg_tensor *a, idxmap *m) {
   sg_tensor *out = sg_empty(m->ndim, m->out_size, a->dtype, a->storage->device);
   if (!out) { free(m); return NULL; }
-#ifdef SG_HAVE_CUDA
-  if (SG_ON_CUDA(a)) {
+  if ((SG_DEVICE_OF(a) != SG_CPU)) {
     int64_t st[SG_MAX_DIMS], len = 0;
     aligned_strides(m, a->ndim, a->stride, st);
     bool empty = sg_shape_numel(m->ndim, m->out_size) == 0;
     for (int d = 0; d < m->ndim; d++) if (m->map[d] && !empty) len += m->out_size[d];
-    if (sg_cuda_index_map(out, a, m->ndim, m->out_size, st, m->map, m->data, len, m->fill)) {
+    if (SG_BACKEND_CALL(SG_DEVICE_OF(out), index.index_map, "index_map", out, a, m->ndim, m->out_size, st, m->map, m->data, len, m->fill)) {
       sg_tensor_decref(out);
       free(m);
       return NULL;
     }
   } else
-#endif
   map_forward(out, a, m);
   sg_node *n = sg_dtype_is_float(a->dtype) ? sg_record(op, map_bw, out, 1, &a) : NULL;
   if (n) { n->ctx = m; n->free_ctx = free; }
@@ -364,17 +357,15 @@ sg_tensor *sg_index_values(const char *op, sg_tensor *index, int64_t n, const ch
   sg_tensor *i64 = sg_to_dtype(index, SG_I64), *c = i64 ? sg_contiguous(i64) : NULL;
   sg_tensor_decref(i64);
   if (!c) return NULL;
-#ifdef SG_HAVE_CUDA
-  if (SG_ON_CUDA(c)) { /* checked on the device: one wait, the first bad value read back */
+  if ((SG_DEVICE_OF(c) != SG_CPU)) { /* checked on the device: one wait, the first bad value read back */
     int64_t pos = 0, bad = 0;
-    int r = sg_cuda_index_check(c, n, &pos, &bad);
+    int r = SG_BACKEND_CALL(SG_DEVICE_OF(c), index.index_check, "index_check", c, n, &pos, &bad);
     if (r == 1)
       sg_error_set("%s: index %lld is out of range for %s of size %lld (indices count from 0)", op, (long long)bad, what,
                    (long long)n);
     if (r) { sg_tensor_decref(c); return NULL; }
     return c;
   }
-#endif
   const int64_t *v = sg_data_ptr(c);
   for (int64_t k = 0, m = sg_numel(c); k < m; k++)
     if (v[k] < 0 || v[k] >= n) {

@@ -6,9 +6,7 @@
 #include "ops.h"
 #include "../autograd/autograd.h"
 #include "../backend_cpu/cpu_kernels.h"
-#ifdef SG_HAVE_CUDA
-#include "../backend_cuda/cuda_nn.h"
-#endif
+#include "../backend.h"
 #include <math.h>
 #include <stdlib.h>
 
@@ -67,10 +65,9 @@ static int upsample_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_dtype dt = n->in_dtype[0];
   bool f64 = dt == SG_F64;
   const sg_shape *in = &n->in_shape[0];
-#ifdef SG_HAVE_CUDA
-  if (n->in_device[0] == SG_CUDA) {
+  if (n->in_device[0] != SG_CPU) {
     sg_tensor *gcu = sg_nn_contig(g, dt), *gxu = gcu ? sg_empty(4, in->size, dt, SG_CUDA) : NULL;
-    if (gxu && sg_cuda_upsample_bwd(gcu, gxu, n->f[0], n->f[1], (int)n->i[2], n->i[3] != 0)) {
+    if (gxu && SG_BACKEND_CALL(SG_DEVICE_OF(gcu), upsample.upsample_backward, "upsample", gcu, gxu, n->f[0], n->f[1], (int)n->i[2], n->i[3] != 0)) {
       sg_tensor_decref(gxu);
       gxu = NULL;
     }
@@ -78,7 +75,6 @@ static int upsample_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
     gin[0] = gxu;
     return gxu ? 0 : -1;
   }
-#endif
   int64_t H = in->size[2], W = in->size[3], oh = n->i[0], ow = n->i[1];
   tap *t = make_taps(H, W, oh, ow, n->f[0], n->f[1], (sg_upsample_mode)n->i[2], n->i[3]);
   sg_tensor *gc = t ? sg_nn_contig(g, dt) : NULL, *gx = NULL;
@@ -156,12 +152,10 @@ sg_tensor *sg_upsample(sg_tensor *x, int64_t oh, int64_t ow, double scale_h, dou
   tap *t = cuda ? NULL : make_taps(H, W, oh, ow, scale_h, scale_w, mode, align_corners);
   sg_tensor *xc = t || cuda ? sg_nn_contig(x, x->dtype) : NULL;
   sg_tensor *out = xc ? sg_empty(4, osz, x->dtype, x->storage->device) : NULL;
-#ifdef SG_HAVE_CUDA
-  if (out && cuda && sg_cuda_upsample(xc, out, scale_h, scale_w, (int)mode, align_corners)) {
+  if (out && cuda && SG_BACKEND_CALL(SG_DEVICE_OF(xc), upsample.upsample, "upsample", xc, out, scale_h, scale_w, (int)mode, align_corners)) {
     sg_tensor_decref(out);
     out = NULL;
   }
-#endif
   bool nearest32 = !cuda && !f64 && mode == SG_UPSAMPLE_NEAREST; /* f32 nearest: the threaded cpu kernels */
   int64_t *idx = out && nearest32 ? nearest_index(t, oh, ow) : NULL;
   if (idx) {
