@@ -166,6 +166,12 @@ bool sg_backend_present(sg_device dev);
 const char *sg_backend_why_missing(sg_device dev);
 /* Called by a backend (or its module's entry point) to fill its slot. */
 void sg_backend_register(sg_device dev, const sg_backend *be);
+/* The reference backend (engine/backend_ref): plain loops on host memory that every other backend is tested
+ * against. With sg_config.reference set, the cpu device runs on it instead of the cpu table. */
+void sg_backend_register_reference(const sg_backend *ref);
+const sg_backend *sg_backend_reference(void);
+/* dst's NULL entries taken from src (a backend with no fast path for an op runs the reference one) */
+void sg_backend_fill_missing(sg_backend *dst, const sg_backend *src);
 /* Sets "<op>: not supported on device '<dev>'" and returns -1. */
 int sg_backend_missing(const char *op, sg_device dev);
 

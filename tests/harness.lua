@@ -61,6 +61,8 @@ function check.grad(fn, inputs, opts)
   if not ok then error(msg, 2) end
 end
 
+H.check = check -- for helper modules of test files (tests/ops/backends.lua)
+
 function H.skip(reason) error(setmetatable({reason = reason}, {__index = SKIP}), 0) end
 
 local tests

@@ -1,10 +1,10 @@
 -- The test runner: semseg run tests/run.lua [pattern]
--- Runs every tests/test_*.lua (or those whose name contains `pattern`) and
+-- Runs every tests/test_*.lua and tests/ops/test_*.lua (or those whose name contains `pattern`) and
 -- ends with the line "N passed, N failed". Exit code 1 when anything failed.
 local T = require "tests.harness"
 local pattern = arg and arg[1]
 local files = {}
-local p = io.popen("ls tests/test_*.lua 2>/dev/null")
+local p = io.popen("ls tests/test_*.lua tests/ops/test_*.lua 2>/dev/null")
 for f in p:lines() do
   if not pattern or f:find(pattern, 1, true) then files[#files + 1] = f end
 end

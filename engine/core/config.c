@@ -25,6 +25,8 @@ static const sg_config_entry entries[] = {
   {"allow_tf32", "SEMSEG_ALLOW_TF32", "f32 matrix products on TF32 tensor cores", SG_CFG_BOOL, &sg_config.allow_tf32,
    0, 1},
   {"conv_tf32", "SEMSEG_CONV_TF32", "f32 convolutions on TF32 tensor cores", SG_CFG_BOOL, &sg_config.conv_tf32, 0, 1},
+  {"reference", "SEMSEG_REFERENCE", "run cpu ops on the plain reference loops (tests)", SG_CFG_BOOL,
+   &sg_config.reference, 0, 1},
   {"gc_step_mb", "SEMSEG_GC_STEP_MB", "a Lua collector step per this many MB of tensor memory allocated", SG_CFG_NUM,
    &sg_config.gc_step_mb, 1, 1 << 20},
   {NULL, NULL, NULL, SG_CFG_BOOL, NULL, 0, 0},

@@ -14,6 +14,7 @@ typedef struct {
   bool cuda_benchmark;  /* time cuDNN's candidate algorithms once per shape */
   bool allow_tf32;      /* f32 matrix products on TF32 tensor cores */
   bool conv_tf32;       /* f32 convolutions on TF32 tensor cores */
+  bool reference;       /* run cpu ops on the plain reference loops (engine/backend_ref), for tests */
   double gc_step_mb;    /* the Lua collector takes a step each time this much tensor memory was allocated */
 } sg_config_t;
 

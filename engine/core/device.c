@@ -4,6 +4,8 @@
  * GPU never maps cuDNN or cuBLAS and a machine without them still runs. */
 #define _GNU_SOURCE
 #include "../backend.h"
+#include "config.h"
+#include <stddef.h>
 #include <dlfcn.h>
 #include <limits.h>
 #include <pthread.h>
@@ -25,6 +27,23 @@ const char *sg_device_name(sg_device d) { return d == SG_CUDA ? "cuda" : "cpu"; 
 
 void sg_backend_register(sg_device dev, const sg_backend *be) {
   if (dev >= 0 && dev < SG_NDEVICES) slots[dev] = be;
+}
+
+static const sg_backend *reference;
+
+void sg_backend_register_reference(const sg_backend *ref) { reference = ref; }
+const sg_backend *sg_backend_reference(void) { return reference; }
+
+/* the table is a name followed by function pointers only */
+void sg_backend_fill_missing(sg_backend *dst, const sg_backend *src) {
+  typedef void (*fn)(void);
+  size_t first = offsetof(sg_backend, available), n = (sizeof(sg_backend) - first) / sizeof(fn);
+  for (size_t k = 0; k < n; k++) {
+    fn d, s;
+    memcpy(&d, (char *)dst + first + k * sizeof(fn), sizeof d);
+    memcpy(&s, (const char *)src + first + k * sizeof(fn), sizeof s);
+    if (!d && s) memcpy((char *)dst + first + k * sizeof(fn), &s, sizeof s);
+  }
 }
 
 static bool readable(const char *p) { return access(p, R_OK) == 0; }
@@ -111,6 +130,7 @@ static void load(sg_device dev) {
 
 static const sg_backend *ensure(sg_device dev) {
   if (dev < 0 || dev >= SG_NDEVICES) return NULL;
+  if (dev == SG_CPU && sg_config.reference && reference) return reference;
   if (slots[dev] || tried[dev]) return slots[dev];
   pthread_mutex_lock(&load_lock);
   if (!slots[dev] && !tried[dev]) load(dev);

@@ -47,6 +47,8 @@ int64_t sgL_int(lua_State *L, int idx, const char *op, const char *what);
 /* Registration: each file adds functions to the module table and methods to
  * the Tensor method table. */
 void sgL_open_config(lua_State *L, int mod, int methods);
+/* registers the cpu and reference device tables (engine/backend_cpu/backend.c) */
+void sg_backend_cpu_init(void);
 void sgL_open_tensor(lua_State *L, int mod, int methods);
 void sgL_open_math(lua_State *L, int mod, int methods);
 void sgL_open_shape(lua_State *L, int mod, int methods);

@@ -53,6 +53,7 @@ int luaopen_semseg_core(lua_State *L) {
   lua_newtable(L);
   int methods = lua_gettop(L);
   sgL_open_config(L, mod, methods); /* first: the switches steer what the rest sets up */
+  sg_backend_cpu_init();
   sgL_open_tensor(L, mod, methods);
   sgL_open_math(L, mod, methods);
   sgL_open_shape(L, mod, methods);
