@@ -91,14 +91,15 @@ local function stem(name) return (name:gsub("^.*/", ""):gsub("%.[^.]*$", "")) en
 
 local function list_dir(op, dir)
   if type(dir) ~= "string" then fail(op, "expected a directory path (got %s)", type(dir)) end
-  local p = io.popen("ls -1 '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
+  local st = dir ~= "" and core.fs.stat(dir) or nil
   local files = {}
-  for f in p:lines() do
-    if f:lower():match("%.png$") or f:lower():match("%.tiff?$") then files[#files + 1] = f end
+  if st and st.type == "dir" then
+    for _, f in ipairs(core.fs.list_dir(dir)) do -- sorted; hidden files are left out
+      local l = f:lower()
+      if f:sub(1, 1) ~= "." and (l:match("%.png$") or l:match("%.tiff?$")) then files[#files + 1] = f end
+    end
   end
-  p:close()
   if #files == 0 then fail(op, "no PNG or TIFF files in %s", dir) end
-  table.sort(files)
   return files
 end
 

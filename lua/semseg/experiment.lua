@@ -54,8 +54,8 @@ end
 
 ---------------------------------------------------------------- small helpers
 local function mkdir(d)
-  local ok = os.execute("mkdir -p '" .. d:gsub("'", "'\\''") .. "'")
-  if not ok then fail("cannot create the folder %s", d) end
+  local ok, err = pcall(core.fs.mkdir_p, d)
+  if not ok then fail("cannot create the folder %s: %s", d, tostring(err):gsub("^.*: ", "")) end
 end
 
 -- JSON-safe copy: functions and userdata become descriptive strings, NaN/inf become null

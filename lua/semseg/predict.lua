@@ -292,14 +292,9 @@ Exit status: 0 ok, 1 error, 2 usage error.
 
 local function stem(path) return (path:gsub("^.*/", ""):gsub("%.[^.]*$", "")) end
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
 local function is_dir(path)
-  local f = io.open(path, "rb")
-  if not f then return false end
-  local _, _, code = f:read(1)
-  f:close()
-  return code == 21 -- EISDIR
+  local st = path ~= "" and core.fs.stat(path)
+  return st and st.type == "dir" or false
 end
 
 local function exists(path)
@@ -308,15 +303,13 @@ local function exists(path)
   return false
 end
 
+-- the PNG and TIFF files of dir, sorted by name; hidden files are left out
 local function list_images(dir)
-  local p = io.popen("ls -1 " .. q(dir) .. " 2>/dev/null")
   local files = {}
-  for f in p:lines() do
+  for _, f in ipairs(core.fs.list_dir(dir)) do
     local l = f:lower()
-    if l:match("%.png$") or l:match("%.tiff?$") then files[#files + 1] = dir .. "/" .. f end
+    if f:sub(1, 1) ~= "." and (l:match("%.png$") or l:match("%.tiff?$")) then files[#files + 1] = dir .. "/" .. f end
   end
-  p:close()
-  table.sort(files)
   return files
 end
 
@@ -480,8 +473,8 @@ function M.run(o, log)
     error("cannot read the input '" .. o.input .. "'", 0)
   end
   if o.truth and not is_dir(o.truth) then error("--truth must be a folder (got '" .. o.truth .. "')", 0) end
-  os.execute("mkdir -p " .. q(o.out))
-  if not is_dir(o.out) then error("cannot create the output folder '" .. o.out .. "'", 0) end
+  local ok, err = pcall(core.fs.mkdir_p, o.out)
+  if not ok then error("cannot create the output folder '" .. o.out .. "': " .. tostring(err):gsub("^.*: ", ""), 0) end
   local topts = {tile = o.tile or math.tointeger(config.tile) or 256, overlap = o.overlap or 0.25,
                  batch = o.batch or 4, tta = o.tta or false, activation = o.activation, margin = o.margin,
                  amp = o.amp}

@@ -406,7 +406,7 @@ function M.fit(o)
   local cbs = {}
   for i, cb in ipairs(o.callbacks or {}) do cbs[i] = cb end
   if o.out then
-    os.execute("mkdir -p '" .. o.out:gsub("'", "'\\''") .. "'")
+    core.fs.mkdir_p(o.out)
     if not has_kind(cbs, "checkpoint") then
       cbs[#cbs + 1] = M.checkpoint{path = o.out .. "/best.ckpt", last = o.out .. "/last.ckpt",
         monitor = o.val and "val_iou" or "loss"}
