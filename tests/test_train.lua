@@ -72,7 +72,7 @@ test("steps_per_epoch, lists of batches and evaluate", function()
   local r = train.evaluate(model, batches, {loss = ce, metrics = {classes = 2}})
   check.truthy(r.loss > 0 and r.iou >= 0 and r.iou <= 1)
   check.errors(function() train.fit{model = model, loss = ce, optimizer = opt, train = batches, epoch = 2} end,
-    "unknown option epoch")
+    "sg.train.fit: unknown option 'epoch' (did you mean 'epochs'?")
 end)
 
 test("early stopping, best checkpoint, csv and json logs", function()

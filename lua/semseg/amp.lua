@@ -27,12 +27,13 @@
 -- With enabled = false every method passes through (scale returns the loss, step calls opt:step()).
 -- bf16 has f32's exponent range and needs no scaler; fp16 does.
 local core = require "semseg.core"
+local util = require "semseg.util"
 local M = {}
 
 local function A()
   return core.amp_core or error("sg.amp: semseg.core has no amp_core (sgL_open_amp is not registered)", 0)
 end
-local function is_tensor(v) return type(v) == "userdata" and v.shape ~= nil end
+local is_tensor = util.is_tensor
 
 local DTYPES = {bf16 = "bf16", bfloat16 = "bf16", fp16 = "f16", f16 = "f16", float16 = "f16", half = "f16"}
 
@@ -84,9 +85,7 @@ local function autocast_args(a)
   elseif type(a) == "table" and getmetatable(a) == nil then o = a
   else error(op .. ": expected a dtype (\"bf16\", \"fp16\") or an options table {dtype =, device =, enabled =} (got "
     .. type(a) .. ")", 0) end
-  for k in pairs(o) do
-    if not AUTOCAST_KEYS[k] then error(string.format("%s: unknown option %s (known: device, dtype, enabled)", op, tostring(k)), 0) end
-  end
+  util.check_options(o, AUTOCAST_KEYS, op)
   local device = check_device(o.device, op)
   if o.enabled ~= nil and type(o.enabled) ~= "boolean" then error(op .. ": enabled must be true or false", 0) end
   if o.enabled == false then return device, "f32" end
@@ -124,13 +123,7 @@ end
 local function positive(v) return type(v) == "number" and v > 0 and v < math.huge end
 
 function M.GradScaler(o)
-  o = o or {}
-  if type(o) ~= "table" then sfail("", "expected a table of options (got %s)", type(o)) end
-  for k in pairs(o) do
-    if not SCALER_KEYS[k] then
-      sfail("", "unknown option %s (known: backoff_factor, enabled, growth_factor, growth_interval, init_scale)", tostring(k))
-    end
-  end
+  o = util.check_options(o or {}, SCALER_KEYS, "sg.amp.GradScaler")
   local self = setmetatable({_scale = o.init_scale or 65536.0, growth_factor = o.growth_factor or 2.0,
     backoff_factor = o.backoff_factor or 0.5, growth_interval = o.growth_interval or 2000, _tracker = 0,
     enabled = o.enabled ~= false, skipped = 0, last_skipped = false, _per_opt = setmetatable({}, {__mode = "k"})},

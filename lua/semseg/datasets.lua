@@ -37,6 +37,7 @@
 -- Sample k (0-based, in delivery order) of epoch e gets the recipe seed
 -- subseed(subseed(seed, e), k).
 local core = require "semseg.core"
+local util = require "semseg.util"
 local K = core.data_core
 
 local M = {}
@@ -47,17 +48,8 @@ end
 
 local function fail(op, fmt, ...) error("sg.data." .. op .. ": " .. string.format(fmt, ...), 0) end
 
-local function check_keys(op, opts, allowed)
-  if type(opts) ~= "table" then fail(op, "expected a table of options (got %s)", type(opts)) end
-  for k in pairs(opts) do
-    if type(k) == "string" and not allowed[k] then
-      local names = {}
-      for n in pairs(allowed) do names[#names + 1] = n end
-      table.sort(names)
-      fail(op, "unknown option %q (known: %s)", k, table.concat(names, ", "))
-    end
-  end
-end
+-- the list part (split fractions) is no option
+local function check_keys(op, opts, allowed) util.check_options(opts, allowed, "sg.data." .. op, true) end
 
 local function to_seed(op, s)
   if s == nil then return 0 end

@@ -24,6 +24,7 @@
 -- metrics.csv|json, loss.png, val_iou.png, val_dice.png, panels.png, report.html.
 -- Stand-ins for the training, model and prediction modules can be given as fit =, build =, predict =.
 local core = require "semseg.core"
+local util = require "semseg.util"
 local json = require "semseg.json"
 local plot = require "semseg.plot"
 local report = require "semseg.report"
@@ -246,7 +247,7 @@ end
 -- validates the options and returns the resolved model list (no training, no files)
 function M.validate(o)
   if type(o) ~= "table" then fail("expected a table of options") end
-  for k in pairs(o) do if not KEYS[k] then fail("unknown option '%s'", tostring(k)) end end
+  util.check_options(o, KEYS, "sg.experiment.compare")
   local list = model_list(o)
   if o.data == nil then fail("data must be a data set with labels (sg.data.folder{...})") end
   if type(o.loss) ~= "function" then fail("loss must be a function(logits, target)") end

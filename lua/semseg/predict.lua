@@ -22,13 +22,14 @@
 --   sg.predict.overlay(image, pred, truth_or_nil, path) -> writes an RGB PNG (semseg.overlay).
 --   sg.predict.main(args) -> exit status: the `semseg predict` command.
 local core = require "semseg.core"
+local util = require "semseg.util"
 local F = require "semseg.functional"
 
 local M = {}
 
 local function fail(op, fmt, ...) error("predict." .. op .. ": " .. string.format(fmt, ...), 3) end
 
-local function is_tensor(v) return type(v) == "userdata" and getmetatable(v) == getmetatable(core.zeros{1}) end
+local is_tensor = util.is_tensor
 
 local FLOAT = {f32 = true, f64 = true, f16 = true, bf16 = true}
 
@@ -97,16 +98,7 @@ end
 
 local function check_opts(op, opts, known)
   if opts == nil then return {} end
-  if type(opts) ~= "table" then fail(op, "options must be a table (got %s)", type(opts)) end
-  for k in pairs(opts) do
-    if not known[k] then
-      local names = {}
-      for n in pairs(known) do names[#names + 1] = n end
-      table.sort(names)
-      fail(op, "unknown option '%s' (known: %s)", tostring(k), table.concat(names, ", "))
-    end
-  end
-  return opts
+  return util.check_options(opts, known, "predict." .. op)
 end
 
 local function activate(y, activation)

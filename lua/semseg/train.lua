@@ -34,6 +34,7 @@
 -- (sg.amp.GradScaler, or your own as grad_scaler =): a step whose gradients hold inf/NaN is skipped and
 -- counted in the record as amp_skipped. The scaler's state is saved in checkpoints and restored on resume.
 local core = require "semseg.core"
+local util = require "semseg.util"
 local metrics = require "semseg.metrics"
 local progress = require "semseg.progress"
 local checkpoint = require "semseg.checkpoint"
@@ -46,17 +47,7 @@ local function fail(op, fmt, ...) error("sg.train." .. op .. ": " .. string.form
 local function clock() return core.clock() end
 local function MC() return core.metrics_core end
 
-local function check_keys(op, o, allowed)
-  if type(o) ~= "table" then fail(op, "expected a table of options (got %s)", type(o)) end
-  for k in pairs(o) do
-    if not allowed[k] then
-      local names = {}
-      for n in pairs(allowed) do names[#names + 1] = n end
-      table.sort(names)
-      fail(op, "unknown option %s (known: %s)", tostring(k), table.concat(names, ", "))
-    end
-  end
-end
+local function check_keys(op, o, allowed) util.check_options(o, allowed, "sg.train." .. op) end
 
 -- batches(source, epoch) -> iterator of images, masks
 local function batches(src, epoch)
