@@ -15,7 +15,7 @@
 -- --device: where the models train and predict: cpu (the default), cuda, or auto (cuda when a GPU is
 -- usable, else cpu). --amp bf16 trains and predicts in mixed precision (bfloat16 autocast, f32 weights);
 -- --amp fp16 in float16 with dynamic loss scaling. On an H100, try --full --device cuda --amp bf16.
-local experiment = sg.experiment or require "semseg.experiment"
+local experiment = sg.experiment or require "semseg_app.experiment"
 local json = sg.json
 local D = sg.data
 

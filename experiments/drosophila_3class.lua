@@ -13,7 +13,7 @@
 -- patience 5, min_lr 1e-4), early stopping (patience 7), flips, rotation 0-179 degrees, zoom up to 50 %.
 -- Reports per-class IoU and mean IoU (published: U-Net 0.837, Attention U-Net 0.827, R2U-Net 0.840).
 -- --quick: a small CPU preset (base 8, a few epochs) to check the pipeline end to end.
-local experiment = sg.experiment or require "semseg.experiment"
+local experiment = sg.experiment or require "semseg_app.experiment"
 local json = sg.json
 local D = sg.data
 

@@ -1,7 +1,7 @@
 -- sg.plot (line plots, grids, font), sg.report (self-contained HTML) and
 -- sg.experiment.compare driven by small stand-ins for the model, training and prediction modules.
-local plot = sg.plot or require "semseg.plot"
-local report = sg.report or require "semseg.report"
+local plot = sg.plot or require "semseg_app.plot"
+local report = sg.report or require "semseg_app.report"
 local BIN = require("tests.proc").bin() -- the binary running the tests (build/semseg by default)
 
 local tmpfiles = {}
@@ -144,7 +144,7 @@ end)
 
 
 ---------------------------------------------------------------- experiment.compare with stand-ins
-local experiment = sg.experiment or require "semseg.experiment"
+local experiment = sg.experiment or require "semseg_app.experiment"
 
 test("experiment: confusion, scores and mean/std", function()
   local pred = sg.tensor({{0, 1}, {1, 1}}, "i64")

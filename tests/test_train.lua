@@ -1,5 +1,5 @@
 -- sg.train: fit, callbacks, logs, resume and Ctrl-C
-local train = sg.train or require "semseg.train"
+local train = sg.train or require "semseg_app.train"
 local nn = sg.nn
 local function need_core() if not sg.metrics_core then skip("semseg.core has no metrics_core") end end
 
@@ -176,7 +176,7 @@ test("Ctrl-C finishes the step, saves a checkpoint and returns", function()
 end)
 
 test("progress: plain lines off a terminal, a bar on one", function()
-  local progress = require "semseg.progress"
+  local progress = require "semseg_app.progress"
   check.eq(progress.format_time(3725), "1:02:05")
   check.eq(progress.format_time(65), "1:05")
   local buf = {}

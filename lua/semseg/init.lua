@@ -1,5 +1,7 @@
 -- semseg: the Lua library. The C engine (tensors, ops, autograd) comes from
--- semseg.core; this file adds what is clearer written in Lua.
+-- semseg.core; this file adds the framework written in Lua (lua/semseg/) and then the
+-- application built on it (lua/semseg_app/: training loop, prediction, plots, reports,
+-- experiments), so that sg.train, sg.predict ... are there as soon as semseg is.
 local core = require "semseg.core"
 local sg = {}
 for k, v in pairs(core) do sg[k] = v end
@@ -20,13 +22,7 @@ sg.json = require "semseg.json"
 sg.safetensors = require "semseg.safetensors"
 sg.checkpoint = require "semseg.checkpoint"
 sg.models = require "semseg.models"
-sg.predict = require "semseg.predict"
 sg.metrics = require "semseg.metrics"
-sg.train = require "semseg.train"
-sg.progress = require "semseg.progress"
-sg.plot = require "semseg.plot"
-sg.report = require "semseg.report"
-sg.experiment = require "semseg.experiment"
 for _, name in ipairs{"softmax", "log_softmax", "logsumexp"} do sg[name] = sg.F[name]; sg.Tensor[name] = sg.F[name] end
 sg.optim.lr = require "semseg.schedulers"
 
@@ -39,5 +35,13 @@ function sg.backends()
 end
 
 for k, v in pairs(require "semseg.datasets") do sg.data[k] = v end -- datasets and the loader join sg.data
+
+-- the application (lua/semseg_app); none of the framework modules above depends on these
+sg.progress = require "semseg_app.progress"
+sg.plot = require "semseg_app.plot"
+sg.report = require "semseg_app.report"
+sg.train = require "semseg_app.train"
+sg.predict = require "semseg_app.predict"
+sg.experiment = require "semseg_app.experiment"
 
 return sg

@@ -26,8 +26,8 @@
 local core = require "semseg.core"
 local util = require "semseg.util"
 local json = require "semseg.json"
-local plot = require "semseg.plot"
-local report = require "semseg.report"
+local plot = require "semseg_app.plot"
+local report = require "semseg_app.report"
 
 local M = {}
 
@@ -603,31 +603,7 @@ function M.synthetic_dataset(dir, opts)
   return require("semseg.datasets").folder{images = dir .. "/images", labels = dir .. "/labels", classes = map}
 end
 
--- --key value / --flag command-line options (numbers converted); positional arguments in [1], [2] ...
-function M.parse_args(argv, flags)
-  flags = flags or {}
-  local o, pos = {}, {}
-  local i = 1
-  while argv and i <= #argv do
-    local a = argv[i]
-    local k, v = a:match("^%-%-([%w_%-]+)=(.*)$")
-    if k then
-      o[k:gsub("%-", "_")] = tonumber(v) or v
-    elseif a:match("^%-%-") then
-      k = a:sub(3):gsub("%-", "_")
-      if flags[k] or i == #argv or argv[i + 1]:match("^%-%-") then
-        o[k] = true
-      else
-        o[k] = tonumber(argv[i + 1]) or argv[i + 1]
-        i = i + 1
-      end
-    else
-      pos[#pos + 1] = a
-    end
-    i = i + 1
-  end
-  for j, p in ipairs(pos) do o[j] = p end
-  return o
-end
+-- --key value / --flag command-line options for drivers (semseg_app.cli)
+M.parse_args = require("semseg_app.cli").parse_args
 
 return M

@@ -36,7 +36,7 @@
 local core = require "semseg.core"
 local util = require "semseg.util"
 local metrics = require "semseg.metrics"
-local progress = require "semseg.progress"
+local progress = require "semseg_app.progress"
 local checkpoint = require "semseg.checkpoint"
 local json = require "semseg.json"
 local device_mod = require "semseg.device"

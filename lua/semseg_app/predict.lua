@@ -19,7 +19,7 @@
 --
 --   sg.predict.classes(probs, {threshold = 0.5}) -> class ids (H x W or N x H x W, i64): argmax over the
 --     class dim, or probs > threshold for a single (sigmoid) channel.
---   sg.predict.overlay(image, pred, truth_or_nil, path) -> writes an RGB PNG (semseg.overlay).
+--   sg.predict.overlay(image, pred, truth_or_nil, path) -> writes an RGB PNG (semseg_app.overlay).
 --   sg.predict.main(args) -> exit status: the `semseg predict` command.
 local core = require "semseg.core"
 local util = require "semseg.util"
@@ -250,7 +250,7 @@ function M.classes(probs, opts)
   return probs:argmax(cdim)
 end
 
-local overlay = require "semseg.overlay"
+local overlay = require "semseg_app.overlay"
 M.overlay = overlay.write
 M.compose_overlay = overlay.compose
 
@@ -447,7 +447,7 @@ end
 
 function M.run(o, log)
   log = log or function() end
-  local overlay = require "semseg.overlay"
+  local overlay = require "semseg_app.overlay"
   local model, meta = M.load_model(o.model, o.builder)
   if o.device then
     local dev = require("semseg.device").resolve(o.device, "--device")
