@@ -191,7 +191,7 @@ test("attention gate: coefficients in (0, 1) scale the skip", function()
   check.eq(th.shape, {1, 2, 4, 4})
   local a = gate.psi((th + gate.phi_up(gate.phi(g))):relu()):sigmoid()
   check.eq(a.shape, {1, 1, 4, 4})
-  local want = gate.proj(skip * sg.nn_functional.upsample(a, {scale = 2}))
+  local want = gate.proj(skip * sg.F.upsample(a, {scale = 2}))
   check.near(gate(skip, d), want, 1e-6, 1e-6)
 end)
 

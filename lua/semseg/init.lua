@@ -5,6 +5,7 @@
 local core = require "semseg.core"
 local sg = {}
 for k, v in pairs(core) do sg[k] = v end
+sg.nn_functional = nil -- its C ops are in sg.F, with the Lua ones
 
 sg.version = "0.1.0"
 sg.device = require "semseg.device"
@@ -28,7 +29,7 @@ sg.optim.lr = require "semseg.schedulers"
 
 -- "cpu (oneDNN), cuda (NVIDIA H100 ...)": what this build can run on, for --version and reports
 function sg.backends()
-  local cpu = sg.nn_functional._dnnl() and "cpu (OpenBLAS, oneDNN)" or "cpu (OpenBLAS)"
+  local cpu = sg.F._dnnl() and "cpu (OpenBLAS, oneDNN)" or "cpu (OpenBLAS)"
   if not sg.cuda.is_built() then return cpu .. "; cuda not built" end
   if sg.cuda.is_available() then return cpu .. ", cuda (" .. sg.cuda.device_name() .. ")" end
   return cpu .. ", cuda (built; no device: " .. sg.cuda.why_unavailable() .. ")"
