@@ -242,12 +242,10 @@ test("experiment.compare: stand-in models, training and prediction write the who
   sg.checkpoint.load(out .. "/b_ref/checkpoint.safetensors", {model = m})
 end)
 
-test("experiment.compare: bad options and missing modules are clear errors", function()
+test("experiment.compare: bad options are clear errors", function()
   check.errors(function() experiment.compare{models = {}, epochs = 1} end, "models is empty")
   check.errors(function() experiment.compare{models = {a = 1}} end, "must be a builder function")
   check.errors(function() experiment.compare{models = {a = function() end}, epocs = 1} end, "unknown option 'epocs'")
-  local ok, err = pcall(experiment.need, "no_such_module", "driver")
-  check.truthy(not ok and err:find("driver needs sg.no_such_module (module semseg.no_such_module)", 1, true), err)
 end)
 
 

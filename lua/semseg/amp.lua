@@ -30,9 +30,7 @@ local core = require "semseg.core"
 local util = require "semseg.util"
 local M = {}
 
-local function A()
-  return core.amp_core or error("sg.amp: semseg.core has no amp_core (sgL_open_amp is not registered)", 0)
-end
+local AC = core.amp_core -- the C half: engine/lua/lua_amp.c
 local is_tensor = util.is_tensor
 
 local DTYPES = {bf16 = "bf16", bfloat16 = "bf16", fp16 = "f16", f16 = "f16", float16 = "f16", half = "f16"}
@@ -57,7 +55,7 @@ local function check_device(dev, op)
 end
 
 function M.autocast_dtype(device)
-  local d = A().get_autocast(check_device(device, "sg.amp.autocast_dtype"))
+  local d = AC.get_autocast(check_device(device, "sg.amp.autocast_dtype"))
   if d == "f32" then return nil end
   return d
 end
@@ -70,7 +68,7 @@ Guard.__name = "sg.amp.autocast"
 function Guard:close()
   if not self.closed then
     self.closed = true
-    A().set_autocast(self.device, self.previous)
+    AC.set_autocast(self.device, self.previous)
   end
 end
 M.Guard = Guard
@@ -96,13 +94,13 @@ end
 function M.autocast(a, fn, ...)
   local device, dt = autocast_args(a)
   if fn == nil then -- a guard for a <close> variable
-    local prev = A().set_autocast(device, dt)
+    local prev = AC.set_autocast(device, dt)
     return setmetatable({device = device, dtype = dt, previous = prev, closed = false}, Guard)
   end
   if type(fn) ~= "function" then error("sg.amp.autocast: argument #2 must be a function (got " .. type(fn) .. ")", 0) end
-  local prev = A().set_autocast(device, dt)
+  local prev = AC.set_autocast(device, dt)
   local res = table.pack(pcall(fn, ...))
-  A().set_autocast(device, prev)
+  AC.set_autocast(device, prev)
   if not res[1] then error(res[2], 0) end
   return table.unpack(res, 2, res.n)
 end
@@ -205,7 +203,7 @@ function GradScaler:unscale_(opt)
   core.no_grad(function()
     for _, d in ipairs(order) do
       local flag = core.zeros({1}, {dtype = "f32", device = d})
-      A().unscale(by[d], inv, flag)
+      AC.unscale(by[d], inv, flag)
       st.found[#st.found + 1] = flag
     end
   end)

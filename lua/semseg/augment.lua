@@ -44,7 +44,7 @@
 -- turns back into the same recipe.
 local core = require "semseg.core"
 local util = require "semseg.util"
-local K = core.data_core or error("semseg.augment: semseg.core has no data_core (sgL_open_data is not registered)")
+local K = core.data_core -- the C half: engine/lua/lua_data.c
 
 local M = {core = K}
 

@@ -42,9 +42,7 @@ local K = core.data_core
 
 local M = {}
 
-local function LC()
-  return core.loader_core or error("sg.data: semseg.core has no loader_core (sgL_open_loader is not registered)", 0)
-end
+local LC = core.loader_core -- the C half: engine/lua/lua_loader.c
 
 local function fail(op, fmt, ...) error("sg.data." .. op .. ": " .. string.format(fmt, ...), 0) end
 
@@ -171,7 +169,7 @@ local function read_labels(item, cfg)
     t = t[1]
   end
   if cfg.classes then
-    local m, bad = LC().remap(t, cfg.classes, cfg.ignore)
+    local m, bad = LC.remap(t, cfg.classes, cfg.ignore)
     if not m then
       error(string.format("sg.data: %s: label value %d is not in the classes map", item.label_name, bad), 0)
     end
@@ -213,7 +211,7 @@ function Dataset:_decode(i)
     end
     img = (img - st.mean) / st.std
   elseif type(nz) == "table" then
-    local lo, hi = LC().quantiles(img, nz.percentile[1], nz.percentile[2])
+    local lo, hi = LC.quantiles(img, nz.percentile[1], nz.percentile[2])
     img = (img:clamp(lo, hi) - lo) / math.max(hi - lo, 1e-12)
   end
   img = img:to("f32"):contiguous()
@@ -265,7 +263,7 @@ function Dataset:class_frequencies(nclasses)
   for i = 1, #self.items do
     local _, m = self:get(i)
     if not m then fail("class_frequencies", "the data set has no labels") end
-    local c = LC().counts(m, nclasses)
+    local c = LC.counts(m, nclasses)
     for k = 1, nclasses do tot[k] = tot[k] + c[k] end
     n = n + m:numel()
   end
@@ -514,7 +512,7 @@ function View:plan(seed)
     local top, left
     if p.foreground and K.uniform(seed, 2, j) < p.foreground.fraction then
       if not mask then fail("random_crops", "foreground crops need labels") end
-      local r, c = LC().pick(mask, p.foreground.class, K.uniform(seed, 3, j))
+      local r, c = LC.pick(mask, p.foreground.class, K.uniform(seed, 3, j))
       if r then
         top = H >= h and clamp(r - h // 2, 0, H - h) or (H - h) // 2
         left = W >= w and clamp(c - w // 2, 0, W - w) or (W - w) // 2
@@ -535,7 +533,7 @@ function View:get(i)
   if math.type(i) ~= "integer" or i < 1 or i > n then fail("get", "index %s out of range 1..%d", tostring(i), n) end
   local b = self:plan()[i]
   local img, mask = self.ds:get(b[1])
-  return LC().crop(img, mask, b[2], b[3], b[4], b[5], self.pad, 0, 0)
+  return LC.crop(img, mask, b[2], b[3], b[4], b[5], self.pad, 0, 0)
 end
 
 function View:box(i) return table.unpack(self:plan()[i]) end
@@ -584,7 +582,7 @@ function M.loader(src, opts)
     seed = to_seed("loader", opts.seed), drop_last = opts.drop_last and true or false, workers = workers,
     prefetch = prefetch, recipe = recipe, pin_memory = opts.pin_memory or false}, Loader)
   local imgs, masks = ds:load()
-  self.c = LC().new(imgs, masks, recipe and recipe:compile() or nil, src.pad or "reflect", 0, 0, workers, prefetch,
+  self.c = LC.new(imgs, masks, recipe and recipe:compile() or nil, src.pad or "reflect", 0, 0, workers, prefetch,
     self.pin_memory)
   return self
 end

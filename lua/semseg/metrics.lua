@@ -37,9 +37,7 @@ local util = require "semseg.util"
 local M = {}
 
 local NaN = 0 / 0
-local function K()
-  return core.metrics_core or error("sg.metrics: semseg.core has no metrics_core (sgL_open_metrics is not registered)", 0)
-end
+local K = core.metrics_core -- the C half: engine/lua/lua_metrics.c
 local function fail(op, fmt, ...) error("sg.metrics." .. op .. ": " .. string.format(fmt, ...), 0) end
 local is_tensor = util.is_tensor
 local function is_float(t) return t.dtype == "f32" or t.dtype == "f64" or t.dtype == "f16" or t.dtype == "bf16" end
@@ -56,7 +54,7 @@ function M.confusion(pred, target, classes, opts)
   if math.type(classes) ~= "integer" or classes < 1 then
     fail("confusion", "classes must be a positive integer (got %s)", tostring(classes))
   end
-  return K().confusion(host(pred), host(target), classes, opts.ignore_index, opts.per_image and true or false)
+  return K.confusion(host(pred), host(target), classes, opts.ignore_index, opts.per_image and true or false)
 end
 
 local function ratio(a, b) if b == 0 then return NaN end return a / b end
