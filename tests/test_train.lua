@@ -95,8 +95,23 @@ test("early stopping, best checkpoint, csv and json logs", function()
   local lines = {}
   for l in io.lines(dir .. "/h.csv") do lines[#lines + 1] = l end
   check.eq(#lines, 4)
-  check.truthy(lines[1]:match("^epoch,lr,loss,val_loss,"), lines[1])
-  check.truthy(lines[1]:match(",time$"))
+  -- epoch first, then every key with a scalar value in some record, sorted (sg.experiment writes the same)
+  local keys, seen = {}, {}
+  for _, r in ipairs(h) do
+    for k, v in pairs(r) do
+      if k ~= "epoch" and type(v) ~= "table" and not seen[k] then seen[k] = true; keys[#keys + 1] = k end
+    end
+  end
+  table.sort(keys)
+  check.eq(lines[1], "epoch," .. table.concat(keys, ","))
+  check.truthy(lines[1]:match("^epoch,loss,lr,samples,steps,stopped_early,time,val_"), lines[1])
+  local cells = {}
+  for c in (lines[3] .. ","):gmatch("([^,]*),") do cells[#cells + 1] = c end
+  for i, k in ipairs(keys) do
+    if k == "val_loss" then check.eq(cells[i + 1], string.format("%.8g", h[2].val_loss)) end
+  end
+  check.eq(cells[1], "2")
+  check.eq(sg.experiment.history_csv, train.history_csv)
   local f = io.open(dir .. "/h.json"); local js = sg.json.decode(f:read("a")); f:close()
   check.eq(#js, 3)
   check.near(js[2].val_loss, h[2].val_loss, 1e-12)

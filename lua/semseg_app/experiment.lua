@@ -125,34 +125,8 @@ function M.format_table(header, rows)
   return table.concat(lines, "\n")
 end
 
--- history (list of tables) -> CSV text, epoch first then the other keys sorted
-function M.history_csv(history)
-  local keys, seen = {}, {}
-  for _, h in ipairs(history) do
-    for k, v in pairs(h) do
-      if type(k) == "string" and (type(v) == "number" or type(v) == "string" or type(v) == "boolean") and not seen[k] then
-        seen[k] = true
-        if k ~= "epoch" then keys[#keys + 1] = k end
-      end
-    end
-  end
-  table.sort(keys)
-  if seen.epoch then table.insert(keys, 1, "epoch") end
-  local lines = {table.concat(keys, ",")}
-  for _, h in ipairs(history) do
-    local row = {}
-    for i, k in ipairs(keys) do
-      local v = h[k]
-      if type(v) == "number" then
-        row[i] = math.type(v) == "integer" and tostring(v) or string.format("%.8g", v)
-      else
-        row[i] = v == nil and "" or tostring(v)
-      end
-    end
-    lines[#lines + 1] = table.concat(row, ",")
-  end
-  return table.concat(lines, "\n") .. "\n"
-end
+-- history (list of tables) -> CSV text (the format of sg.train's csv_logger)
+M.history_csv = train_mod.history_csv
 
 ---------------------------------------------------------------- metrics on predictions
 -- class ids (H x W, i64) from probabilities C x H x W (C = 1: sigmoid foreground > 0.5)
