@@ -3,7 +3,7 @@
  *   semseg                         the REPL (also: semseg repl)
  *   semseg run script.lua [args]   run a script (also: semseg script.lua [args])
  *   semseg -e 'code' [-e ...] [-i] [script.lua [args]]
- *   semseg predict --model ckpt --input path --out dir [...]   (lua/semseg/predict.lua)
+ *   semseg predict --model ckpt --input path --out dir [...]   (lua/semseg_app/predict.lua)
  *   semseg --version | help
  *
  * Exit status: 0 on success, 1 on an uncaught Lua error (message and
@@ -210,7 +210,7 @@ static int dispatch(lua_State *L, int argc, char **argv) {
   }
   if (strcmp(cmd, "predict") == 0) {
     set_arg(L, argv, argc, 1);
-    return run_lua_command(L, "semseg.predict", argc, argv, 2);
+    return run_lua_command(L, "semseg_app.predict", argc, argv, 2);
   }
   if (cmd[0] == '-' && cmd[1] != '\0') {
     /* options: -e code (repeatable), -i, --, then an optional script */

@@ -15,7 +15,7 @@
 -- --device: where the models train and predict: cpu (the default), cuda, or auto (cuda when a GPU is
 -- usable, else cpu). --amp bf16 trains and predicts in mixed precision (bfloat16 autocast, f32 weights);
 -- --amp fp16 in float16 with dynamic loss scaling. On an H100, try --full --device cuda --amp bf16.
-local experiment = sg.experiment or require "semseg.experiment"
+local experiment = sg.experiment or require "semseg_app.experiment"
 local json = sg.json
 local D = sg.data
 
@@ -118,21 +118,8 @@ print(string.format("compare_unets: %s, %d epochs, base %d, depth %d, %dx%d crop
   o.base, o.depth, o.patch, o.patch, o.crops or "4 per training image", o.batch, o.lr, o.gamma, o.out))
 print(string.format("compare_unets: device %s%s", sg.device.resolve(o.device), o.amp and (", mixed precision " .. o.amp) or ""))
 
--- the modules the training needs; a clear error names what is missing
-local missing = {}
-for _, m in ipairs{"models", "train", "predict"} do if not experiment.have(m) then missing[#missing + 1] = "sg." .. m end end
-if #missing == 0 then
-  local models = experiment.need("models", "compare_unets")
-  for _, m in ipairs(opts.models) do
-    if type(models[m.arch]) ~= "function" then missing[#missing + 1] = "sg.models." .. m.arch end
-  end
-end
 if args.check then
-  print("compare_unets: configuration OK" .. (#missing > 0 and ("; not in this build yet: " ..
-    table.concat(missing, ", ")) or ""))
+  print("compare_unets: configuration OK")
   return
-end
-if #missing > 0 then
-  error("compare_unets needs " .. table.concat(missing, ", ") .. ", which this build does not have", 0)
 end
 experiment.compare(opts)

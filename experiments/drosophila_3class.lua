@@ -13,7 +13,7 @@
 -- patience 5, min_lr 1e-4), early stopping (patience 7), flips, rotation 0-179 degrees, zoom up to 50 %.
 -- Reports per-class IoU and mean IoU (published: U-Net 0.837, Attention U-Net 0.827, R2U-Net 0.840).
 -- --quick: a small CPU preset (base 8, a few epochs) to check the pipeline end to end.
-local experiment = sg.experiment or require "semseg.experiment"
+local experiment = sg.experiment or require "semseg_app.experiment"
 local json = sg.json
 local D = sg.data
 
@@ -70,10 +70,7 @@ local function loss(logits, target) return sg.loss.focal(logits, target, {alpha 
 
 local function cfg() return {in_channels = 1, classes = 3, base = o.base, depth = o.depth} end
 local function callbacks()
-  local T = experiment.need("train", "drosophila_3class")
-  local es = (type(T.callbacks) == "table" and T.callbacks.early_stopping) or T.early_stopping
-  if type(es) ~= "function" then error("drosophila_3class needs an early-stopping callback in sg.train", 0) end
-  return {es{monitor = "val_loss", patience = 7}}
+  return {sg.train.early_stopping{monitor = "val_loss", patience = 7}}
 end
 local opts = {
   name = "Drosophila VNC, 3 classes" .. (quick and " (quick CPU preset)" or " (published recipe)"),
@@ -101,21 +98,9 @@ print(string.format("drosophila_3class: %s, up to %d epochs, base %d, depth %d, 
   .. "focal (alpha 0.25, gamma 2), plateau 0.8/5, early stop 7, out %s", quick and "quick CPU preset" or
   "published recipe", o.epochs, o.base, o.depth, o.batch, o.lr, o.out))
 
-local missing = {}
-for _, m in ipairs{"models", "train", "predict"} do if not experiment.have(m) then missing[#missing + 1] = "sg." .. m end end
-if #missing == 0 then
-  local models = experiment.need("models", "drosophila_3class")
-  for _, m in ipairs(opts.models) do
-    if type(models[m.arch]) ~= "function" then missing[#missing + 1] = "sg.models." .. m.arch end
-  end
-end
 if args.check then
-  print("drosophila_3class: configuration OK" .. (#missing > 0 and ("; not in this build yet: " ..
-    table.concat(missing, ", ")) or ""))
+  print("drosophila_3class: configuration OK")
   return
-end
-if #missing > 0 then
-  error("drosophila_3class needs " .. table.concat(missing, ", ") .. ", which this build does not have", 0)
 end
 local results = experiment.compare(opts)
 print("\nmean IoU over the three classes (published: U-Net 0.837, Attention U-Net 0.827, R2U-Net 0.840):")

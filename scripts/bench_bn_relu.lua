@@ -6,7 +6,7 @@
 -- iteration is reported as well as the mean (shared machines are noisy); on one thread the times
 -- are process CPU time.
 local sg = require "semseg"
-local F = sg.nn_functional
+local F = sg.F
 
 local a = {}
 for k = 1, 6 do a[k] = arg and tonumber(arg[k]) end

@@ -4,7 +4,7 @@
 -- defaults: x [8,64,128,128] -> 64 channels, 5 timed iterations after one
 -- warm-up. SEMSEG_DNNL=0 in the environment runs the BLAS path only.
 local sg = require "semseg"
-local F = sg.nn_functional
+local F = sg.F
 
 local a = {}
 for k = 1, 6 do a[k] = arg and tonumber(arg[k]) end

@@ -16,7 +16,7 @@
 -- training step counts 3x the forward conv FLOPs (forward, grad of data, grad of weights).
 -- The last line is "RESULT key=value ..." for bench_cpu.sh.
 local sg = require "semseg"
-local F = sg.nn_functional
+local F = sg.F
 local nn = sg.nn
 
 local o = {model = "unet", base = 32, size = 256, batch = 4, threads = 2, warmup = 2, steps = 5, mode = "both",

@@ -4,7 +4,7 @@
 -- threads. Prints milliseconds (median of the repeats) and ratios.
 --   semseg run scripts/bench_eltwise.lua [repeats]
 local sg = require "semseg"
-local F = sg.nn_functional
+local F = sg.F
 local reps = tonumber(arg and arg[1]) or 15
 local shape = {8, 64, 128, 128}
 local compiled = F._dnnl()

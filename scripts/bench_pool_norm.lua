@@ -6,7 +6,7 @@
 -- defaults: x [8,64,128,128], 5 timed iterations after one warm-up.
 -- SEMSEG_DNNL=0 in the environment runs the loops only.
 local sg = require "semseg"
-local F = sg.nn_functional
+local F = sg.F
 
 local a = {}
 for k = 1, 5 do a[k] = arg and tonumber(arg[k]) end

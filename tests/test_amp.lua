@@ -56,7 +56,7 @@ test("autocast: bad arguments are clear errors", function()
   check.errors(function() sg.amp.autocast("f64", function() end) end, "dtype must be \"bf16\" or \"fp16\" (got f64)")
   check.errors(function() sg.amp.autocast({dtype = "bf16", device = "tpu"}, function() end) end,
     "device must be \"cuda\" or \"cpu\" (got tpu)")
-  check.errors(function() sg.amp.autocast({dtype = "bf16", fast = true}, function() end) end, "unknown option fast")
+  check.errors(function() sg.amp.autocast({dtype = "bf16", fast = true}, function() end) end, "sg.amp.autocast: unknown option 'fast' (known: device, dtype, enabled)")
   check.errors(function() sg.amp.autocast("bf16", 42) end, "argument #2 must be a function")
   check.errors(function() sg.amp.autocast(7) end, "expected a dtype")
   check.errors(function() sg.amp_core.set_autocast("cpu", "i32") end, "must be bf16 or f16")
@@ -161,7 +161,7 @@ test("GradScaler: unscale_ before clipping, f16/bf16/f64 gradients, call-order e
   check.errors(function() sg.amp.GradScaler{backoff_factor = 2} end, "backoff_factor must be a number in (0, 1)")
   check.errors(function() sg.amp.GradScaler{growth_factor = 1} end, "growth_factor must be a number > 1")
   check.errors(function() sg.amp.GradScaler{growth_interval = 1.5} end, "growth_interval must be a positive integer")
-  check.errors(function() sg.amp.GradScaler{scale = 2} end, "unknown option scale")
+  check.errors(function() sg.amp.GradScaler{scale = 2} end, "sg.amp.GradScaler: unknown option 'scale'")
   check.errors(function() scaler:step({}) end, "must be an optimizer")
 end)
 

@@ -1,8 +1,4 @@
 -- Augmentation kernels, recipes and the synthetic EM-like data set (sg.data).
-if not (sg.data and sg.data.core) then
-  test("sg.data", function() skip("sg.data is not wired into semseg yet") end)
-  return
-end
 local D = sg.data
 local K = D.core
 
@@ -341,7 +337,7 @@ test("bad parameters give errors naming the transform and the parameter", functi
   check.errors(function() D.elastic{sigma = 0} end, "sg.data.elastic: sigma must be > 0")
   check.errors(function() D.flip{axis = "diagonal"} end, "sg.data.flip: axis must be one of")
   check.errors(function() D.flip{p = 2} end, "sg.data.flip: p must be a probability")
-  check.errors(function() D.rotate{degree = 3} end, "sg.data.rotate: unknown parameter \"degree\"")
+  check.errors(function() D.rotate{degree = 3} end, "sg.data.rotate: unknown option 'degree' (did you mean 'degrees'?")
   check.errors(function() D.flip{D.rot90{}} end, "sg.data.flip: unexpected positional argument")
   check.errors(function() D.grid_distortion{num_steps = 2.5} end, "sg.data.grid_distortion: num_steps must be an integer")
   check.errors(function() D.grid_distortion{distort_limit = 1.5} end, "sg.data.grid_distortion: distort_limit")

@@ -2,7 +2,7 @@
 -- the generic loops: the same values run through the f64 loops (which add in
 -- the same order, in double) and are compared after rounding to f32, on
 -- several thread counts.
-local F = sg.nn_functional
+local F = sg.F
 
 -- bitwise equality of two f32 tensors (NaN == NaN)
 local function same(got, want, what)

@@ -183,7 +183,7 @@ test("unary ops on every float dtype, forward and backward", function()
     end
   end
   -- the large f32 tensor above goes through oneDNN on the CPU; check the path hooks
-  local F = sg.nn_functional
+  local F = sg.F
   local x = randn({64}):cuda():requires_grad()
   local y = x:sigmoid()
   check.eq(F._eltwise_path(), "cuda", "forward path")

@@ -1,4 +1,4 @@
--- The CNN ops of sg.nn_functional on cuda tensors against the CPU: conv2d and
+-- The CNN ops of sg.F on cuda tensors against the CPU: conv2d and
 -- conv_transpose2d through cuDNN, max/average/adaptive pooling and max
 -- unpooling, batch norm (with the running statistics), group and layer norm,
 -- nearest and bilinear upsampling; forward and every gradient.
@@ -14,7 +14,7 @@
 -- same comparisons with the "device" side on the CPU: a check of this file
 -- itself on machines without a GPU (the cuDNN- and 16-bit-specific tests
 -- skip then).
-local F = sg.nn_functional
+local F = sg.F
 local DEV = os.getenv("SG_TEST_NN_DEVICE") or "cuda"
 
 local function need_dev()

@@ -2,7 +2,7 @@
 -- in deterministic mode (F._deterministic / SEMSEG_DETERMINISTIC=1: direct
 -- convolutions, weight gradients on one thread); the engine's own kernels
 -- (batch norm, up-sampling, Adam, elementwise) never depend on the thread count.
-local F = sg.nn_functional
+local F = sg.F
 
 local function train(threads)
   F._threads(threads)

@@ -1,7 +1,7 @@
 -- The oneDNN convolution path (f32) against the direct reference loops in f64:
 -- forward output and every gradient, on fixed awkward geometries and random
 -- ones, for conv2d and conv_transpose2d. Skipped when built without oneDNN.
-local F = sg.nn_functional
+local F = sg.F
 local compiled = F._dnnl()
 
 local function need_dnnl()

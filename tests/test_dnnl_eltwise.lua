@@ -2,7 +2,7 @@
 -- large contiguous f32 tensors) against the engine's own loops, forward and
 -- backward, with its path hook and switches; and the OpenMP-chunked
 -- elementwise kernels against one thread (bit for bit).
-local F = sg.nn_functional
+local F = sg.F
 local P = require "tests.proc"
 local compiled = F._dnnl()
 local MIN = 32768 -- SG_DNNL_ELTWISE_MIN
@@ -145,7 +145,7 @@ test("F._dnnl(false) and SEMSEG_DNNL=0 switch the eltwise path off", function()
   local script = P.tmpdir() .. "/elt.lua"
   P.write(script, [[
 local sg = require "semseg"
-local F = sg.nn_functional
+local F = sg.F
 sg.randn{100000}:sigmoid()
 io.write(F._eltwise_path(), " ", tostring(select(2, F._dnnl())))
 ]])

@@ -3,7 +3,7 @@
 -- blocked ones (8 or more channels, reordered inside): outputs and gradients.
 -- Max pooling and batch norm run the cpu kernels (tests/test_cpu_kernels.lua).
 -- Skipped when built without oneDNN.
-local F = sg.nn_functional
+local F = sg.F
 local compiled = F._dnnl()
 
 local function need_dnnl()

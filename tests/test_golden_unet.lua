@@ -1,7 +1,7 @@
 -- A small U-Net-like network against PyTorch: forward, loss, every parameter
 -- gradient, then one SGD-momentum and one Adam step (tests/golden_unet.safetensors,
 -- written by scripts/golden_unet.py with torch 1.13).
-local nn, F, L = sg.nn, sg.nn_functional, sg.loss
+local nn, F, L = sg.nn, sg.F, sg.loss
 local G = sg.safetensors.load("tests/golden_unet.safetensors")
 
 local function block(cin, cout)

@@ -1,9 +1,12 @@
--- The fused group_norm / layer_norm C ops (sg.nn_functional, behind F.group_norm
--- and F.layer_norm) against the composed versions (F.*_reference) on random
+-- The fused group_norm / layer_norm C ops (semseg.core, behind sg.F.group_norm
+-- and sg.F.layer_norm) against the composed versions (F.*_reference) on random
 -- shapes, forward and every gradient, f32 and f64; gradcheck; argument errors.
 -- (The PyTorch golden values of GroupNorm / InstanceNorm2d / LayerNorm are in
 -- test_layers.lua.)
-local F, C = sg.F, sg.nn_functional
+local F = sg.F
+-- the fused C ops themselves, with their own calling convention (layer_norm takes a dim count as a number;
+-- sg.F.layer_norm reads a number as a normalized shape {n}, like PyTorch)
+local C = require("semseg.core").nn_functional
 
 -- max |a - b| / max |b| (max |b| floored at 1e-6: results that should be 0)
 local function relerr(a, b)

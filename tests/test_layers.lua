@@ -91,7 +91,7 @@ test("conv, pooling and upsampling modules run forward and backward", function()
 end)
 
 test("transposed convolution to an explicit output size; unknown options are errors", function()
-  local F = sg.nn_functional
+  local F = sg.F
   local x, w = sg.randn{1, 2, 4, 4}, sg.randn{2, 3, 3, 3}
   local y8 = F.conv_transpose2d(x, w, nil, {stride = 2, padding = 1, size = {8, 8}})
   check.eq(y8.shape, {1, 3, 8, 8})
@@ -108,7 +108,7 @@ test("transposed convolution to an explicit output size; unknown options are err
 end)
 
 test("option tables of the functional ops reject unknown names", function()
-  local F = sg.nn_functional
+  local F = sg.F
   local x = sg.randn{1, 2, 4, 4}
   check.errors(function() F.max_pool2d(x, {kernal = 2}) end, "max_pool2d: unknown option 'kernal'")
   check.errors(function() F.upsample(x, {scale = 2, mod = "bilinear"}) end, "upsample: unknown option 'mod'")

@@ -1,7 +1,7 @@
--- CNN ops of sg.nn_functional: golden values from PyTorch 1.13 (f64, forward
+-- CNN ops of sg.F: golden values from PyTorch 1.13 (f64, forward
 -- and gradients for a fixed upstream gradient *_gy), gradcheck, the im2col +
 -- gemm path against the direct loops, f32 against f64, and argument errors.
-local F = sg.nn_functional
+local F = sg.F
 local function T(flat, shape) return sg.tensor(flat, "f64"):view(shape) end
 
 -- golden values (generated with torch.nn.functional; inputs rounded to 2 decimals)

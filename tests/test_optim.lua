@@ -69,7 +69,7 @@ end)
 test("bad optimizer arguments are clear errors", function()
   check.errors(function() optim.sgd({}) end, "params must be a non-empty list")
   check.errors(function() optim.adam({sg.zeros{2}}) end, "is not a tensor that requires grad")
-  check.errors(function() optim.sgd({sg.zeros{1}:requires_grad()}, {lrr = 1}) end, "unknown option 'lrr'")
+  check.errors(function() optim.sgd({sg.zeros{1}:requires_grad()}, {lrr = 1}) end, "sgd: unknown option 'lrr' (did you mean 'lr'?")
   check.errors(function() optim.sgd({sg.zeros{1}:requires_grad()}, {nesterov = true}) end, "nesterov needs momentum")
 end)
 

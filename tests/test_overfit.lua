@@ -1,5 +1,5 @@
 -- A small U-Net overfits a tiny synthetic segmentation batch: the loss must fall 10x.
-local nn, F = sg.nn, sg.nn_functional
+local nn, F = sg.nn, sg.F
 
 local function block(cin, cout)
   return nn.Sequential(nn.Conv2d(cin, cout, 3, {padding = 1, bias = false}), nn.BatchNorm2d(cout), nn.ReLU())

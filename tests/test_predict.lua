@@ -1,7 +1,7 @@
 -- Sliding-window prediction (sg.predict.tiled / classes), overlays, and the `semseg predict` command.
 local P = require "tests.proc"
-local predict = sg.predict or require "semseg.predict"
-local overlay = require "semseg.overlay"
+local predict = sg.predict or require "semseg_app.predict"
+local overlay = require "semseg_app.overlay"
 local nn = sg.nn
 
 -- a fully convolutional stack without pooling: receptive-field radius 2

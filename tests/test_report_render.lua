@@ -1,8 +1,8 @@
 -- The HTML report renders in a real browser: headless Chromium takes a screenshot of a
 -- report written by sg.report.html, and the screenshot must show the page (not a blank one).
 -- Skips when no chromium is installed (Debian: apt-get install chromium).
-local plot = sg.plot or require "semseg.plot"
-local report = sg.report or require "semseg.report"
+local plot = sg.plot or require "semseg_app.plot"
+local report = sg.report or require "semseg_app.report"
 
 local function find_chromium()
   for _, name in ipairs{"chromium", "chromium-browser", "google-chrome", "chrome"} do

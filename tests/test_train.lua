@@ -1,5 +1,5 @@
 -- sg.train: fit, callbacks, logs, resume and Ctrl-C
-local train = sg.train or require "semseg.train"
+local train = sg.train or require "semseg_app.train"
 local nn = sg.nn
 local function need_core() if not sg.metrics_core then skip("semseg.core has no metrics_core") end end
 
@@ -72,7 +72,7 @@ test("steps_per_epoch, lists of batches and evaluate", function()
   local r = train.evaluate(model, batches, {loss = ce, metrics = {classes = 2}})
   check.truthy(r.loss > 0 and r.iou >= 0 and r.iou <= 1)
   check.errors(function() train.fit{model = model, loss = ce, optimizer = opt, train = batches, epoch = 2} end,
-    "unknown option epoch")
+    "sg.train.fit: unknown option 'epoch' (did you mean 'epochs'?")
 end)
 
 test("early stopping, best checkpoint, csv and json logs", function()
@@ -95,8 +95,23 @@ test("early stopping, best checkpoint, csv and json logs", function()
   local lines = {}
   for l in io.lines(dir .. "/h.csv") do lines[#lines + 1] = l end
   check.eq(#lines, 4)
-  check.truthy(lines[1]:match("^epoch,lr,loss,val_loss,"), lines[1])
-  check.truthy(lines[1]:match(",time$"))
+  -- epoch first, then every key with a scalar value in some record, sorted (sg.experiment writes the same)
+  local keys, seen = {}, {}
+  for _, r in ipairs(h) do
+    for k, v in pairs(r) do
+      if k ~= "epoch" and type(v) ~= "table" and not seen[k] then seen[k] = true; keys[#keys + 1] = k end
+    end
+  end
+  table.sort(keys)
+  check.eq(lines[1], "epoch," .. table.concat(keys, ","))
+  check.truthy(lines[1]:match("^epoch,loss,lr,samples,steps,stopped_early,time,val_"), lines[1])
+  local cells = {}
+  for c in (lines[3] .. ","):gmatch("([^,]*),") do cells[#cells + 1] = c end
+  for i, k in ipairs(keys) do
+    if k == "val_loss" then check.eq(cells[i + 1], string.format("%.8g", h[2].val_loss)) end
+  end
+  check.eq(cells[1], "2")
+  check.eq(sg.experiment.history_csv, train.history_csv)
   local f = io.open(dir .. "/h.json"); local js = sg.json.decode(f:read("a")); f:close()
   check.eq(#js, 3)
   check.near(js[2].val_loss, h[2].val_loss, 1e-12)
@@ -176,7 +191,7 @@ test("Ctrl-C finishes the step, saves a checkpoint and returns", function()
 end)
 
 test("progress: plain lines off a terminal, a bar on one", function()
-  local progress = require "semseg.progress"
+  local progress = require "semseg_app.progress"
   check.eq(progress.format_time(3725), "1:02:05")
   check.eq(progress.format_time(65), "1:05")
   local buf = {}

@@ -63,6 +63,7 @@ void sgL_open_metrics(lua_State *L, int mod, int methods);
 void sgL_open_cuda(lua_State *L, int mod, int methods);
 void sgL_open_amp(lua_State *L, int mod, int methods);
 void sgL_open_device(lua_State *L, int mod, int methods);
+void sgL_open_fs(lua_State *L, int mod, int methods);
 /* Adds each function of `fns` under its name to both tables (0 = skip). */
 void sgL_setfuncs(lua_State *L, const luaL_Reg *fns, int mod, int methods);
 

@@ -68,6 +68,7 @@ int luaopen_semseg_core(lua_State *L) {
   sgL_open_cuda(L, mod, methods);
   sgL_open_amp(L, mod, methods);
   sgL_open_device(L, mod, methods);
+  sgL_open_fs(L, mod, methods);
   lua_pushcfunction(L, l_clock);
   lua_setfield(L, mod, "clock");
   lua_pushvalue(L, methods);

@@ -27,12 +27,11 @@
 -- With enabled = false every method passes through (scale returns the loss, step calls opt:step()).
 -- bf16 has f32's exponent range and needs no scaler; fp16 does.
 local core = require "semseg.core"
+local util = require "semseg.util"
 local M = {}
 
-local function A()
-  return core.amp_core or error("sg.amp: semseg.core has no amp_core (sgL_open_amp is not registered)", 0)
-end
-local function is_tensor(v) return type(v) == "userdata" and v.shape ~= nil end
+local AC = core.amp_core -- the C half: engine/lua/lua_amp.c
+local is_tensor = util.is_tensor
 
 local DTYPES = {bf16 = "bf16", bfloat16 = "bf16", fp16 = "f16", f16 = "f16", float16 = "f16", half = "f16"}
 
@@ -56,7 +55,7 @@ local function check_device(dev, op)
 end
 
 function M.autocast_dtype(device)
-  local d = A().get_autocast(check_device(device, "sg.amp.autocast_dtype"))
+  local d = AC.get_autocast(check_device(device, "sg.amp.autocast_dtype"))
   if d == "f32" then return nil end
   return d
 end
@@ -69,7 +68,7 @@ Guard.__name = "sg.amp.autocast"
 function Guard:close()
   if not self.closed then
     self.closed = true
-    A().set_autocast(self.device, self.previous)
+    AC.set_autocast(self.device, self.previous)
   end
 end
 M.Guard = Guard
@@ -84,9 +83,7 @@ local function autocast_args(a)
   elseif type(a) == "table" and getmetatable(a) == nil then o = a
   else error(op .. ": expected a dtype (\"bf16\", \"fp16\") or an options table {dtype =, device =, enabled =} (got "
     .. type(a) .. ")", 0) end
-  for k in pairs(o) do
-    if not AUTOCAST_KEYS[k] then error(string.format("%s: unknown option %s (known: device, dtype, enabled)", op, tostring(k)), 0) end
-  end
+  util.check_options(o, AUTOCAST_KEYS, op)
   local device = check_device(o.device, op)
   if o.enabled ~= nil and type(o.enabled) ~= "boolean" then error(op .. ": enabled must be true or false", 0) end
   if o.enabled == false then return device, "f32" end
@@ -97,13 +94,13 @@ end
 function M.autocast(a, fn, ...)
   local device, dt = autocast_args(a)
   if fn == nil then -- a guard for a <close> variable
-    local prev = A().set_autocast(device, dt)
+    local prev = AC.set_autocast(device, dt)
     return setmetatable({device = device, dtype = dt, previous = prev, closed = false}, Guard)
   end
   if type(fn) ~= "function" then error("sg.amp.autocast: argument #2 must be a function (got " .. type(fn) .. ")", 0) end
-  local prev = A().set_autocast(device, dt)
+  local prev = AC.set_autocast(device, dt)
   local res = table.pack(pcall(fn, ...))
-  A().set_autocast(device, prev)
+  AC.set_autocast(device, prev)
   if not res[1] then error(res[2], 0) end
   return table.unpack(res, 2, res.n)
 end
@@ -124,13 +121,7 @@ end
 local function positive(v) return type(v) == "number" and v > 0 and v < math.huge end
 
 function M.GradScaler(o)
-  o = o or {}
-  if type(o) ~= "table" then sfail("", "expected a table of options (got %s)", type(o)) end
-  for k in pairs(o) do
-    if not SCALER_KEYS[k] then
-      sfail("", "unknown option %s (known: backoff_factor, enabled, growth_factor, growth_interval, init_scale)", tostring(k))
-    end
-  end
+  o = util.check_options(o or {}, SCALER_KEYS, "sg.amp.GradScaler")
   local self = setmetatable({_scale = o.init_scale or 65536.0, growth_factor = o.growth_factor or 2.0,
     backoff_factor = o.backoff_factor or 0.5, growth_interval = o.growth_interval or 2000, _tracker = 0,
     enabled = o.enabled ~= false, skipped = 0, last_skipped = false, _per_opt = setmetatable({}, {__mode = "k"})},
@@ -212,7 +203,7 @@ function GradScaler:unscale_(opt)
   core.no_grad(function()
     for _, d in ipairs(order) do
       local flag = core.zeros({1}, {dtype = "f32", device = d})
-      A().unscale(by[d], inv, flag)
+      AC.unscale(by[d], inv, flag)
       st.found[#st.found + 1] = flag
     end
   end)

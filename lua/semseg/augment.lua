@@ -43,7 +43,8 @@
 -- never modified. recipe:serialize() gives Lua source that sg.data.recipe_load
 -- turns back into the same recipe.
 local core = require "semseg.core"
-local K = core.data_core or error("semseg.augment: semseg.core has no data_core (sgL_open_data is not registered)")
+local util = require "semseg.util"
+local K = core.data_core -- the C half: engine/lua/lua_data.c
 
 local M = {core = K}
 
@@ -419,18 +420,14 @@ function build(op, opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then fail(op, "expected a table of parameters (got %s)", type(opts)) end
   for k in pairs(opts) do
-    if type(k) == "string" then
-      if k ~= "op" and k ~= "p" and not sp.params[k] then
-        local known = {"p"}
-        for name in pairs(sp.params) do known[#known + 1] = name end
-        table.sort(known)
-        fail(op, "unknown parameter %q (known: %s)", k, table.concat(known, ", "))
-      end
-    elseif not (math.type(k) == "integer" and sp.children and k >= 1 and k <= #opts) then
+    if type(k) ~= "string" and not (math.type(k) == "integer" and sp.children and k >= 1 and k <= #opts) then
       fail(op, "unexpected positional argument [%s]%s", tostring(k),
         sp.children and "" or " (this transform takes only named parameters)")
     end
   end
+  local known = {op = true, p = true}
+  for name in pairs(sp.params) do known[name] = true end
+  util.check_options(opts, known, "sg.data." .. op, true)
   if opts.op ~= nil and opts.op ~= op then fail(op, "op field says %s", show(opts.op)) end
   local node = {op = op}
   local p = opts.p
@@ -597,11 +594,7 @@ end
 local SYN_KEYS = {n = true, size = true, classes = true, seed = true, cell_size = true, membrane = true,
   noise = true, blur = true, mitochondria = true}
 function M.synthetic_cells(opts)
-  opts = opts or {}
-  if type(opts) ~= "table" then fail("synthetic_cells", "expected a table of options (got %s)", type(opts)) end
-  for k in pairs(opts) do
-    if not SYN_KEYS[k] then fail("synthetic_cells", "unknown option %s", show(k)) end
-  end
+  opts = util.check_options(opts or {}, SYN_KEYS, "sg.data.synthetic_cells")
   local size = opts.size == nil and {256, 256} or size2("synthetic_cells", "size", opts.size)
   local seed = opts.seed == nil and 0 or check_seed("sg.data.synthetic_cells", opts.seed)
   return K.synthetic_cells{n = opts.n, h = size[1], w = size[2], classes = opts.classes, seed = seed,

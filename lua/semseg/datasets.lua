@@ -37,27 +37,17 @@
 -- Sample k (0-based, in delivery order) of epoch e gets the recipe seed
 -- subseed(subseed(seed, e), k).
 local core = require "semseg.core"
+local util = require "semseg.util"
 local K = core.data_core
 
 local M = {}
 
-local function LC()
-  return core.loader_core or error("sg.data: semseg.core has no loader_core (sgL_open_loader is not registered)", 0)
-end
+local LC = core.loader_core -- the C half: engine/lua/lua_loader.c
 
 local function fail(op, fmt, ...) error("sg.data." .. op .. ": " .. string.format(fmt, ...), 0) end
 
-local function check_keys(op, opts, allowed)
-  if type(opts) ~= "table" then fail(op, "expected a table of options (got %s)", type(opts)) end
-  for k in pairs(opts) do
-    if type(k) == "string" and not allowed[k] then
-      local names = {}
-      for n in pairs(allowed) do names[#names + 1] = n end
-      table.sort(names)
-      fail(op, "unknown option %q (known: %s)", k, table.concat(names, ", "))
-    end
-  end
-end
+-- the list part (split fractions) is no option
+local function check_keys(op, opts, allowed) util.check_options(opts, allowed, "sg.data." .. op, true) end
 
 local function to_seed(op, s)
   if s == nil then return 0 end
@@ -91,14 +81,15 @@ local function stem(name) return (name:gsub("^.*/", ""):gsub("%.[^.]*$", "")) en
 
 local function list_dir(op, dir)
   if type(dir) ~= "string" then fail(op, "expected a directory path (got %s)", type(dir)) end
-  local p = io.popen("ls -1 '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
+  local st = dir ~= "" and core.fs.stat(dir) or nil
   local files = {}
-  for f in p:lines() do
-    if f:lower():match("%.png$") or f:lower():match("%.tiff?$") then files[#files + 1] = f end
+  if st and st.type == "dir" then
+    for _, f in ipairs(core.fs.list_dir(dir)) do -- sorted; hidden files are left out
+      local l = f:lower()
+      if f:sub(1, 1) ~= "." and (l:match("%.png$") or l:match("%.tiff?$")) then files[#files + 1] = f end
+    end
   end
-  p:close()
   if #files == 0 then fail(op, "no PNG or TIFF files in %s", dir) end
-  table.sort(files)
   return files
 end
 
@@ -178,7 +169,7 @@ local function read_labels(item, cfg)
     t = t[1]
   end
   if cfg.classes then
-    local m, bad = LC().remap(t, cfg.classes, cfg.ignore)
+    local m, bad = LC.remap(t, cfg.classes, cfg.ignore)
     if not m then
       error(string.format("sg.data: %s: label value %d is not in the classes map", item.label_name, bad), 0)
     end
@@ -220,7 +211,7 @@ function Dataset:_decode(i)
     end
     img = (img - st.mean) / st.std
   elseif type(nz) == "table" then
-    local lo, hi = LC().quantiles(img, nz.percentile[1], nz.percentile[2])
+    local lo, hi = LC.quantiles(img, nz.percentile[1], nz.percentile[2])
     img = (img:clamp(lo, hi) - lo) / math.max(hi - lo, 1e-12)
   end
   img = img:to("f32"):contiguous()
@@ -272,7 +263,7 @@ function Dataset:class_frequencies(nclasses)
   for i = 1, #self.items do
     local _, m = self:get(i)
     if not m then fail("class_frequencies", "the data set has no labels") end
-    local c = LC().counts(m, nclasses)
+    local c = LC.counts(m, nclasses)
     for k = 1, nclasses do tot[k] = tot[k] + c[k] end
     n = n + m:numel()
   end
@@ -521,7 +512,7 @@ function View:plan(seed)
     local top, left
     if p.foreground and K.uniform(seed, 2, j) < p.foreground.fraction then
       if not mask then fail("random_crops", "foreground crops need labels") end
-      local r, c = LC().pick(mask, p.foreground.class, K.uniform(seed, 3, j))
+      local r, c = LC.pick(mask, p.foreground.class, K.uniform(seed, 3, j))
       if r then
         top = H >= h and clamp(r - h // 2, 0, H - h) or (H - h) // 2
         left = W >= w and clamp(c - w // 2, 0, W - w) or (W - w) // 2
@@ -542,7 +533,7 @@ function View:get(i)
   if math.type(i) ~= "integer" or i < 1 or i > n then fail("get", "index %s out of range 1..%d", tostring(i), n) end
   local b = self:plan()[i]
   local img, mask = self.ds:get(b[1])
-  return LC().crop(img, mask, b[2], b[3], b[4], b[5], self.pad, 0, 0)
+  return LC.crop(img, mask, b[2], b[3], b[4], b[5], self.pad, 0, 0)
 end
 
 function View:box(i) return table.unpack(self:plan()[i]) end
@@ -591,7 +582,7 @@ function M.loader(src, opts)
     seed = to_seed("loader", opts.seed), drop_last = opts.drop_last and true or false, workers = workers,
     prefetch = prefetch, recipe = recipe, pin_memory = opts.pin_memory or false}, Loader)
   local imgs, masks = ds:load()
-  self.c = LC().new(imgs, masks, recipe and recipe:compile() or nil, src.pad or "reflect", 0, 0, workers, prefetch,
+  self.c = LC.new(imgs, masks, recipe and recipe:compile() or nil, src.pad or "reflect", 0, 0, workers, prefetch,
     self.pin_memory)
   return self
 end

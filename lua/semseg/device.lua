@@ -33,7 +33,7 @@ function M.resolve(spec, op)
   error(string.format("%s: device must be \"cpu\", \"cuda\" or \"auto\" (got %s)", op, tostring(spec)), 0)
 end
 
-local function is_tensor(v) return type(v) == "userdata" and v.shape ~= nil end
+local is_tensor = require("semseg.util").is_tensor
 
 function M.of(x)
   if is_tensor(x) then return x.device end

@@ -1,9 +1,12 @@
--- Functional ops: composed in Lua from the C primitives (autograd included),
--- or thin wrappers of fused C ops (group_norm, layer_norm) whose composed
--- versions stay here as *_reference.
+-- sg.F, the one functional namespace: the C ops of semseg.core (conv2d, conv_transpose2d,
+-- max_pool2d, max_unpool2d, avg_pool2d, adaptive_avg_pool2d, batch_norm, group_norm, layer_norm,
+-- bce_with_logits, upsample, and the _-prefixed fast-path queries) plus the ops below, composed
+-- in Lua from the C primitives (autograd included) or thin wrappers of fused C ops (group_norm,
+-- layer_norm) whose composed versions stay here as *_reference.
 local core = require "semseg.core"
 local C = core.nn_functional
 local F = {}
+for k, v in pairs(C) do F[k] = v end
 
 -- softmax / log_softmax along dim, shifted by the (detached) max for stability:
 -- the shift does not change the value, so its gradient is zero and may be cut

@@ -3,7 +3,6 @@
 local core = require "semseg.core"
 local nn = require "semseg.nn"
 local F = require "semseg.functional"
-local C = core.nn_functional
 
 local function pair(v) if type(v) == "table" then return v end return {v, v} end
 local function fill_uniform(t, bound)
@@ -30,7 +29,7 @@ function nn.Conv2d:init(cin, cout, kernel, o)
 end
 function nn.Conv2d:forward(x)
   local c = self.cfg
-  return C.conv2d(x, self.weight, self.bias, {stride = c.stride, padding = c.padding, dilation = c.dilation, groups = c.groups})
+  return F.conv2d(x, self.weight, self.bias, {stride = c.stride, padding = c.padding, dilation = c.dilation, groups = c.groups})
 end
 function nn.Conv2d:extra_repr()
   local c = self.cfg
@@ -56,7 +55,7 @@ end
 -- forward(x [, size = {h, w}]): an explicit output size picks the output padding (as PyTorch's output_size)
 function nn.ConvTranspose2d:forward(x, size)
   local c = self.cfg
-  return C.conv_transpose2d(x, self.weight, self.bias, {stride = c.stride, padding = c.padding,
+  return F.conv_transpose2d(x, self.weight, self.bias, {stride = c.stride, padding = c.padding,
     output_padding = (not size) and c.output_padding or nil, size = size, dilation = c.dilation, groups = c.groups})
 end
 function nn.ConvTranspose2d:extra_repr()
@@ -87,7 +86,7 @@ function nn.BatchNorm2d:forward(x, o)
   if self.training and self.num_batches_tracked then
     core.no_grad(function() self.num_batches_tracked:add_(1) end)
   end
-  return C.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+  return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
     {training = training, momentum = c.momentum, eps = c.eps, relu = o ~= nil and o.relu or nil})
 end
 function nn.BatchNorm2d:extra_repr() return tostring(self.cfg.num_features) end
@@ -152,7 +151,7 @@ function nn.MaxPool2d:init(kernel, o)
                        indices = o.return_indices and true or false})
   rawset(self, "return_indices", o.return_indices)
 end
-function nn.MaxPool2d:forward(x) return C.max_pool2d(x, self.cfg) end
+function nn.MaxPool2d:forward(x) return F.max_pool2d(x, self.cfg) end
 function nn.MaxPool2d:extra_repr() return "kernel " .. table.concat(pair(self.cfg.kernel), "x") end
 
 nn.MaxUnpool2d = nn.class("MaxUnpool2d")
@@ -161,8 +160,8 @@ function nn.MaxUnpool2d:init(kernel, o)
   rawset(self, "cfg", {kernel = kernel, stride = o.stride or kernel, padding = o.padding or 0})
 end
 function nn.MaxUnpool2d:forward(x, indices, size)
-  if size then return C.max_unpool2d(x, indices, {size = size}) end
-  return C.max_unpool2d(x, indices, self.cfg)
+  if size then return F.max_unpool2d(x, indices, {size = size}) end
+  return F.max_unpool2d(x, indices, self.cfg)
 end
 
 nn.AvgPool2d = nn.class("AvgPool2d")
@@ -171,16 +170,16 @@ function nn.AvgPool2d:init(kernel, o)
   rawset(self, "cfg", {kernel = kernel, stride = o.stride or kernel, padding = o.padding or 0,
     count_include_pad = o.count_include_pad ~= false})
 end
-function nn.AvgPool2d:forward(x) return C.avg_pool2d(x, self.cfg) end
+function nn.AvgPool2d:forward(x) return F.avg_pool2d(x, self.cfg) end
 
 nn.AdaptiveAvgPool2d = nn.class("AdaptiveAvgPool2d")
 function nn.AdaptiveAvgPool2d:init(size) rawset(self, "size", pair(size)) end
-function nn.AdaptiveAvgPool2d:forward(x) return C.adaptive_avg_pool2d(x, self.size) end
+function nn.AdaptiveAvgPool2d:forward(x) return F.adaptive_avg_pool2d(x, self.size) end
 
 -- Upsample({scale=2 | size={h,w}, mode="nearest"|"bilinear", align_corners=false})
 nn.Upsample = nn.class("Upsample")
 function nn.Upsample:init(o) rawset(self, "cfg", o or {scale = 2}) end
-function nn.Upsample:forward(x) return C.upsample(x, self.cfg) end
+function nn.Upsample:forward(x) return F.upsample(x, self.cfg) end
 function nn.Upsample:extra_repr() return (self.cfg.mode or "nearest") .. (self.cfg.scale and (", x" .. tostring(self.cfg.scale)) or "") end
 
 nn.Identity = nn.class("Identity")

@@ -98,7 +98,7 @@ function L.bce_with_logits(x, t, o)
   local red = o.reduction or "mean"
   if not o.pos_weight and not o.weight and (red == "mean" or red == "sum") and x.device == "cpu"
       and t.device == "cpu" and not (t:needs_grad() and core.is_grad_enabled()) then
-    return core.nn_functional.bce_with_logits(x, t, red)
+    return F.bce_with_logits(x, t, red)
   end
   return L.bce_with_logits_reference(x, t, o)
 end

@@ -33,14 +33,13 @@
 -- sg.metrics.tracker{regression = true, data_range = 1} -> mae, mse, rmse, psnr, psnr_image (the mean
 -- over images of their PSNR; exact images, of infinite PSNR, are left out).
 local core = require "semseg.core"
+local util = require "semseg.util"
 local M = {}
 
 local NaN = 0 / 0
-local function K()
-  return core.metrics_core or error("sg.metrics: semseg.core has no metrics_core (sgL_open_metrics is not registered)", 0)
-end
+local K = core.metrics_core -- the C half: engine/lua/lua_metrics.c
 local function fail(op, fmt, ...) error("sg.metrics." .. op .. ": " .. string.format(fmt, ...), 0) end
-local function is_tensor(v) return type(v) == "userdata" and v.shape ~= nil end
+local is_tensor = util.is_tensor
 local function is_float(t) return t.dtype == "f32" or t.dtype == "f64" or t.dtype == "f16" or t.dtype == "bf16" end
 local function shp(t) return "[" .. table.concat(t.shape, ",") .. "]" end
 local function defined(v) return v == v end -- false for NaN
@@ -55,7 +54,7 @@ function M.confusion(pred, target, classes, opts)
   if math.type(classes) ~= "integer" or classes < 1 then
     fail("confusion", "classes must be a positive integer (got %s)", tostring(classes))
   end
-  return K().confusion(host(pred), host(target), classes, opts.ignore_index, opts.per_image and true or false)
+  return K.confusion(host(pred), host(target), classes, opts.ignore_index, opts.per_image and true or false)
 end
 
 local function ratio(a, b) if b == 0 then return NaN end return a / b end
@@ -155,10 +154,7 @@ local TRACKER_KEYS = {classes = true, ignore_index = true, binary = true, thresh
   include_background = true, empty_score = true, regression = true, data_range = true, per_image = true}
 
 function M.tracker(opts)
-  opts = opts or {}
-  for k in pairs(opts) do
-    if not TRACKER_KEYS[k] then fail("tracker", "unknown option %s", tostring(k)) end
-  end
+  opts = util.check_options(opts or {}, TRACKER_KEYS, "sg.metrics.tracker")
   local self = setmetatable({opts = opts, classes = opts.classes, binary = opts.binary,
     threshold = opts.threshold or 0.5, input = opts.input or "logits", regression = opts.regression and true or false,
     data_range = opts.data_range or 1, per_image = opts.per_image ~= false}, Tracker)

@@ -8,7 +8,7 @@ local Module = {}
 Module.__index = Module
 nn.Module = Module
 
-local function is_tensor(v) return type(v) == "userdata" and getmetatable(v) == getmetatable(core.zeros{1}) end
+local is_tensor = require("semseg.util").is_tensor
 local function is_module(v) return type(v) == "table" and v._is_module end
 
 -- Instances keep children/parameters/buffers in insertion order; plain fields

@@ -1,6 +1,7 @@
 -- Optimizers: parameter groups and state in Lua, the update itself in one
 -- fused C kernel per parameter (sg.optim_core). Semantics follow PyTorch.
 local core = require "semseg.core"
+local util = require "semseg.util"
 local K = core.optim_core
 local optim = {}
 
@@ -9,11 +10,8 @@ Optimizer.__index = Optimizer
 
 -- params: a list of tensors, or a list of groups {params = {...}, lr = ..., ...}
 local function make(kind, defaults, params, opts)
-  opts = opts or {}
-  for k, v in pairs(opts) do
-    if defaults[k] == nil then error(kind .. ": unknown option '" .. tostring(k) .. "'", 3) end
-    defaults[k] = v
-  end
+  opts = util.check_options(opts or {}, defaults, kind)
+  for k, v in pairs(opts) do defaults[k] = v end
   if type(params) ~= "table" or #params == 0 then
     error(kind .. ": params must be a non-empty list of tensors or of parameter groups", 3)
   end

@@ -24,38 +24,26 @@
 -- metrics.csv|json, loss.png, val_iou.png, val_dice.png, panels.png, report.html.
 -- Stand-ins for the training, model and prediction modules can be given as fit =, build =, predict =.
 local core = require "semseg.core"
+local util = require "semseg.util"
 local json = require "semseg.json"
-local plot = require "semseg.plot"
-local report = require "semseg.report"
+local amp_mod = require "semseg.amp"
+local checkpoint = require "semseg.checkpoint"
+local datasets = require "semseg.datasets"
+local device_mod = require "semseg.device"
+local models_mod = require "semseg.models"
+local plot = require "semseg_app.plot"
+local predict_mod = require "semseg_app.predict"
+local report = require "semseg_app.report"
+local train_mod = require "semseg_app.train"
 
 local M = {}
 
 local function fail(fmt, ...) error("sg.experiment.compare: " .. string.format(fmt, ...), 0) end
 
--- require "semseg.<name>", or a clear error naming the missing module
-function M.need(name, who)
-  local loaded = package.loaded["semseg"]
-  if type(loaded) == "table" and loaded[name] then return loaded[name] end
-  local ok, mod = pcall(require, "semseg." .. name)
-  if ok then return mod end
-  if tostring(mod):find("module 'semseg." .. name .. "' not found", 1, true) then
-    error(string.format("%s needs sg.%s (module semseg.%s), which is not in this build", who or "sg.experiment",
-      name, name), 0)
-  end
-  error(mod, 0)
-end
-
-function M.have(name)
-  local loaded = package.loaded["semseg"]
-  if type(loaded) == "table" and loaded[name] then return true end
-  local ok = pcall(require, "semseg." .. name)
-  return ok
-end
-
 ---------------------------------------------------------------- small helpers
 local function mkdir(d)
-  local ok = os.execute("mkdir -p '" .. d:gsub("'", "'\\''") .. "'")
-  if not ok then fail("cannot create the folder %s", d) end
+  local ok, err = pcall(core.fs.mkdir_p, d)
+  if not ok then fail("cannot create the folder %s: %s", d, tostring(err):gsub("^.*: ", "")) end
 end
 
 -- JSON-safe copy: functions and userdata become descriptive strings, NaN/inf become null
@@ -137,34 +125,8 @@ function M.format_table(header, rows)
   return table.concat(lines, "\n")
 end
 
--- history (list of tables) -> CSV text, epoch first then the other keys sorted
-function M.history_csv(history)
-  local keys, seen = {}, {}
-  for _, h in ipairs(history) do
-    for k, v in pairs(h) do
-      if type(k) == "string" and (type(v) == "number" or type(v) == "string" or type(v) == "boolean") and not seen[k] then
-        seen[k] = true
-        if k ~= "epoch" then keys[#keys + 1] = k end
-      end
-    end
-  end
-  table.sort(keys)
-  if seen.epoch then table.insert(keys, 1, "epoch") end
-  local lines = {table.concat(keys, ",")}
-  for _, h in ipairs(history) do
-    local row = {}
-    for i, k in ipairs(keys) do
-      local v = h[k]
-      if type(v) == "number" then
-        row[i] = math.type(v) == "integer" and tostring(v) or string.format("%.8g", v)
-      else
-        row[i] = v == nil and "" or tostring(v)
-      end
-    end
-    lines[#lines + 1] = table.concat(row, ",")
-  end
-  return table.concat(lines, "\n") .. "\n"
-end
+-- history (list of tables) -> CSV text (the format of sg.train's csv_logger)
+M.history_csv = train_mod.history_csv
 
 ---------------------------------------------------------------- metrics on predictions
 -- class ids (H x W, i64) from probabilities C x H x W (C = 1: sigmoid foreground > 0.5)
@@ -246,7 +208,7 @@ end
 -- validates the options and returns the resolved model list (no training, no files)
 function M.validate(o)
   if type(o) ~= "table" then fail("expected a table of options") end
-  for k in pairs(o) do if not KEYS[k] then fail("unknown option '%s'", tostring(k)) end end
+  util.check_options(o, KEYS, "sg.experiment.compare")
   local list = model_list(o)
   if o.data == nil then fail("data must be a data set with labels (sg.data.folder{...})") end
   if type(o.loss) ~= "function" then fail("loss must be a function(logits, target)") end
@@ -262,7 +224,7 @@ function M.validate(o)
   if o.device ~= nil and o.device ~= "cpu" and o.device ~= "cuda" and o.device ~= "auto" then
     fail("device must be \"cpu\", \"cuda\" or \"auto\" (got %s)", tostring(o.device))
   end
-  local ok, err = pcall(require("semseg.amp").normalize_dtype, o.amp, "amp")
+  local ok, err = pcall(amp_mod.normalize_dtype, o.amp, "amp")
   if not ok then fail("%s", err) end
   return list
 end
@@ -275,8 +237,7 @@ local function build_model(m, o)
     builder = type(o.build) == "table" and o.build[s.arch] or nil
     if type(o.build) == "function" then return o.build(s.arch, s.cfg or {}) end
   else
-    local models = M.need("models", "sg.experiment.compare")
-    builder = models[s.arch]
+    builder = models_mod[s.arch]
   end
   if type(builder) ~= "function" then fail("model '%s': unknown arch '%s'", m.name, s.arch) end
   return builder(s.cfg or {})
@@ -316,63 +277,57 @@ local function centre_crop(t, size)
   return t:contiguous()
 end
 
-function M.compare(o)
+-- compare(o) is the five steps below in turn; each can be called on its own (a driver that wants
+-- another test protocol or more figures calls them itself):
+--   local run = experiment.data(o)                  -- validate, split, plan crops and tiles, config.json
+--   for i = 1, #run.models do
+--     local model = experiment.train(run, i)        -- train model i, write its history and checkpoint
+--     experiment.test(run, i, model)                -- score it on the test images -> run.results[i]
+--   end
+--   experiment.figures(run)                         -- loss / IoU / Dice curves and the prediction panels
+--   local results, table_text = experiment.report(run)   -- metrics.csv|json, report.html, the text table
+function M.data(o)
   local models = M.validate(o)
-  local say = o.quiet and function() end or function(...) print(string.format(...)) end
-  local fit = o.fit
-  if not fit then fit = M.need("train", "sg.experiment.compare").fit end
-  local predict = o.predict
+  local run = {o = o, models = models, say = o.quiet and function() end or function(...) print(string.format(...)) end}
+  run.fit = o.fit or train_mod.fit
   local tile = o.tile or {size = o.val_tile or o.patch or 256, overlap = 0.25}
-  local device = require("semseg.device").resolve(o.device or "cpu", "sg.experiment.compare")
-  local amp = require("semseg.amp").normalize_dtype(o.amp, "sg.experiment.compare")
-  if not predict then
-    local P = M.need("predict", "sg.experiment.compare")
+  local device = device_mod.resolve(o.device or "cpu", "sg.experiment.compare")
+  local amp = amp_mod.normalize_dtype(o.amp, "sg.experiment.compare")
+  run.tile, run.device, run.amp = tile, device, amp
+  run.predict = o.predict or function(model, image)
     -- sliding windows of tile.size, overlapping by the fraction tile.overlap, Gaussian-blended
-    predict = function(model, image)
-      return P.tiled(model, image, {tile = tile.size, overlap = tile.overlap, amp = amp})
-    end
+    return predict_mod.tiled(model, image, {tile = tile.size, overlap = tile.overlap, amp = amp})
   end
-  if not o.build then
-    for _, m in ipairs(models) do if type(m.spec) == "table" then M.need("models", "sg.experiment.compare"); break end end
-  end
-  local data_mod = require "semseg.datasets"
   local seed = o.seed or 0
-  local nclasses = o.metrics.classes
-  local out = o.out
-  mkdir(out)
+  run.seed, run.nclasses, run.out = seed, o.metrics.classes, o.out
+  mkdir(run.out)
 
   -- one split, one crop plan, one augmentation stream for every model
   local split = o.split or {0.9, 0.1}
   local parts = {o.data:split{split[1], split[2], split[3], seed = seed}}
   local train_ds, val_ds = parts[1], parts[2]
   local test_ds = o.test or parts[3] or val_ds
-  local test_kind = o.test and "test set" or (parts[3] and "test split" or "validation split")
+  run.train_ds, run.val_ds, run.test_ds = train_ds, val_ds, test_ds
+  run.test_kind = o.test and "test set" or (parts[3] and "test split" or "validation split")
   local patch = o.patch or 256
-  local train_view
+  run.patch = patch
   if o.sampling == "tiles" then
-    train_view = train_ds:tiles{size = patch}
+    run.train_view = train_ds:tiles{size = patch}
   elseif o.sampling == nil or o.sampling == "crops" then
-    train_view = train_ds:random_crops{size = patch, n = o.crops or math.max(#train_ds * 4, o.batch or 1),
+    run.train_view = train_ds:random_crops{size = patch, n = o.crops or math.max(#train_ds * 4, o.batch or 1),
       foreground = o.foreground, seed = seed}
   else
     fail("sampling must be \"crops\" or \"tiles\" (got %s)", tostring(o.sampling))
   end
-  local val_view = val_ds:tiles{size = o.val_tile or patch}
-  local function loaders()
-    local pin = device ~= "cpu"
-    local tl = data_mod.loader(train_view, {batch = o.batch or 1, shuffle = true, seed = seed, augment = o.recipe,
-      workers = o.workers or 0, pin_memory = pin})
-    local vl = data_mod.loader(val_view, {batch = o.batch or 1, shuffle = false, seed = seed, workers = 0,
-      pin_memory = pin})
-    return tl, vl
-  end
+  run.val_view = val_ds:tiles{size = o.val_tile or patch}
 
   -- config.json: everything that can be written down, plus the caller's re-run recipe
   local config = {
-    name = o.name, out = out, seed = seed, epochs = o.epochs, batch = o.batch or 1, split = split, patch = patch,
-    crops = #train_view, val_tile = o.val_tile or patch, tile = tile, metrics = o.metrics, class_names = o.class_names,
-    workers = o.workers or 0, recipe = o.recipe and plain(o.recipe) or nil, device = device, amp = amp,
-    models = {}, sizes = {train = #train_ds, val = #val_ds, test = #test_ds, test_kind = test_kind},
+    name = o.name, out = run.out, seed = seed, epochs = o.epochs, batch = o.batch or 1, split = split, patch = patch,
+    crops = #run.train_view, val_tile = o.val_tile or patch, tile = tile, metrics = o.metrics,
+    class_names = o.class_names, workers = o.workers or 0, recipe = o.recipe and plain(o.recipe) or nil,
+    device = device, amp = amp, models = {},
+    sizes = {train = #train_ds, val = #val_ds, test = #test_ds, test_kind = run.test_kind},
     split_names = {train = {}, val = {}, test = {}},
     run = o.config,
   }
@@ -383,85 +338,168 @@ function M.compare(o)
     config.models[i] = type(m.spec) == "table" and {name = m.name, arch = m.spec.arch, cfg = plain(m.spec.cfg or {})}
       or {name = m.name, builder = "<function>"}
   end
-  core.write_file_atomic(out .. "/config.json", json.encode(config) .. "\n")
+  core.write_file_atomic(run.out .. "/config.json", json.encode(config) .. "\n")
+  run.config = config
+  run.results, run.histories, run.panel_preds = {}, {}, {}
+  run.npanel = math.min(o.panels or 3, #test_ds)
+  return run
+end
 
-  local results, histories, panel_preds = {}, {}, {}
-  local npanel = math.min(o.panels or 3, #test_ds)
-  for mi, m in ipairs(models) do
-    say("== %s (%d/%d)", m.name, mi, #models)
-    core.manual_seed(seed)
-    local model = build_model(m, o)
-    if device ~= "cpu" and type(model.to) == "function" then model:to(device) end
-    local opt = o.optimizer(model:parameters())
-    local sched = o.scheduler and o.scheduler(opt) or nil
-    local tl, vl = loaders()
-    local args = {model = model, loss = o.loss, optimizer = opt, scheduler = sched, train = tl, val = vl,
-      epochs = o.epochs, metrics = o.metrics, amp = amp}
-    if o.callbacks then args.callbacks = o.callbacks(m.name, model, opt) end
-    for k, v in pairs(o.fit_options or {}) do args[k] = v end
-    local t0 = core.clock()
-    local history = fit(args) or {}
-    local elapsed = core.clock() - t0
-    tl:close(); vl:close()
-    histories[m.name] = history
-    local dir = out .. "/" .. m.name
-    mkdir(dir)
-    core.write_file_atomic(dir .. "/history.csv", M.history_csv(history))
-    core.write_file_atomic(dir .. "/history.json", json.encode(plain(history)) .. "\n")
-    local ck = M.need("checkpoint")
-    ck.save(dir .. "/checkpoint.safetensors", {model = model, optimizer = opt, scheduler = sched,
-      epoch = #history, history = plain(history), config = config.models[mi]})
+-- the training and validation loaders of one model (fresh per model: the same batches for each)
+local function loaders(run)
+  local o, pin = run.o, run.device ~= "cpu"
+  local tl = datasets.loader(run.train_view, {batch = o.batch or 1, shuffle = true, seed = run.seed,
+    augment = o.recipe, workers = o.workers or 0, pin_memory = pin})
+  local vl = datasets.loader(run.val_view, {batch = o.batch or 1, shuffle = false, seed = run.seed, workers = 0,
+    pin_memory = pin})
+  return tl, vl
+end
 
-    -- test: per-image scores from full-image predictions
-    if type(model.eval) == "function" then model:eval() end
-    local ious, dices, accs = {}, {}, {}
-    local total = {inter = {}, pred = {}, truth = {}, pixels = 0}
-    for c = 1, nclasses do total.inter[c], total.pred[c], total.truth[c] = 0, 0, 0 end
-    panel_preds[m.name] = {}
-    local tt0 = core.clock()
-    for i = 1, #test_ds do
-      local image, truth = test_ds:get(i)
-      local probs = core.no_grad(function() return predict(model, image) end)
-      local pred = M.classes_of(probs)
-      local cf = M.confusion(pred, truth, nclasses)
-      local iou, dice, acc = M.scores(cf)
-      ious[i], dices[i], accs[i] = iou, dice, acc
-      for c = 1, nclasses do
-        total.inter[c] = total.inter[c] + cf.inter[c]
-        total.pred[c] = total.pred[c] + cf.pred[c]
-        total.truth[c] = total.truth[c] + cf.truth[c]
-      end
-      total.pixels = total.pixels + cf.pixels
-      if i <= npanel then panel_preds[m.name][i] = pred end
+-- builds model mi from the seed, trains it, writes <out>/<name>/history.csv|json and checkpoint.safetensors;
+-- returns the trained model (run.histories[name] holds its history, run.train_seconds[name] the time)
+function M.train(run, mi)
+  local o, m = run.o, run.models[mi]
+  run.say("== %s (%d/%d)", m.name, mi, #run.models)
+  core.manual_seed(run.seed)
+  local model = build_model(m, o)
+  if run.device ~= "cpu" and type(model.to) == "function" then model:to(run.device) end
+  local opt = o.optimizer(model:parameters())
+  local sched = o.scheduler and o.scheduler(opt) or nil
+  local tl, vl = loaders(run)
+  local args = {model = model, loss = o.loss, optimizer = opt, scheduler = sched, train = tl, val = vl,
+    epochs = o.epochs, metrics = o.metrics, amp = run.amp}
+  if o.callbacks then args.callbacks = o.callbacks(m.name, model, opt) end
+  for k, v in pairs(o.fit_options or {}) do args[k] = v end
+  local t0 = core.clock()
+  local history = run.fit(args) or {}
+  run.train_seconds = run.train_seconds or {}
+  run.train_seconds[m.name] = core.clock() - t0
+  tl:close(); vl:close()
+  run.histories[m.name] = history
+  local dir = run.out .. "/" .. m.name
+  mkdir(dir)
+  core.write_file_atomic(dir .. "/history.csv", M.history_csv(history))
+  core.write_file_atomic(dir .. "/history.json", json.encode(plain(history)) .. "\n")
+  checkpoint.save(dir .. "/checkpoint.safetensors", {model = model, optimizer = opt, scheduler = sched,
+    epoch = #history, history = plain(history), config = run.config.models[mi]})
+  return model
+end
+
+-- scores model mi per image on the test images (full-image predictions) -> run.results[mi]; keeps the
+-- first run.npanel predictions for the panels
+function M.test(run, mi, model)
+  local m, nclasses, test_ds = run.models[mi], run.nclasses, run.test_ds
+  local history = run.histories[m.name] or {}
+  if type(model.eval) == "function" then model:eval() end
+  local ious, dices, accs = {}, {}, {}
+  local total = {inter = {}, pred = {}, truth = {}, pixels = 0}
+  for c = 1, nclasses do total.inter[c], total.pred[c], total.truth[c] = 0, 0, 0 end
+  run.panel_preds[m.name] = {}
+  local tt0 = core.clock()
+  for i = 1, #test_ds do
+    local image, truth = test_ds:get(i)
+    local probs = core.no_grad(function() return run.predict(model, image) end)
+    local pred = M.classes_of(probs)
+    local cf = M.confusion(pred, truth, nclasses)
+    local iou, dice, acc = M.scores(cf)
+    ious[i], dices[i], accs[i] = iou, dice, acc
+    for c = 1, nclasses do
+      total.inter[c] = total.inter[c] + cf.inter[c]
+      total.pred[c] = total.pred[c] + cf.pred[c]
+      total.truth[c] = total.truth[c] + cf.truth[c]
     end
-    local test_time = core.clock() - tt0
-    local iou_m, iou_s = mean_std(ious)
-    local dice_m, dice_s = mean_std(dices)
-    local acc_m = mean_std(accs)
-    local _, _, _, per_class = M.scores(total)
-    local pooled, npc = 0, 0
-    for c = 1, nclasses do if per_class[c] then pooled, npc = pooled + per_class[c], npc + 1 end end
-    local nep = math.max(#history, 1)
-    local r = {
-      model = m.name, params = num_params(model), epochs = #history, time_per_epoch = elapsed / nep,
-      train_loss = last_with(history, {"loss", "train_loss"}),
-      val_loss = last_with(history, {"val_loss"}),
-      val_iou = last_with(history, {"val_iou", "val_miou"}),
-      best_val_iou = best_of(history, "val_iou"),
-      val_dice = last_with(history, {"val_dice"}),
-      val_acc = last_with(history, {"val_acc", "val_accuracy", "val_pixel_accuracy"}),
-      test_iou = iou_m, test_iou_std = iou_s, test_dice = dice_m, test_dice_std = dice_s, test_acc = acc_m,
-      test_class_iou = per_class, test_miou_pooled = npc > 0 and pooled / npc or nil, test_images = #test_ds,
-      test_seconds = test_time,
-    }
-    results[mi] = r
-    say("   %s: %d params, %.1f s/epoch, test IoU %s +- %s, Dice %s +- %s", m.name, r.params, r.time_per_epoch,
-      fmt_num(iou_m), fmt_num(iou_s), fmt_num(dice_m), fmt_num(dice_s))
-    if type(model.train) == "function" then model:train() end
-    collectgarbage()
+    total.pixels = total.pixels + cf.pixels
+    if i <= run.npanel then run.panel_preds[m.name][i] = pred end
   end
+  local test_time = core.clock() - tt0
+  local iou_m, iou_s = mean_std(ious)
+  local dice_m, dice_s = mean_std(dices)
+  local acc_m = mean_std(accs)
+  local _, _, _, per_class = M.scores(total)
+  local pooled, npc = 0, 0
+  for c = 1, nclasses do if per_class[c] then pooled, npc = pooled + per_class[c], npc + 1 end end
+  local nep = math.max(#history, 1)
+  local r = {
+    model = m.name, params = num_params(model), epochs = #history,
+    time_per_epoch = (run.train_seconds and run.train_seconds[m.name] or 0) / nep,
+    train_loss = last_with(history, {"loss", "train_loss"}),
+    val_loss = last_with(history, {"val_loss"}),
+    val_iou = last_with(history, {"val_iou", "val_miou"}),
+    best_val_iou = best_of(history, "val_iou"),
+    val_dice = last_with(history, {"val_dice"}),
+    val_acc = last_with(history, {"val_acc", "val_accuracy", "val_pixel_accuracy"}),
+    test_iou = iou_m, test_iou_std = iou_s, test_dice = dice_m, test_dice_std = dice_s, test_acc = acc_m,
+    test_class_iou = per_class, test_miou_pooled = npc > 0 and pooled / npc or nil, test_images = #test_ds,
+    test_seconds = test_time,
+  }
+  run.results[mi] = r
+  run.say("   %s: %d params, %.1f s/epoch, test IoU %s +- %s, Dice %s +- %s", m.name, r.params, r.time_per_epoch,
+    fmt_num(iou_m), fmt_num(iou_s), fmt_num(dice_m), fmt_num(dice_s))
+  if type(model.train) == "function" then model:train() end
+  return r
+end
 
-  -- the metrics table
+-- the training curves (loss.png, val_iou.png, val_dice.png) and the prediction panels (panels.png) of the
+-- models trained and tested so far; sets run.images and run.panel_file for the report
+function M.figures(run)
+  local out, models, nclasses, test_ds = run.out, run.models, run.nclasses, run.test_ds
+  local function curve(file, title, ylabel, keys)
+    local series = {}
+    for _, m in ipairs(models) do
+      local h = run.histories[m.name] or {}
+      for _, k in ipairs(keys) do
+        local x, y, any = {}, {}, false
+        for i, e in ipairs(h) do
+          x[i] = type(e.epoch) == "number" and e.epoch or i
+          local v = e[k[1]]
+          y[i] = type(v) == "number" and v or 0 / 0
+          if type(v) == "number" then any = true end
+        end
+        if any then series[#series + 1] = {name = m.name .. (k[2] and (" " .. k[2]) or ""), y = y, x = x} end
+      end
+    end
+    if #series == 0 then return nil end
+    plot.lines{path = out .. "/" .. file, title = title, xlabel = "epoch", ylabel = ylabel, series = series}
+    return file
+  end
+  local images = {}
+  local f = curve("loss.png", "loss", "loss", {{"loss", "train"}, {"val_loss", "val"}})
+  if f then images[#images + 1] = {src = f, caption = "training (train) and validation (val) loss per epoch"} end
+  f = curve("val_iou.png", "validation IoU", "IoU", {{"val_iou"}})
+  if f then images[#images + 1] = {src = f, caption = "validation mean IoU per epoch"} end
+  f = curve("val_dice.png", "validation Dice", "Dice", {{"val_dice"}})
+  if f then images[#images + 1] = {src = f, caption = "validation mean Dice per epoch"} end
+  run.images = images
+
+  -- prediction panels: image | truth | each model
+  run.panel_file = nil
+  if run.npanel > 0 then
+    local psize = 256
+    local rows_p, titles = {}, {"image", "truth"}
+    for _, m in ipairs(models) do titles[#titles + 1] = m.name end
+    for i = 1, run.npanel do
+      local image, truth = test_ds:get(i)
+      local img1 = image[1]
+      local lo, hi = img1:min():item(), img1:max():item()
+      local shown = (img1 - lo) / math.max(hi - lo, 1e-12)
+      local row = {centre_crop(shown, psize), plot.colorize(centre_crop(truth, psize), nclasses)}
+      for _, m in ipairs(models) do
+        row[#row + 1] = plot.colorize(centre_crop(run.panel_preds[m.name][i], psize), nclasses)
+      end
+      rows_p[i] = row
+    end
+    local names = {}
+    for i = 1, run.npanel do names[i] = (test_ds:name(i):gsub("^.*/", ""):gsub("%.[^.]*$", "")) end
+    run.panel_file = "panels.png"
+    plot.grid{path = out .. "/" .. run.panel_file, rows = rows_p, titles = titles, row_titles = names}
+  end
+  return images, run.panel_file
+end
+
+-- metrics.csv and metrics.json, report.html (with the figures when M.figures ran) and the text table
+-- -> results, table text
+function M.report(run)
+  local o, out, results, nclasses = run.o, run.out, run.results, run.nclasses
   local header = {"model", "params", "s/epoch", "epochs", "train loss", "val loss", "val IoU", "val Dice", "val acc",
     "test IoU", "test Dice"}
   local class_names = o.class_names
@@ -503,56 +541,6 @@ function M.compare(o)
   core.write_file_atomic(out .. "/metrics.csv", table.concat(csv, "\n") .. "\n")
   core.write_file_atomic(out .. "/metrics.json", json.encode(plain(results)) .. "\n")
 
-  -- training curves
-  local function curve(file, title, ylabel, keys)
-    local series = {}
-    for _, m in ipairs(models) do
-      local h = histories[m.name]
-      for _, k in ipairs(keys) do
-        local x, y, any = {}, {}, false
-        for i, e in ipairs(h) do
-          x[i] = type(e.epoch) == "number" and e.epoch or i
-          local v = e[k[1]]
-          y[i] = type(v) == "number" and v or 0 / 0
-          if type(v) == "number" then any = true end
-        end
-        if any then series[#series + 1] = {name = m.name .. (k[2] and (" " .. k[2]) or ""), y = y, x = x} end
-      end
-    end
-    if #series == 0 then return nil end
-    plot.lines{path = out .. "/" .. file, title = title, xlabel = "epoch", ylabel = ylabel, series = series}
-    return file
-  end
-  local images = {}
-  local f = curve("loss.png", "loss", "loss", {{"loss", "train"}, {"val_loss", "val"}})
-  if f then images[#images + 1] = {src = f, caption = "training (train) and validation (val) loss per epoch"} end
-  f = curve("val_iou.png", "validation IoU", "IoU", {{"val_iou"}})
-  if f then images[#images + 1] = {src = f, caption = "validation mean IoU per epoch"} end
-  f = curve("val_dice.png", "validation Dice", "Dice", {{"val_dice"}})
-  if f then images[#images + 1] = {src = f, caption = "validation mean Dice per epoch"} end
-
-  -- prediction panels: image | truth | each model
-  local panel_file
-  if npanel > 0 then
-    local psize = 256
-    local rows_p, titles = {}, {"image", "truth"}
-    for _, m in ipairs(models) do titles[#titles + 1] = m.name end
-    for i = 1, npanel do
-      local image, truth = test_ds:get(i)
-      local img1 = image[1]
-      local lo, hi = img1:min():item(), img1:max():item()
-      local shown = (img1 - lo) / math.max(hi - lo, 1e-12)
-      local row = {centre_crop(shown, psize), plot.colorize(centre_crop(truth, psize), nclasses)}
-      for _, m in ipairs(models) do row[#row + 1] = plot.colorize(centre_crop(panel_preds[m.name][i], psize), nclasses) end
-      rows_p[i] = row
-    end
-    local names = {}
-    for i = 1, npanel do names[i] = (test_ds:name(i):gsub("^.*/", ""):gsub("%.[^.]*$", "")) end
-    panel_file = "panels.png"
-    plot.grid{path = out .. "/" .. panel_file, rows = rows_p, titles = titles, row_titles = names}
-  end
-
-  -- the report
   local table_text = M.format_table(header, rows)
   local html_rows = {}
   for i, r in ipairs(rows) do html_rows[i] = r end
@@ -562,12 +550,14 @@ function M.compare(o)
       or "random crops") .. " (%dx%d, %d per epoch) and the same "
       .. "augmentation; %d epochs, batch %d. Train %d / validation %d images; test scores are per image on the %s "
       .. "(%d images), mean ± standard deviation.",
-      #models, seed, patch, patch, #train_view, o.epochs, o.batch or 1, #train_ds, #val_ds, test_kind, #test_ds),
-     pre = json.encode(plain(config.models))},
+      #run.models, run.seed, run.patch, run.patch, #run.train_view, o.epochs, o.batch or 1, #run.train_ds,
+      #run.val_ds, run.test_kind, #run.test_ds),
+     pre = json.encode(plain(run.config.models))},
     {heading = "Metrics", table = {header = header, rows = html_rows}},
   }
+  local images = run.images or {}
   if #images > 0 then sections[#sections + 1] = {heading = "Training curves", images = images} end
-  if panel_file then
+  if run.panel_file then
     local legend = {}
     for c = 1, nclasses do
       local col = plot.class_colors[(c - 1) % #plot.class_colors + 1]
@@ -575,18 +565,29 @@ function M.compare(o)
         col[1], col[2], col[3])
     end
     sections[#sections + 1] = {heading = "Predictions", text = "Central crops of test images. Colours: "
-      .. table.concat(legend, ", ") .. ".", images = {{src = panel_file, caption = "image | truth | each model"}}}
+      .. table.concat(legend, ", ") .. ".", images = {{src = run.panel_file, caption = "image | truth | each model"}}}
   end
   report.html{path = out .. "/report.html", title = o.name or "comparison", subtitle = out, sections = sections}
-  say("\n%s\n\nrun folder: %s (report.html, metrics.csv, config.json)", table_text, out)
+  run.say("\n%s\n\nrun folder: %s (report.html, metrics.csv, config.json)", table_text, out)
   return results, table_text
+end
+
+function M.compare(o)
+  local run = M.data(o)
+  for mi = 1, #run.models do
+    local model = M.train(run, mi)
+    M.test(run, mi, model)
+    collectgarbage()
+  end
+  M.figures(run)
+  return M.report(run)
 end
 
 ---------------------------------------------------------------- data helpers for drivers
 -- writes synthetic EM-like images and masks (sg.data.synthetic_cells) as PNGs under dir and
 -- returns them as a folder data set: {n, size, classes, seed} -> dataset
 function M.synthetic_dataset(dir, opts)
-  local aug = require "semseg.augment"
+  local aug = require "semseg.augment" -- sg.data's transforms and synthetic data
   opts = opts or {}
   local classes = opts.classes or 2
   local images, masks = aug.synthetic_cells{n = opts.n or 8, size = opts.size or 256, classes = classes,
@@ -599,34 +600,10 @@ function M.synthetic_dataset(dir, opts)
   end
   local map = {}
   for c = 0, classes - 1 do map[c] = c end
-  return require("semseg.datasets").folder{images = dir .. "/images", labels = dir .. "/labels", classes = map}
+  return datasets.folder{images = dir .. "/images", labels = dir .. "/labels", classes = map}
 end
 
--- --key value / --flag command-line options (numbers converted); positional arguments in [1], [2] ...
-function M.parse_args(argv, flags)
-  flags = flags or {}
-  local o, pos = {}, {}
-  local i = 1
-  while argv and i <= #argv do
-    local a = argv[i]
-    local k, v = a:match("^%-%-([%w_%-]+)=(.*)$")
-    if k then
-      o[k:gsub("%-", "_")] = tonumber(v) or v
-    elseif a:match("^%-%-") then
-      k = a:sub(3):gsub("%-", "_")
-      if flags[k] or i == #argv or argv[i + 1]:match("^%-%-") then
-        o[k] = true
-      else
-        o[k] = tonumber(argv[i + 1]) or argv[i + 1]
-        i = i + 1
-      end
-    else
-      pos[#pos + 1] = a
-    end
-    i = i + 1
-  end
-  for j, p in ipairs(pos) do o[j] = p end
-  return o
-end
+-- --key value / --flag command-line options for drivers (semseg_app.cli)
+M.parse_args = require("semseg_app.cli").parse_args
 
 return M

@@ -7,6 +7,7 @@
 --   sg.plot.grid{path = "panels.png", rows = {{img, truth, pred}, ...}, titles = {"image", ...}}
 --   sg.plot.colorize(mask, nclasses) -> 3 x H x W u8 (class colours)
 local core = require "semseg.core"
+local util = require "semseg.util"
 
 local M = {}
 
@@ -298,10 +299,8 @@ local function is_num(v) return type(v) == "number" and v == v and v ~= math.hug
 -- sg.plot.lines{...} -> the image as a 3 x H x W u8 tensor (written to path when given)
 function M.lines(o)
   local op = "lines"
-  if type(o) ~= "table" then fail(op, "expected a table of options") end
-  local allowed = {path = true, title = true, x = true, series = true, xlabel = true, ylabel = true, width = true,
-    height = true, ylim = true, xlim = true, legend = true}
-  for k in pairs(o) do if not allowed[k] then fail(op, "unknown option '%s'", tostring(k)) end end
+  util.check_options(o, {"path", "title", "x", "series", "xlabel", "ylabel", "width", "height", "ylim", "xlim",
+    "legend"}, "sg.plot." .. op)
   local series = o.series
   if type(series) ~= "table" or #series == 0 then fail(op, "series must be a non-empty list of {name =, y =}") end
   local W, H = o.width or 800, o.height or 480

@@ -19,16 +19,17 @@
 --
 --   sg.predict.classes(probs, {threshold = 0.5}) -> class ids (H x W or N x H x W, i64): argmax over the
 --     class dim, or probs > threshold for a single (sigmoid) channel.
---   sg.predict.overlay(image, pred, truth_or_nil, path) -> writes an RGB PNG (semseg.overlay).
+--   sg.predict.overlay(image, pred, truth_or_nil, path) -> writes an RGB PNG (semseg_app.overlay).
 --   sg.predict.main(args) -> exit status: the `semseg predict` command.
 local core = require "semseg.core"
+local util = require "semseg.util"
 local F = require "semseg.functional"
 
 local M = {}
 
 local function fail(op, fmt, ...) error("predict." .. op .. ": " .. string.format(fmt, ...), 3) end
 
-local function is_tensor(v) return type(v) == "userdata" and getmetatable(v) == getmetatable(core.zeros{1}) end
+local is_tensor = util.is_tensor
 
 local FLOAT = {f32 = true, f64 = true, f16 = true, bf16 = true}
 
@@ -97,16 +98,7 @@ end
 
 local function check_opts(op, opts, known)
   if opts == nil then return {} end
-  if type(opts) ~= "table" then fail(op, "options must be a table (got %s)", type(opts)) end
-  for k in pairs(opts) do
-    if not known[k] then
-      local names = {}
-      for n in pairs(known) do names[#names + 1] = n end
-      table.sort(names)
-      fail(op, "unknown option '%s' (known: %s)", tostring(k), table.concat(names, ", "))
-    end
-  end
-  return opts
+  return util.check_options(opts, known, "predict." .. op)
 end
 
 local function activate(y, activation)
@@ -258,7 +250,7 @@ function M.classes(probs, opts)
   return probs:argmax(cdim)
 end
 
-local overlay = require "semseg.overlay"
+local overlay = require "semseg_app.overlay"
 M.overlay = overlay.write
 M.compose_overlay = overlay.compose
 
@@ -292,14 +284,9 @@ Exit status: 0 ok, 1 error, 2 usage error.
 
 local function stem(path) return (path:gsub("^.*/", ""):gsub("%.[^.]*$", "")) end
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
 local function is_dir(path)
-  local f = io.open(path, "rb")
-  if not f then return false end
-  local _, _, code = f:read(1)
-  f:close()
-  return code == 21 -- EISDIR
+  local st = path ~= "" and core.fs.stat(path)
+  return st and st.type == "dir" or false
 end
 
 local function exists(path)
@@ -308,15 +295,13 @@ local function exists(path)
   return false
 end
 
+-- the PNG and TIFF files of dir, sorted by name; hidden files are left out
 local function list_images(dir)
-  local p = io.popen("ls -1 " .. q(dir) .. " 2>/dev/null")
   local files = {}
-  for f in p:lines() do
+  for _, f in ipairs(core.fs.list_dir(dir)) do
     local l = f:lower()
-    if l:match("%.png$") or l:match("%.tiff?$") then files[#files + 1] = dir .. "/" .. f end
+    if f:sub(1, 1) ~= "." and (l:match("%.png$") or l:match("%.tiff?$")) then files[#files + 1] = dir .. "/" .. f end
   end
-  p:close()
-  table.sort(files)
   return files
 end
 
@@ -462,7 +447,7 @@ end
 
 function M.run(o, log)
   log = log or function() end
-  local overlay = require "semseg.overlay"
+  local overlay = require "semseg_app.overlay"
   local model, meta = M.load_model(o.model, o.builder)
   if o.device then
     local dev = require("semseg.device").resolve(o.device, "--device")
@@ -480,8 +465,8 @@ function M.run(o, log)
     error("cannot read the input '" .. o.input .. "'", 0)
   end
   if o.truth and not is_dir(o.truth) then error("--truth must be a folder (got '" .. o.truth .. "')", 0) end
-  os.execute("mkdir -p " .. q(o.out))
-  if not is_dir(o.out) then error("cannot create the output folder '" .. o.out .. "'", 0) end
+  local ok, err = pcall(core.fs.mkdir_p, o.out)
+  if not ok then error("cannot create the output folder '" .. o.out .. "': " .. tostring(err):gsub("^.*: ", ""), 0) end
   local topts = {tile = o.tile or math.tointeger(config.tile) or 256, overlap = o.overlap or 0.25,
                  batch = o.batch or 4, tta = o.tta or false, activation = o.activation, margin = o.margin,
                  amp = o.amp}

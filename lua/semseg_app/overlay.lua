@@ -9,6 +9,7 @@
 -- truth is class 0 (a false detection), magenta elsewhere (a missed or confused class).
 -- opts: alpha = 0.35 (class tint), error_alpha = 0.7, colors = {{r, g, b}, ...} (class 1 first).
 local core = require "semseg.core"
+local util = require "semseg.util"
 
 local M = {}
 
@@ -19,7 +20,7 @@ M.colors = {
 M.false_positive = {255, 0, 0}
 M.wrong = {255, 0, 255}
 
-local function is_tensor(v) return type(v) == "userdata" and getmetatable(v) == getmetatable(core.zeros{1}) end
+local is_tensor = util.is_tensor
 
 local function fail(fmt, ...) error("overlay: " .. string.format(fmt, ...), 3) end
 
@@ -57,11 +58,7 @@ local function palette(n, colors)
 end
 
 function M.compose(image, pred, truth, opts)
-  opts = opts or {}
-  if type(opts) ~= "table" then fail("options must be a table (got %s)", type(opts)) end
-  for k in pairs(opts) do
-    if k ~= "alpha" and k ~= "error_alpha" and k ~= "colors" then fail("unknown option '%s'", tostring(k)) end
-  end
+  opts = util.check_options(opts or {}, {"alpha", "error_alpha", "colors"}, "overlay.compose")
   local g = gray(image)
   local H, W = g.shape[2], g.shape[3]
   pred = as_mask(pred, "pred", H, W)

@@ -1,6 +1,6 @@
 -- Progress display for training loops.
 --
---   local progress = require "semseg.progress"
+--   local progress = require "semseg_app.progress"
 --   local bar = progress.new{title = "epoch 3/20", total = 40}       -- total steps (nil when unknown)
 --   for step = 1, 40 do ...; bar:update(step, {samples = 8, values = {loss = l}}) end
 --   bar:finish{loss = 0.31, val_loss = 0.35, val_iou = 0.71}         -- the epoch's summary line

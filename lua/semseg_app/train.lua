@@ -34,8 +34,9 @@
 -- (sg.amp.GradScaler, or your own as grad_scaler =): a step whose gradients hold inf/NaN is skipped and
 -- counted in the record as amp_skipped. The scaler's state is saved in checkpoints and restored on resume.
 local core = require "semseg.core"
+local util = require "semseg.util"
 local metrics = require "semseg.metrics"
-local progress = require "semseg.progress"
+local progress = require "semseg_app.progress"
 local checkpoint = require "semseg.checkpoint"
 local json = require "semseg.json"
 local device_mod = require "semseg.device"
@@ -46,17 +47,7 @@ local function fail(op, fmt, ...) error("sg.train." .. op .. ": " .. string.form
 local function clock() return core.clock() end
 local function MC() return core.metrics_core end
 
-local function check_keys(op, o, allowed)
-  if type(o) ~= "table" then fail(op, "expected a table of options (got %s)", type(o)) end
-  for k in pairs(o) do
-    if not allowed[k] then
-      local names = {}
-      for n in pairs(allowed) do names[#names + 1] = n end
-      table.sort(names)
-      fail(op, "unknown option %s (known: %s)", tostring(k), table.concat(names, ", "))
-    end
-  end
-end
+local function check_keys(op, o, allowed) util.check_options(o, allowed, "sg.train." .. op) end
 
 -- batches(source, epoch) -> iterator of images, masks
 local function batches(src, epoch)
@@ -287,40 +278,32 @@ local function write_atomic(path, text)
   assert(os.rename(tmp, path))
 end
 
--- the columns of a history: epoch, lr, loss, val_loss first, time last, the rest sorted
-local FIRST = {"epoch", "lr", "loss", "val_loss"}
-local function columns(history)
-  local seen, rest = {}, {}
-  for _, k in ipairs(FIRST) do seen[k] = true end
-  seen.time = true
-  for _, r in ipairs(history) do
-    for k in pairs(r) do
-      if not seen[k] then seen[k] = true; rest[#rest + 1] = k end
+-- the history as CSV text: a header of the keys with a number, string or boolean value in any record (epoch
+-- first, then the others sorted), one row per record, empty cells where a record lacks the key
+function M.history_csv(history)
+  local keys, seen = {}, {}
+  for _, h in ipairs(history) do
+    for k, v in pairs(h) do
+      if type(k) == "string" and (type(v) == "number" or type(v) == "string" or type(v) == "boolean") and not seen[k] then
+        seen[k] = true
+        if k ~= "epoch" then keys[#keys + 1] = k end
+      end
     end
   end
-  table.sort(rest)
-  local cols = {}
-  for _, k in ipairs(FIRST) do cols[#cols + 1] = k end
-  for _, k in ipairs(rest) do cols[#cols + 1] = k end
-  cols[#cols + 1] = "time"
-  return cols
-end
-
-local function csv_cell(v)
-  if v == nil then return "" end
-  if type(v) == "boolean" then return v and "1" or "0" end
-  if math.type(v) == "float" then return string.format("%.9g", v) end
-  return tostring(v)
-end
-
--- the history as CSV text (header + one row per record)
-function M.history_csv(history)
-  local cols = columns(history)
-  local lines = {table.concat(cols, ",")}
-  for _, r in ipairs(history) do
-    local cells = {}
-    for i, k in ipairs(cols) do cells[i] = csv_cell(r[k]) end
-    lines[#lines + 1] = table.concat(cells, ",")
+  table.sort(keys)
+  if seen.epoch then table.insert(keys, 1, "epoch") end
+  local lines = {table.concat(keys, ",")}
+  for _, h in ipairs(history) do
+    local row = {}
+    for i, k in ipairs(keys) do
+      local v = h[k]
+      if type(v) == "number" then
+        row[i] = math.type(v) == "integer" and tostring(v) or string.format("%.8g", v)
+      else
+        row[i] = v == nil and "" or tostring(v)
+      end
+    end
+    lines[#lines + 1] = table.concat(row, ",")
   end
   return table.concat(lines, "\n") .. "\n"
 end
@@ -406,7 +389,7 @@ function M.fit(o)
   local cbs = {}
   for i, cb in ipairs(o.callbacks or {}) do cbs[i] = cb end
   if o.out then
-    os.execute("mkdir -p '" .. o.out:gsub("'", "'\\''") .. "'")
+    core.fs.mkdir_p(o.out)
     if not has_kind(cbs, "checkpoint") then
       cbs[#cbs + 1] = M.checkpoint{path = o.out .. "/best.ckpt", last = o.out .. "/last.ckpt",
         monitor = o.val and "val_iou" or "loss"}
