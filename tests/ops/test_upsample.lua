@@ -2,7 +2,7 @@
 -- backend against the reference, forward and backward, and the reference's
 -- gradient against finite differences.
 local B = require "tests.ops.backends"
-local F = sg.nn_functional
+local F = sg.F
 
 local cases = {
   {"nearest 2x", {2, 3, 5, 7}, {scale = 2, mode = "nearest"}},
