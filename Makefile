@@ -132,6 +132,12 @@ bundle:
 	cp scripts/bundle_launcher.sh build/bundle/semseg
 	@du -sh build/bundle
 
+# The CPU micro-benchmarks of the README (oneDNN or own kernels against the engine's loops, about 30 s);
+# scripts/bench/bench_cpu.sh and bench_gpu.sh compare with PyTorch; past figures: scripts/bench/HISTORY.md
+bench: all
+	@for b in conv pool_norm eltwise group_norm; do echo "== scripts/bench/bench_$$b.lua"; \
+	  LUA_PATH="./?.lua;;" $(BUILD)/semseg run scripts/bench/bench_$$b.lua || exit 1; done
+
 clean:
 	rm -rf build
 
