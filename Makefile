@@ -105,9 +105,9 @@ ifeq ($(EMU),1)
 endif
 
 # The CUDA backend checked without a GPU: kernels and glue built against the host emulation in
-# scripts/cuda_emu (build/cuda_emu), then the CUDA tests with an emulated device and without one
+# tests/cuda_emu (build/cuda_emu), then the CUDA tests with an emulated device and without one
 emu-test:
-	bash scripts/cuda_emu/build.sh
+	bash tests/cuda_emu/build.sh
 	LUA_PATH="./?.lua;;" build/cuda_emu/semseg run tests/run.lua cuda_
 	@out=$$(EMU_NO_DEVICE=1 LUA_PATH="./?.lua;;" build/cuda_emu/semseg run tests/run.lua cuda_); rc=$$?; \
 	  echo "without a device:"; echo "$$out" | grep -v '^SKIP .*(no CUDA device'; exit $$rc
