@@ -149,9 +149,9 @@ ifeq ($(EMU),1)
 endif
 
 # The CUDA backend checked without a GPU: kernels and glue built against the host emulation in
-# scripts/cuda_emu (build/cuda_emu), then the CUDA tests with an emulated device and without one
+# tests/cuda_emu (build/cuda_emu), then the CUDA tests with an emulated device and without one
 emu-test:
-	bash scripts/cuda_emu/build.sh
+	bash tests/cuda_emu/build.sh
 	LUA_PATH="./?.lua;;" build/cuda_emu/semseg run tests/run.lua cuda_
 	@out=$$(EMU_NO_DEVICE=1 LUA_PATH="./?.lua;;" build/cuda_emu/semseg run tests/run.lua cuda_); rc=$$?; \
 	  echo "without a device:"; echo "$$out" | grep -v '^SKIP .*(no CUDA device'; exit $$rc
@@ -176,6 +176,12 @@ bundle:
 	cp -L $$(ldd build/gpu/semseg | awk '/ld-linux/ {print $$1}') build/bundle/lib/ld-linux-x86-64.so.2
 	cp scripts/bundle_launcher.sh build/bundle/semseg
 	@du -sh build/bundle
+
+# The CPU micro-benchmarks of the README (oneDNN or own kernels against the engine's loops, about 30 s);
+# scripts/bench/bench_cpu.sh and bench_gpu.sh compare with PyTorch; past figures: scripts/bench/HISTORY.md
+bench: all
+	@for b in conv pool_norm eltwise group_norm; do echo "== scripts/bench/bench_$$b.lua"; \
+	  LUA_PATH="./?.lua;;" $(BUILD)/semseg run scripts/bench/bench_$$b.lua || exit 1; done
 
 clean:
 	rm -rf build

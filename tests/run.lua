@@ -1,5 +1,6 @@
 -- The test runner: semseg run tests/run.lua [pattern]
--- Runs every tests/test_*.lua and tests/ops/test_*.lua (or those whose name contains `pattern`) and
+-- Runs every tests/test_*.lua and tests/ops/test_*.lua (or those whose name contains `pattern`; other
+-- subfolders such as tests/cuda_emu, the CUDA emulation build, hold no tests and are not searched) and
 -- ends with the line "N passed, N failed". Exit code 1 when anything failed.
 local T = require "tests.harness"
 local pattern = arg and arg[1]

@@ -215,7 +215,7 @@ test("(e) autocast bf16: a training step close to f32, f32 gradients; autocast t
     check.eq(p.dtype, "f32", name .. " master weights stay f32")
     check.eq(p.grad.dtype, "f32", name .. " gradient is f32")
     -- 0.5: this tiny U-Net on 2 images is that sensitive to 16-bit rounding. Measured under the CUDA emulation
-    -- (scripts/cuda_emu) and in a cpu run that rounds conv inputs, outputs and gradients to bf16 by casts: both
+    -- (tests/cuda_emu) and in a cpu run that rounds conv inputs, outputs and gradients to bf16 by casts: both
     -- differ from f32 by up to 0.35 of the gradient norm in the encoder (0.15 with f16), and from each other
     -- by as much; a wrong, zero or sign-flipped gradient is still caught. Floor 1e-2: a conv bias feeding
     -- BatchNorm has a zero gradient up to rounding, and bf16 rounding noise is about 1e-3 of the model's scale

@@ -118,9 +118,8 @@ static void geo_key(const sg_dnnl_geom *g, int64_t *k) {
 /* Pointwise (1x1, stride 1) convolutions keep the caller's NCHW activations
  * (oneDNN runs them as a GEMM on it) where that beats a blocked kernel with a
  * reorder on each side: the forward pass, and every pass with fewer than 16
- * channels on a side (the 1-channel heads). Measured on [4, 32-96, 256, 256]:
- * forward 20-25 % faster, to 4x with one output channel; the backward passes
- * of wider ones are faster blocked. */
+ * channels on a side (the 1-channel heads); the backward passes of wider ones
+ * win blocked (figures: scripts/bench/HISTORY.md). */
 static bool plain_activations(sg_dnnl_kind kind, const sg_dnnl_geom *g) {
   /* not in deterministic mode: oneDNN's GEMM splits small problems' sums over threads */
   return !sg_conv_deterministic() && g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 && g->G == 1 &&
@@ -147,10 +146,9 @@ static dnnl_status_t make_mds(const sg_dnnl_geom *g, bool any, bool plain, dnnl_
  * kernels: 3x3, stride 1, no dilation, one group, N x output H x W of at least
  * 1024, and enough channels on the side the pass transforms: 32 or more
  * input channels for the forward pass, 32 or more output channels for the data
- * gradient, 16 on both sides for the weight gradient. Measured per layer on
- * unet16/32/64 at 128/256, batch 1 and 4, on 1 and 2 threads: 1.5-3x faster
- * there; with 16 channels at 128x128, batch 1 at 16x16, or an 8x8 output it is
- * slower (on 2 threads as low as 0.5x), so those stay direct. Its results
+ * gradient, 16 on both sides for the weight gradient. Narrower or smaller
+ * layers (16 channels at 128x128, batch 1 at 16x16, an 8x8 output) run slower
+ * under it, so they stay direct (figures: scripts/bench/HISTORY.md). Its results
  * differ from the direct algorithm's by rounding (about 1e-6 relative) and
  * depend on the thread count. Off in deterministic mode and with
  * SEMSEG_WINOGRAD=0. */
@@ -162,10 +160,9 @@ static bool use_winograd(sg_dnnl_kind kind, const sg_dnnl_geom *g) {
 }
 
 /* Winograd keeps transformed copies of the data and weights in its scratchpad,
- * several times the layer's size for some shapes (hundreds of MB on wide,
- * deep layers). It runs only where the scratchpad (a transient buffer) stays
- * within the layer's own input and output plus 64 MiB; elsewhere the direct
- * kernels need none. */
+ * several times the layer's size for some shapes. It runs only where the
+ * scratchpad (a transient buffer) stays within the layer's own input and
+ * output plus 64 MiB; elsewhere the direct kernels need none. */
 static size_t wino_budget(const sg_dnnl_geom *g) {
   return ((size_t)(g->N * g->Cb * g->Hb * g->Wb) + (size_t)(g->N * g->Cs * g->Hs * g->Ws)) * sizeof(float) +
          ((size_t)64 << 20);

@@ -15,11 +15,14 @@
  *
  * Writes are atomic: the data goes to "<path>.tmp-XXXXXX" in the same
  * directory, is fsync'ed and renamed over <path>; on failure the temporary
- * file is removed and an existing <path> is left untouched. */
+ * file is removed and an existing <path> is left untouched.
+ *
+ * Files: png.c and tiff.c are one codec each and know nothing of each other;
+ * image.c dispatches between them; io_common.c holds what they share (and the
+ * sample and option helpers below). */
 #ifndef SG_IMAGE_IO_H
 #define SG_IMAGE_IO_H
 #include "../core/tensor.h"
-#include <stdio.h>
 
 /* Sample types as stored in a file. */
 typedef enum {
@@ -67,7 +70,7 @@ sg_tensor *sg_read_png(const char *path, const sg_read_opts *o);
 int sg_write_png(const char *path, sg_tensor *t, const sg_write_opts *o);
 sg_tensor *sg_read_tiff(const char *path, const sg_read_opts *o);
 int sg_write_tiff(const char *path, sg_tensor *t, const sg_write_opts *o);
-/* Dispatches on the magic bytes. */
+/* image.c: PNG or TIFF by the magic bytes, whatever the extension. */
 sg_tensor *sg_read_image(const char *path, const sg_read_opts *o);
 
 typedef struct {
@@ -84,31 +87,8 @@ typedef struct {
   bool separate;
   bool interlaced;
 } sg_image_info;
-int sg_image_info_get(const char *path, sg_image_info *info);
+int sg_image_info_get(const char *path, sg_image_info *info); /* image.c: by the magic bytes */
 int sg_png_info(const char *path, sg_image_info *info);
 int sg_tiff_info(const char *path, sg_image_info *info);
-
-/* ---- helpers shared by png.c and tiff.c (defined in png.c) ---- */
-typedef enum { SG_MAGIC_NONE, SG_MAGIC_PNG, SG_MAGIC_TIFF } sg_magic;
-/* Opens path for reading and classifies it; NULL + error "op: path: reason"
- * for a missing or empty file. *size gets the file size. */
-FILE *sg_io_open_read(const char *op, const char *path, sg_magic *magic, int64_t *size);
-/* Creates the temporary file next to path; fills tmp (size n); -1 on error. */
-int sg_io_tmp_create(const char *op, const char *path, char *tmp, size_t n);
-/* fsyncs fd, closes it, renames tmp over path and syncs the directory; on
- * any failure removes tmp. fd < 0: only rename (the caller synced). */
-int sg_io_tmp_commit(const char *op, const char *path, const char *tmp, int fd);
-void sg_io_tmp_abort(const char *tmp, int fd);
-/* Converts n samples of type s at src (native byte order) to the dtype of
- * dst (contiguous), writing element (y, x, c) of the source, found at
- * y*ssy + x*ssx + c*ssc, to dst element off + y*dsy + x*dsx + c*dsc. */
-void sg_io_unpack(const void *src, sg_sample s, int64_t ssy, int64_t ssx, int64_t ssc, sg_tensor *dst, int64_t off,
-                  int64_t dsy, int64_t dsx, int64_t dsc, int64_t h, int64_t w, int64_t c);
-/* Packs a contiguous tensor of n elements into samples of type s (native byte
- * order): integers must fit (else an error), floats are clamped and rounded
- * (after scaling by the type's maximum when scale). */
-int sg_io_pack(const char *op, const char *path, const sg_tensor *t, sg_sample s, bool scale, void *out);
-/* Applies sg_read_opts.dtype / scale to a freshly read tensor (steals t). */
-sg_tensor *sg_io_finish(const char *op, const char *path, sg_tensor *t, sg_sample s, int bits, const sg_read_opts *o);
 
 #endif

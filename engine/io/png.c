@@ -1,5 +1,4 @@
-/* PNG through libpng, plus the helpers both image formats share: opening and
- * classifying a file, atomic temporary files, and sample <-> tensor copies.
+/* PNG through libpng.
  *
  * libpng reports errors by calling our handler, which records the message and
  * longjmps back into the function that called setjmp. Every setjmp below sits
@@ -7,287 +6,14 @@
  * by its caller, so nothing the jump skips is lost and the caller frees
  * everything in one place. */
 #include "image_io.h"
-#include "../ops/ops.h"
+#include "io_common.h"
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <math.h>
 #include <png.h>
 #include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
-
-/* ================================================================ samples */
-static const struct { const char *name; size_t size; sg_dtype dtype; bool is_float; } SAMPLES[SG_NSAMPLES] = {
-    [SG_SAMPLE_U8] = {"u8", 1, SG_U8, false},     [SG_SAMPLE_I8] = {"i8", 1, SG_I32, false},
-    [SG_SAMPLE_U16] = {"u16", 2, SG_I32, false},  [SG_SAMPLE_I16] = {"i16", 2, SG_I32, false},
-    [SG_SAMPLE_U32] = {"u32", 4, SG_I64, false},  [SG_SAMPLE_I32] = {"i32", 4, SG_I32, false},
-    [SG_SAMPLE_I64] = {"i64", 8, SG_I64, false},  [SG_SAMPLE_F16] = {"f16", 2, SG_F32, true},
-    [SG_SAMPLE_F32] = {"f32", 4, SG_F32, true},   [SG_SAMPLE_F64] = {"f64", 8, SG_F64, true},
-};
-const char *sg_sample_name(sg_sample s) { return (unsigned)s < SG_NSAMPLES ? SAMPLES[s].name : "?"; }
-size_t sg_sample_size(sg_sample s) { return SAMPLES[s].size; }
-sg_dtype sg_sample_dtype(sg_sample s) { return SAMPLES[s].dtype; }
-bool sg_sample_is_float(sg_sample s) { return SAMPLES[s].is_float; }
-int sg_sample_from_name(const char *name) {
-  for (int i = 0; i < SG_NSAMPLES; i++)
-    if (strcmp(name, SAMPLES[i].name) == 0) return i;
-  return -1;
-}
-
-void sg_read_opts_init(sg_read_opts *o) {
-  memset(o, 0, sizeof *o);
-  o->dtype = -1;
-}
-void sg_write_opts_init(sg_write_opts *o) {
-  memset(o, 0, sizeof *o);
-  o->sample = -1;
-  o->level = -1;
-}
-
-/* Integer range of a sample type. */
-static void sample_range(sg_sample s, int64_t *lo, int64_t *hi) {
-  switch (s) {
-  case SG_SAMPLE_U8: *lo = 0; *hi = UINT8_MAX; break;
-  case SG_SAMPLE_I8: *lo = INT8_MIN; *hi = INT8_MAX; break;
-  case SG_SAMPLE_U16: *lo = 0; *hi = UINT16_MAX; break;
-  case SG_SAMPLE_I16: *lo = INT16_MIN; *hi = INT16_MAX; break;
-  case SG_SAMPLE_U32: *lo = 0; *hi = UINT32_MAX; break;
-  case SG_SAMPLE_I32: *lo = INT32_MIN; *hi = INT32_MAX; break;
-  default: *lo = INT64_MIN; *hi = INT64_MAX; break;
-  }
-}
-
-#define UNPACK_LOOP(ST, DT, CONV)                                                                        \
-  do {                                                                                                   \
-    const ST *s_ = (const ST *)src;                                                                      \
-    DT *d_ = (DT *)sg_data_ptr(dst) + off;                                                               \
-    for (int64_t y = 0; y < h; y++)                                                                      \
-      for (int64_t x = 0; x < w; x++)                                                                    \
-        for (int64_t k = 0; k < c; k++) d_[y * dsy + x * dsx + k * dsc] = CONV(s_[y * ssy + x * ssx + k * ssc]); \
-  } while (0)
-#define AS_IS(v) (v)
-#define F16(v) sg_f16_to_f32(v)
-
-void sg_io_unpack(const void *src, sg_sample s, int64_t ssy, int64_t ssx, int64_t ssc, sg_tensor *dst, int64_t off,
-                  int64_t dsy, int64_t dsx, int64_t dsc, int64_t h, int64_t w, int64_t c) {
-  switch (s) {
-  case SG_SAMPLE_U8:
-    if (c == 1 && ssx == 1 && dsx == 1 && ssy == w && dsy == w) { /* one plane, both dense */
-      memcpy((uint8_t *)sg_data_ptr(dst) + off, src, (size_t)(h * w));
-      return;
-    }
-    UNPACK_LOOP(uint8_t, uint8_t, AS_IS); break;
-  case SG_SAMPLE_I8: UNPACK_LOOP(int8_t, int32_t, AS_IS); break;
-  case SG_SAMPLE_U16: UNPACK_LOOP(uint16_t, int32_t, AS_IS); break;
-  case SG_SAMPLE_I16: UNPACK_LOOP(int16_t, int32_t, AS_IS); break;
-  case SG_SAMPLE_U32: UNPACK_LOOP(uint32_t, int64_t, AS_IS); break;
-  case SG_SAMPLE_I32: UNPACK_LOOP(int32_t, int32_t, AS_IS); break;
-  case SG_SAMPLE_I64: UNPACK_LOOP(int64_t, int64_t, AS_IS); break;
-  case SG_SAMPLE_F16: UNPACK_LOOP(uint16_t, float, F16); break;
-  case SG_SAMPLE_F32: UNPACK_LOOP(float, float, AS_IS); break;
-  case SG_SAMPLE_F64: UNPACK_LOOP(double, double, AS_IS); break;
-  default: break;
-  }
-}
-
-static void store_sample(void *out, int64_t i, sg_sample s, int64_t iv, double fv) {
-  switch (s) {
-  case SG_SAMPLE_U8: ((uint8_t *)out)[i] = (uint8_t)iv; break;
-  case SG_SAMPLE_I8: ((int8_t *)out)[i] = (int8_t)iv; break;
-  case SG_SAMPLE_U16: ((uint16_t *)out)[i] = (uint16_t)iv; break;
-  case SG_SAMPLE_I16: ((int16_t *)out)[i] = (int16_t)iv; break;
-  case SG_SAMPLE_U32: ((uint32_t *)out)[i] = (uint32_t)iv; break;
-  case SG_SAMPLE_I32: ((int32_t *)out)[i] = (int32_t)iv; break;
-  case SG_SAMPLE_I64: ((int64_t *)out)[i] = iv; break;
-  case SG_SAMPLE_F16: ((uint16_t *)out)[i] = sg_f32_to_f16((float)fv); break;
-  case SG_SAMPLE_F32: ((float *)out)[i] = (float)fv; break;
-  case SG_SAMPLE_F64: ((double *)out)[i] = fv; break;
-  default: break;
-  }
-}
-
-int sg_io_pack(const char *op, const char *path, const sg_tensor *t, sg_sample s, bool scale, void *out) {
-  int64_t n = sg_numel(t);
-  sg_dtype dt = t->dtype;
-  const char *data = sg_data_ptr(t);
-  size_t es = sg_dtype_size(dt);
-  if (dt == SG_BOOL) {
-    sg_error_set("%s: %s: unsupported dtype bool (convert to u8 first)", op, path);
-    return -1;
-  }
-  if (dt == SG_U8 && s == SG_SAMPLE_U8) {
-    memcpy(out, data, (size_t)n);
-    return 0;
-  }
-  if (SAMPLES[s].is_float) {
-    for (int64_t i = 0; i < n; i++) store_sample(out, i, s, 0, sg_load_f64(data + i * es, dt));
-    return 0;
-  }
-  int64_t lo, hi;
-  sample_range(s, &lo, &hi);
-  if (sg_dtype_is_float(dt)) {
-    double mul = scale ? (double)hi : 1.0;
-    for (int64_t i = 0; i < n; i++) {
-      double v = sg_load_f64(data + i * es, dt) * mul;
-      if (isnan(v)) v = 0;
-      v = round(v);
-      int64_t iv = v <= (double)lo ? lo : v >= (double)hi ? hi : (int64_t)v;
-      store_sample(out, i, s, iv, 0);
-    }
-    return 0;
-  }
-  for (int64_t i = 0; i < n; i++) {
-    int64_t v = sg_load_i64(data + i * es, dt);
-    if (v < lo || v > hi) {
-      sg_error_set("%s: %s: value %lld does not fit %s samples (range %lld..%lld)%s", op, path, (long long)v,
-                   SAMPLES[s].name, (long long)lo, (long long)hi,
-                   s == SG_SAMPLE_U8 ? "; write 16-bit samples with {bits=16}" : "");
-      return -1;
-    }
-    store_sample(out, i, s, v, 0);
-  }
-  return 0;
-}
-
-sg_tensor *sg_io_finish(const char *op, const char *path, sg_tensor *t, sg_sample s, int bits, const sg_read_opts *o) {
-  if (!t) return NULL;
-  if (o->scale) {
-    int dt = o->dtype >= 0 ? o->dtype : (t->dtype == SG_F64 ? SG_F64 : SG_F32);
-    if (!sg_dtype_is_float((sg_dtype)dt)) {
-      sg_tensor_decref(t);
-      sg_error_set("%s: %s: scale=true needs a float dtype (got %s)", op, path, sg_dtype_name((sg_dtype)dt));
-      return NULL;
-    }
-    sg_tensor *f = sg_to_dtype(t, (sg_dtype)dt);
-    sg_tensor_decref(t);
-    if (!f || SAMPLES[s].is_float) return f;
-    int64_t lo, hi;
-    sample_range(s, &lo, &hi);
-    if (s == SG_SAMPLE_U8 && bits > 0 && bits < 8) hi = ((int64_t)1 << bits) - 1;
-    sg_tensor *m = sg_scalar((double)hi, (sg_dtype)dt, SG_CPU);
-    sg_tensor *r = m ? sg_div(f, m) : NULL;
-    sg_tensor_decref(f);
-    if (m) sg_tensor_decref(m);
-    return r;
-  }
-  if (o->dtype >= 0 && o->dtype != (int)t->dtype) {
-    sg_tensor *r = sg_to_dtype(t, (sg_dtype)o->dtype);
-    sg_tensor_decref(t);
-    return r;
-  }
-  return t;
-}
-
-/* ================================================================ files */
-FILE *sg_io_open_read(const char *op, const char *path, sg_magic *magic, int64_t *size) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    sg_error_set("%s: %s: %s", op, path, strerror(errno));
-    return NULL;
-  }
-  struct stat st;
-  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    sg_error_set("%s: %s: %s", op, path, S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
-    fclose(f);
-    return NULL;
-  }
-  if (st.st_size == 0) {
-    sg_error_set("%s: %s: empty file", op, path);
-    fclose(f);
-    return NULL;
-  }
-  unsigned char b[8] = {0};
-  size_t n = fread(b, 1, sizeof b, f);
-  rewind(f);
-  *size = (int64_t)st.st_size;
-  *magic = SG_MAGIC_NONE;
-  if (n >= 8 && png_sig_cmp(b, 0, 8) == 0) *magic = SG_MAGIC_PNG;
-  else if (n >= 4 && ((b[0] == 'I' && b[1] == 'I' && (b[2] == 42 || b[2] == 43) && b[3] == 0) ||
-                      (b[0] == 'M' && b[1] == 'M' && b[2] == 0 && (b[3] == 42 || b[3] == 43))))
-    *magic = SG_MAGIC_TIFF;
-  return f;
-}
-
-int sg_io_tmp_create(const char *op, const char *path, char *tmp, size_t n) {
-  if ((size_t)snprintf(tmp, n, "%s.tmp-XXXXXX", path) >= n) {
-    sg_error_set("%s: %s: path too long", op, path);
-    return -1;
-  }
-  int fd = mkstemp(tmp);
-  if (fd < 0) {
-    sg_error_set("%s: %s: cannot create a temporary file: %s", op, path, strerror(errno));
-    return -1;
-  }
-  mode_t mask = umask(0);
-  umask(mask);
-  (void)fchmod(fd, 0666 & ~mask); /* mkstemp makes 0600 */
-  return fd;
-}
-
-void sg_io_tmp_abort(const char *tmp, int fd) {
-  if (fd >= 0) close(fd);
-  unlink(tmp);
-}
-
-int sg_io_tmp_commit(const char *op, const char *path, const char *tmp, int fd) {
-  if (fd >= 0) {
-    if (fsync(fd) != 0) {
-      sg_error_set("%s: %s: fsync failed: %s", op, path, strerror(errno));
-      sg_io_tmp_abort(tmp, fd);
-      return -1;
-    }
-    if (close(fd) != 0) {
-      sg_error_set("%s: %s: close failed: %s", op, path, strerror(errno));
-      sg_io_tmp_abort(tmp, -1);
-      return -1;
-    }
-  }
-  if (rename(tmp, path) != 0) {
-    sg_error_set("%s: %s: %s", op, path, strerror(errno));
-    sg_io_tmp_abort(tmp, -1);
-    return -1;
-  }
-  /* make the rename durable */
-  char dir[PATH_MAX];
-  snprintf(dir, sizeof dir, "%s", path);
-  char *slash = strrchr(dir, '/');
-  if (!slash) snprintf(dir, sizeof dir, ".");
-  else if (slash == dir) dir[1] = 0;
-  else *slash = 0;
-  int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-  if (dfd >= 0) {
-    (void)fsync(dfd);
-    close(dfd);
-  }
-  return 0;
-}
-
-sg_tensor *sg_read_image(const char *path, const sg_read_opts *o) {
-  sg_magic m;
-  int64_t size;
-  FILE *f = sg_io_open_read("read_image", path, &m, &size);
-  if (!f) return NULL;
-  fclose(f);
-  if (m == SG_MAGIC_PNG) return sg_read_png(path, o);
-  if (m == SG_MAGIC_TIFF) return sg_read_tiff(path, o);
-  sg_error_set("read_image: %s: unknown image format (neither PNG nor TIFF)", path);
-  return NULL;
-}
-
-int sg_image_info_get(const char *path, sg_image_info *info) {
-  sg_magic m;
-  int64_t size;
-  FILE *f = sg_io_open_read("info", path, &m, &size);
-  if (!f) return -1;
-  fclose(f);
-  if (m == SG_MAGIC_PNG) return sg_png_info(path, info);
-  if (m == SG_MAGIC_TIFF) return sg_tiff_info(path, info);
-  sg_error_set("info: %s: unknown image format (neither PNG nor TIFF)", path);
-  return -1;
-}
 
 static bool host_little_endian(void) {
   const uint16_t one = 1;
@@ -435,7 +161,7 @@ static int png_read_common(png_ctx *c) {
   if (rc != 0) {
     if (c->out) sg_tensor_decref(c->out);
     c->out = NULL;
-    sg_error_set("%s: %s: %s", c->op, c->path, c->err);
+    sg_io_error(c->op, c->path, "%s", c->err);
   }
   return rc;
 }
@@ -513,40 +239,33 @@ int sg_write_png(const char *path, sg_tensor *t, const sg_write_opts *o) {
   const char *op = "write_png";
   sg_write_opts def;
   if (!o) { sg_write_opts_init(&def); o = &def; }
-  if (t->dtype == SG_BOOL) {
-    sg_error_set("%s: %s: unsupported dtype bool (convert to u8 first)", op, path);
-    return -1;
-  }
+  if (sg_io_check_writable(op, path, t) != 0) return -1;
   int64_t H, W, C;
   if (t->ndim == 2) { H = t->size[0]; W = t->size[1]; C = 1; }
   else if (t->ndim == 3 && o->hwc) { H = t->size[0]; W = t->size[1]; C = t->size[2]; }
   else if (t->ndim == 3) { C = t->size[0]; H = t->size[1]; W = t->size[2]; }
   else {
-    sg_error_set("%s: %s: expected a H x W or %s tensor, got shape %s", op, path, o->hwc ? "H x W x C" : "C x H x W",
+    sg_io_error(op, path, "expected a H x W or %s tensor, got shape %s", o->hwc ? "H x W x C" : "C x H x W",
                  SG_SHAPE_STR(t));
     return -1;
   }
   if (C < 1 || C > 4) {
-    sg_error_set("%s: %s: %lld channels (a PNG has 1 to 4)", op, path, (long long)C);
+    sg_io_error(op, path, "%lld channels (a PNG has 1 to 4)", (long long)C);
     return -1;
   }
   if (H < 1 || W < 1 || H > PNG_UINT_31_MAX || W > PNG_UINT_31_MAX) {
-    sg_error_set("%s: %s: image size %lldx%lld is not allowed in a PNG", op, path, (long long)W, (long long)H);
+    sg_io_error(op, path, "image size %lldx%lld is not allowed in a PNG", (long long)W, (long long)H);
     return -1;
   }
   sg_sample s = o->sample < 0 ? SG_SAMPLE_U8 : (sg_sample)o->sample;
   if (s != SG_SAMPLE_U8 && s != SG_SAMPLE_U16) {
-    sg_error_set("%s: %s: PNG samples are 8 or 16 bit unsigned (asked for %s)", op, path, sg_sample_name(s));
-    return -1;
-  }
-  if (t->storage->device != SG_CPU) {
-    sg_error_set("%s: %s: the tensor must be on the CPU", op, path);
+    sg_io_error(op, path, "PNG samples are 8 or 16 bit unsigned (asked for %s)", sg_sample_name(s));
     return -1;
   }
   int color;
   if (o->npalette > 0) {
     if (C != 1 || sg_dtype_is_float(t->dtype) || s != SG_SAMPLE_U8) {
-      sg_error_set("%s: %s: a palette image needs a 1-channel integer tensor of indices and 8-bit samples", op, path);
+      sg_io_error(op, path, "a palette image needs a 1-channel integer tensor of indices and 8-bit samples");
       return -1;
     }
     color = PNG_COLOR_TYPE_PALETTE;
@@ -570,7 +289,7 @@ int sg_write_png(const char *path, sg_tensor *t, const sg_write_opts *o) {
   uint8_t *buf = malloc(nbytes);
   if (!buf) {
     sg_tensor_decref(ct);
-    sg_error_set("%s: %s: out of memory", op, path);
+    sg_io_error(op, path, "out of memory");
     return -1;
   }
   int rc = sg_io_pack(op, path, ct, s, o->scale, buf);
@@ -578,7 +297,7 @@ int sg_write_png(const char *path, sg_tensor *t, const sg_write_opts *o) {
   if (rc == 0 && o->npalette > 0) {
     for (int64_t i = 0; i < H * W; i++)
       if (buf[i] >= o->npalette) {
-        sg_error_set("%s: %s: index %d is past the end of the %d-color palette", op, path, buf[i], o->npalette);
+        sg_io_error(op, path, "index %d is past the end of the %d-color palette", buf[i], o->npalette);
         rc = -1;
         break;
       }
@@ -592,7 +311,7 @@ int sg_write_png(const char *path, sg_tensor *t, const sg_write_opts *o) {
                 .depth = s == SG_SAMPLE_U16 ? 16 : 8};
   c.f = fdopen(fd, "wb");
   if (!c.f) {
-    sg_error_set("%s: %s: %s", op, path, strerror(errno));
+    sg_io_error(op, path, "%s", strerror(errno));
     sg_io_tmp_abort(tmp, fd);
     free(buf);
     return -1;
@@ -616,7 +335,7 @@ int sg_write_png(const char *path, sg_tensor *t, const sg_write_opts *o) {
     rc = -1;
   }
   if (rc != 0) {
-    sg_error_set("%s: %s: %s", op, path, c.err);
+    sg_io_error(op, path, "%s", c.err);
     sg_io_tmp_abort(tmp, -1);
     return -1;
   }

@@ -9,6 +9,7 @@
  * not tied to an open file) are replaced once by silent ones that keep the
  * last message in a thread-local buffer. */
 #include "image_io.h"
+#include "io_common.h"
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -59,7 +60,7 @@ static void fail(tctx *c, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(what, sizeof what, fmt, ap);
   va_end(ap);
-  sg_error_set("%s: %s: %s", c->op, c->path, what);
+  sg_io_error(c->op, c->path, "%s", what);
 }
 /* A libtiff call failed: report what it said. While reading, a failure of
  * libtiff means a file that is cut short or corrupt (unsupported features are
@@ -562,14 +563,7 @@ int sg_write_tiff(const char *path, sg_tensor *t, const sg_write_opts *o) {
   sg_write_opts def;
   if (!o) { sg_write_opts_init(&def); o = &def; }
   tctx c = {.op = "write_tiff", .path = path};
-  if (t->dtype == SG_BOOL) {
-    fail(&c, "unsupported dtype bool (convert to u8 first)");
-    return -1;
-  }
-  if (t->storage->device != SG_CPU) {
-    fail(&c, "the tensor must be on the CPU");
-    return -1;
-  }
+  if (sg_io_check_writable(c.op, path, t) != 0) return -1;
   int64_t D = 1, C = 1, H, W;
   const int64_t *z = t->size;
   /* t4: a D x C x H x W view */

@@ -1,9 +1,9 @@
--- The semseg side of the CPU benchmark against PyTorch (scripts/bench_cpu_torch.py is the twin;
--- scripts/bench_cpu.sh runs both, alternating, one fresh process per row, and prints the table).
+-- The semseg side of the CPU benchmark against PyTorch (scripts/bench/bench_cpu_torch.py is the twin;
+-- scripts/bench/bench_cpu.sh runs both, alternating, one fresh process per row, and prints the table).
 --
---   build/semseg run scripts/bench_cpu.lua --model unet --base 32 --size 256 --batch 4 [options]
---   build/semseg run scripts/bench_cpu.lua --tiled 1024 --base 32 [--tile 256 --overlap 0.25 --batch 4]
---   build/semseg run scripts/bench_cpu.lua --gemm 2048
+--   build/semseg run scripts/bench/bench_cpu.lua --model unet --base 32 --size 256 --batch 4 [options]
+--   build/semseg run scripts/bench/bench_cpu.lua --tiled 1024 --base 32 [--tile 256 --overlap 0.25 --batch 4]
+--   build/semseg run scripts/bench/bench_cpu.lua --gemm 2048
 -- options: --threads 2 (OpenMP threads for oneDNN and the elementwise kernels; OpenBLAS follows
 --          OPENBLAS_NUM_THREADS, which bench_cpu.sh sets to the same number), --warmup 2, --steps 5,
 --          --mode both | train | infer, --depth 4

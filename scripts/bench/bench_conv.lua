@@ -1,6 +1,6 @@
 -- Forward + backward time of a 3x3 convolution, oneDNN path against the
 -- im2col + OpenBLAS path (f32).
---   build/semseg run scripts/bench_conv.lua [N C H W O [iters]]
+--   build/semseg run scripts/bench/bench_conv.lua [N C H W O [iters]]
 -- defaults: x [8,64,128,128] -> 64 channels, 5 timed iterations after one
 -- warm-up. SEMSEG_DNNL=0 in the environment runs the BLAS path only.
 local sg = require "semseg"

@@ -1,4 +1,4 @@
-/* Host emulation of the cuDNN subset semseg uses (scripts/cuda_emu): handles,
+/* Host emulation of the cuDNN subset semseg uses (tests/cuda_emu): handles,
  * 4-d tensor/filter/convolution descriptors and the legacy convolution API
  * (forward, backward data, backward filter as plain NCHW host loops, stubs.c).
  * Values as in the real cudnn_graph.h / cudnn_ops.h / cudnn_cnn.h. */

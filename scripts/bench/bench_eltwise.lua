@@ -2,7 +2,7 @@
 -- sigmoid forward + backward through oneDNN and through the engine's own
 -- kernels, and add / mul (own kernels only), each on one thread and on all
 -- threads. Prints milliseconds (median of the repeats) and ratios.
---   semseg run scripts/bench_eltwise.lua [repeats]
+--   semseg run scripts/bench/bench_eltwise.lua [repeats]
 local sg = require "semseg"
 local F = sg.F
 local reps = tonumber(arg and arg[1]) or 15

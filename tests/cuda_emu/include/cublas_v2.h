@@ -1,4 +1,4 @@
-/* Host emulation of the cuBLAS subset semseg uses (scripts/cuda_emu): the
+/* Host emulation of the cuBLAS subset semseg uses (tests/cuda_emu): the
  * handle calls and cublasGemmStridedBatchedEx as a plain host loop (stubs.c).
  * Values as in the real cublas_api.h / library_types.h. */
 #pragma once

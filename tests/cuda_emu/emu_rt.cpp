@@ -1,5 +1,5 @@
 // Host emulation of the CUDA runtime and of kernel launches, for the CUDA
-// emulation build (scripts/cuda_emu/build.sh).
+// emulation build (tests/cuda_emu/build.sh).
 #include "cuda_runtime.h"
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,8 +1,8 @@
 -- Forward + backward time of average pooling, oneDNN path against the
 -- engine's loops (f32). Max pooling and batch norm run the cpu kernels
--- (backend_cpu/cpu_kernels.c) whatever the switch: scripts/bench_bn_relu.lua
+-- (backend_cpu/cpu_kernels.c) whatever the switch: scripts/bench/bench_bn_relu.lua
 -- times batch norm and its fused ReLU.
---   build/semseg run scripts/bench_pool_norm.lua [N C H W [iters]]
+--   build/semseg run scripts/bench/bench_pool_norm.lua [N C H W [iters]]
 -- defaults: x [8,64,128,128], 5 timed iterations after one warm-up.
 -- SEMSEG_DNNL=0 in the environment runs the loops only.
 local sg = require "semseg"

@@ -1,7 +1,7 @@
 -- Forward + backward time of batch norm (training) followed by ReLU: the fused
 -- op (F.batch_norm{relu = true}, backend_cpu/cpu_kernels.c) against the two
 -- ops, f32, at the activation shapes of a U-Net level.
---   build/semseg run scripts/bench_bn_relu.lua [N C H W [iters [threads]]]
+--   build/semseg run scripts/bench/bench_bn_relu.lua [N C H W [iters [threads]]]
 -- defaults: x [4,16,128,128], 20 timed iterations after two warm-ups, 2 threads; the fastest
 -- iteration is reported as well as the mean (shared machines are noisy); on one thread the times
 -- are process CPU time.

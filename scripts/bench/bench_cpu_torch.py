@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-"""The PyTorch twin of scripts/bench_cpu.lua (run both through scripts/bench_cpu.sh).
+"""The PyTorch twin of scripts/bench/bench_cpu.lua (run both through scripts/bench/bench_cpu.sh).
 
-    /usr/bin/python3 scripts/bench_cpu_torch.py --model unet --base 32 --size 256 --batch 4 [options]
-    /usr/bin/python3 scripts/bench_cpu_torch.py --tiled 1024 --base 32 [--tile 256 --overlap 0.25 --batch 4]
-    /usr/bin/python3 scripts/bench_cpu_torch.py --gemm 2048
+    /usr/bin/python3 scripts/bench/bench_cpu_torch.py --model unet --base 32 --size 256 --batch 4 [options]
+    /usr/bin/python3 scripts/bench/bench_cpu_torch.py --tiled 1024 --base 32 [--tile 256 --overlap 0.25 --batch 4]
+    /usr/bin/python3 scripts/bench/bench_cpu_torch.py --gemm 2048
 
 The networks are built here layer for layer as lua/semseg/models/common.lua builds them (the defaults
 of sg.models: batch norm, nearest up-sampling, no head BN, logits out):

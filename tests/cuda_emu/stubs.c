@@ -1,4 +1,4 @@
-/* Host emulation of the cuBLAS and cuDNN calls semseg makes (scripts/cuda_emu,
+/* Host emulation of the cuBLAS and cuDNN calls semseg makes (tests/cuda_emu,
  * built as libcublas.so and libcudnn.so.9). "Device" memory is host memory and
  * everything runs synchronously, so the library calls are plain host loops:
  *

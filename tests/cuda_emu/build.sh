@@ -16,7 +16,7 @@
 # numerics are not cuDNN's/cuBLAS's (no TF32, no tensor-core rounding).
 # Device memory is limited to 8 GiB like a small GPU.
 #
-#   scripts/cuda_emu/build.sh [-asan]        builds build/cuda_emu/semseg (or build/cuda_emu_asan)
+#   tests/cuda_emu/build.sh [-asan]        builds build/cuda_emu/semseg (or build/cuda_emu_asan)
 #   LUA_PATH="./?.lua;;" build/cuda_emu/semseg run tests/run.lua cuda_
 #   make emu-test                            the build and the CUDA tests (with and without a device)
 #
@@ -28,7 +28,7 @@
 # machines without a GPU).
 set -e
 cd "$(dirname "$0")/../.."
-HERE=scripts/cuda_emu
+HERE=tests/cuda_emu
 OUT=build/cuda_emu
 extra=()
 if [ "$1" = "-asan" ]; then

@@ -3,7 +3,7 @@
 -- and the effective memory bandwidth (bytes read + written / time), for the
 -- flat, broadcast, strided and generic elementwise paths and the reduction
 -- plans (one long row, per-channel sums, rows over the last dim, columns).
---   semseg run scripts/bench_cuda_elementwise.lua [repeats]
+--   semseg run scripts/bench/bench_cuda_elementwise.lua [repeats]
 local sg = require "semseg"
 if not sg.cuda.is_available() then
   print("no CUDA device: " .. tostring(sg.cuda.why_unavailable()))

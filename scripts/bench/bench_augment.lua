@@ -1,6 +1,6 @@
 -- Augmentation throughput: 256x256 samples per second on one core for a
 -- typical EM recipe (flips, rot90, elastic deformation, Gaussian noise).
--- Usage: build/semseg run scripts/bench_augment.lua [seconds] [size]
+-- Usage: build/semseg run scripts/bench/bench_augment.lua [seconds] [size]
 local sg = require "semseg"
 local D = sg.data
 local seconds = tonumber(arg and arg[1]) or 3

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""The PyTorch twin of scripts/bench_gpu.lua (run both through scripts/bench_gpu.sh).
+"""The PyTorch twin of scripts/bench/bench_gpu.lua (run both through scripts/bench/bench_gpu.sh).
 
-    python3 scripts/bench_gpu_torch.py --size 512 --batch 8 [--variant eager|compile] [options]
-    python3 scripts/bench_gpu_torch.py --gemm 8192
-    python3 scripts/bench_gpu_torch.py --probe          (prints the device and exits 0/1)
+    python3 scripts/bench/bench_gpu_torch.py --size 512 --batch 8 [--variant eager|compile] [options]
+    python3 scripts/bench/bench_gpu_torch.py --gemm 8192
+    python3 scripts/bench/bench_gpu_torch.py --probe          (prints the device and exits 0/1)
 
 The network (bench_cpu_torch.Net with DoubleConv, no attention) is built layer for layer as lua/semseg/models/common.lua builds sg.models.unet with its
 defaults (batch norm, nearest up-sampling, no head BN, logits out):

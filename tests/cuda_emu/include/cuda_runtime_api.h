@@ -1,4 +1,4 @@
-/* Host emulation of the CUDA runtime API subset semseg uses (scripts/cuda_emu). */
+/* Host emulation of the CUDA runtime API subset semseg uses (tests/cuda_emu). */
 #pragma once
 #include <stddef.h>
 #ifdef __cplusplus

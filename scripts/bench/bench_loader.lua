@@ -1,7 +1,7 @@
 -- Loader throughput: augmented 256 x 256 samples per second with 1 and 2 workers
 -- (and 0: in the calling thread). Uses ISBI 2012 when present (../shared/data or
 -- $SEMSEG_DATA), else synthetic images written to a temporary folder.
---   build/semseg run scripts/bench_loader.lua [epochs]
+--   build/semseg run scripts/bench/bench_loader.lua [epochs]
 local sg = require "semseg"
 local D = sg.data
 local epochs = tonumber(arg and arg[1]) or 2

@@ -1,6 +1,6 @@
 -- Forward + backward time of the fused group_norm / layer_norm C ops against
 -- the composed versions (F.group_norm_reference / F.layer_norm_reference).
---   build/semseg run scripts/bench_group_norm.lua [N C H W [groups [iters [dtype]]]]
+--   build/semseg run scripts/bench/bench_group_norm.lua [N C H W [groups [iters [dtype]]]]
 -- defaults: x [8,64,128,128] f32, 32 groups, 5 timed iterations after one warm-up.
 local sg = require "semseg"
 local F = sg.F

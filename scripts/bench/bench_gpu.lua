@@ -1,8 +1,8 @@
--- The semseg side of the GPU benchmark against PyTorch (scripts/bench_gpu_torch.py is the twin;
--- scripts/bench_gpu.sh runs both, one fresh process per row, and prints the table).
+-- The semseg side of the GPU benchmark against PyTorch (scripts/bench/bench_gpu_torch.py is the twin;
+-- scripts/bench/bench_gpu.sh runs both, one fresh process per row, and prints the table).
 --
---   build/semseg run scripts/bench_gpu.lua --size 512 --batch 8 [--base 64 --depth 4 --warmup 5 --steps 20]
---   build/semseg run scripts/bench_gpu.lua --gemm 8192 [--steps 20]
+--   build/semseg run scripts/bench/bench_gpu.lua --size 512 --batch 8 [--base 64 --depth 4 --warmup 5 --steps 20]
+--   build/semseg run scripts/bench/bench_gpu.lua --gemm 8192 [--steps 20]
 -- options: --amp bf16 | none (autocast type, default bf16), --mode both | train | infer,
 --          --device cuda (cpu: a dry run of the script logic on tiny sizes, for testing without a GPU)
 --

@@ -1,12 +1,12 @@
 #!/bin/sh
 # semseg against PyTorch on an NVIDIA GPU, side by side.
 #
-#   bash scripts/bench_gpu.sh [--quick] [--rows "512:8,256:32"] [--warmup 5] [--steps 20] [--amp bf16|fp16|none]
+#   bash scripts/bench/bench_gpu.sh [--quick] [--rows "512:8,256:32"] [--warmup 5] [--steps 20] [--amp bf16|fp16|none]
 #                             [--compile | --no-compile] [--gemm 8192] [--out results.txt]
-#   bash scripts/bench_gpu.sh --bundle DIR [--cuda-libs]    (on the build machine, see below)
+#   bash scripts/bench/bench_gpu.sh --bundle DIR [--cuda-libs]    (on the build machine, see below)
 #
-# Model: sg.models.unet base 64, depth 4, 1 input channel, 2 classes (scripts/bench_gpu.lua) and its
-# PyTorch twin built layer for layer in scripts/bench_gpu_torch.py, both in bf16 autocast with f32 weights.
+# Model: sg.models.unet base 64, depth 4, 1 input channel, 2 classes (scripts/bench/bench_gpu.lua) and its
+# PyTorch twin built layer for layer in scripts/bench/bench_gpu_torch.py, both in bf16 autocast with f32 weights.
 # Rows "size:batch" (default 512x512 batch 8 and 256x256 batch 32). For each row it runs, each in a fresh
 # process: semseg, PyTorch eager (autocast + channels_last) and PyTorch torch.compile (a compile failure
 # is a skipped cell). A training step is forward, cross-entropy, backward, Adam; inference is eval +
@@ -19,10 +19,10 @@
 #
 # The GPU machine needs python3 with torch (CUDA build); Lua, libpng etc. are not needed there if the
 # binary comes with its libraries. On the build machine (after make):
-#     bash scripts/bench_gpu.sh --bundle build/gpu_libs            # copies the non-system shared libraries
-#     bash scripts/bench_gpu.sh --bundle build/gpu_libs --cuda-libs   # ... and cuDNN/cuBLAS too (~1 GB)
+#     bash scripts/bench/bench_gpu.sh --bundle build/gpu_libs            # copies the non-system shared libraries
+#     bash scripts/bench/bench_gpu.sh --bundle build/gpu_libs --cuda-libs   # ... and cuDNN/cuBLAS too (~1 GB)
 # then copy the repository with build/semseg and build/gpu_libs to the GPU machine and run
-#     bash scripts/bench_gpu.sh
+#     bash scripts/bench/bench_gpu.sh
 # It puts build/gpu_libs (or $SEMSEG_LIBS) and the lib folders of the nvidia-cudnn-* / nvidia-cublas-*
 # wheels that torch installs on LD_LIBRARY_PATH. semseg links libcudnn.so.9 and the cuBLAS of the CUDA it
 # was built with (libcublas.so.13 for CUDA 13): when the wheels carry another major version, bundle with
@@ -30,7 +30,7 @@
 # Environment: PYTHON (default python3), SEMSEG_BIN (default build/semseg); BENCH_GPU_DRY_RUN=1 runs the
 # whole pipeline on the cpu with a tiny network (base 8, depth 2, 32x32 and 64x64), to test the script.
 set -eu
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 QUICK=0
 ROWS=""
@@ -82,7 +82,7 @@ if [ -n "$BUNDLE" ]; then
       [ -e "$extra" ] && cp -L "$extra" "$BUNDLE/" && n=$((n + 1))
     done
   fi
-  echo "bench_gpu.sh: $n libraries copied to $BUNDLE ($(du -sh "$BUNDLE" | cut -f1)); on the GPU machine: bash scripts/bench_gpu.sh"
+  echo "bench_gpu.sh: $n libraries copied to $BUNDLE ($(du -sh "$BUNDLE" | cut -f1)); on the GPU machine: bash scripts/bench/bench_gpu.sh"
   exit 0
 fi
 
@@ -114,7 +114,7 @@ fi
 [ -z "$LDP" ] || export LD_LIBRARY_PATH="$LDP${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 TORCH_GPU=0
-if [ "$HAVE_TORCH" = 1 ] && "$PY" scripts/bench_gpu_torch.py --probe >/dev/null 2>&1; then TORCH_GPU=1; fi
+if [ "$HAVE_TORCH" = 1 ] && "$PY" scripts/bench/bench_gpu_torch.py --probe >/dev/null 2>&1; then TORCH_GPU=1; fi
 SEMSEG_GPU=0
 SEMSEG_WHY=""
 if [ ! -x "$BIN" ]; then
@@ -155,12 +155,12 @@ fi
 run_semseg() {
   [ "$SEMSEG_GPU" = 1 ] || return 0
   # shellcheck disable=SC2086
-  "$BIN" run scripts/bench_gpu.lua --amp "$AMP" $DRY "$@" 2>&1 | tee -a "$OUTFILE" | grep -v '^RESULT' || true
+  "$BIN" run scripts/bench/bench_gpu.lua --amp "$AMP" $DRY "$@" 2>&1 | tee -a "$OUTFILE" | grep -v '^RESULT' || true
 }
 run_torch() {
   [ "$TORCH_GPU" = 1 ] || return 0
   # shellcheck disable=SC2086
-  "$PY" scripts/bench_gpu_torch.py --amp "$AMP" $DRY "$@" 2>&1 | tee -a "$OUTFILE" | grep -v '^RESULT' || true
+  "$PY" scripts/bench/bench_gpu_torch.py --amp "$AMP" $DRY "$@" 2>&1 | tee -a "$OUTFILE" | grep -v '^RESULT' || true
 }
 
 start=$(date +%s)

@@ -1,10 +1,10 @@
 #!/bin/sh
 # semseg against PyTorch on the CPU, side by side (issue 7).
 #
-#   scripts/bench_cpu.sh [--threads 2] [--quick] [--repeat 1] [--rows "unet 32 256 4 1 3, tiled unet 32 1024 4 1 3"] [--out results.txt]
+#   scripts/bench/bench_cpu.sh [--threads 2] [--quick] [--repeat 1] [--rows "unet 32 256 4 1 3, tiled unet 32 1024 4 1 3"] [--out results.txt]
 #
 # For every row (same architecture, input size, batch, f32 and thread count in both) it runs
-# build/semseg run scripts/bench_cpu.lua and /usr/bin/python3 scripts/bench_cpu_torch.py one after
+# build/semseg run scripts/bench/bench_cpu.lua and /usr/bin/python3 scripts/bench/bench_cpu_torch.py one after
 # the other, each in a fresh process (so the peak resident memory is per row), the order alternating
 # from row to row; then it prints one table: images/s for a training step (forward, BCE with logits,
 # backward, Adam) and an inference step (eval, no grad), their ratio, achieved conv GFLOP/s as a
@@ -17,7 +17,7 @@
 # The raw "RESULT" lines are kept in --out.
 # Needs `make` first. OMP_NUM_THREADS and OPENBLAS_NUM_THREADS are set to --threads for both.
 set -eu
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 THREADS=2
 QUICK=0
@@ -68,8 +68,8 @@ tiled unet 32 1024 4 1 3"
 fi
 [ -z "$MYROWS" ] || ROWS=$(echo "$MYROWS" | tr ',' '\n' | sed 's/^ *//')
 
-run_semseg() { build/semseg run scripts/bench_cpu.lua --threads "$THREADS" "$@" | tee -a "$OUTFILE" | grep -v '^RESULT' || true; }
-run_torch() { "$PY" scripts/bench_cpu_torch.py --threads "$THREADS" "$@" | tee -a "$OUTFILE" | grep -v '^RESULT' || true; }
+run_semseg() { build/semseg run scripts/bench/bench_cpu.lua --threads "$THREADS" "$@" | tee -a "$OUTFILE" | grep -v '^RESULT' || true; }
+run_torch() { "$PY" scripts/bench/bench_cpu_torch.py --threads "$THREADS" "$@" | tee -a "$OUTFILE" | grep -v '^RESULT' || true; }
 
 start=$(date +%s)
 run_semseg --gemm 2048
