@@ -153,6 +153,7 @@ endif
 emu-test:
 	bash tests/cuda_emu/build.sh
 	LUA_PATH="./?.lua;;" build/cuda_emu/semseg run tests/run.lua cuda_
+	LUA_PATH="./?.lua;;" build/cuda_emu/semseg run tests/run.lua ops/
 	@out=$$(EMU_NO_DEVICE=1 LUA_PATH="./?.lua;;" build/cuda_emu/semseg run tests/run.lua cuda_); rc=$$?; \
 	  echo "without a device:"; echo "$$out" | grep -v '^SKIP .*(no CUDA device'; exit $$rc
 

@@ -15,10 +15,10 @@ bool sg_needs_grad(int n, sg_tensor **in) {
   return false;
 }
 
-sg_tensor *sg_alias(sg_tensor *t);
 
 sg_node *sg_record(const char *op, sg_backward_fn bw, sg_tensor *out, int nin, sg_tensor **in) {
   if (!sg_needs_grad(nin, in)) return NULL;
+  sg_set_grad_fn_release(sg_node_decref); /* core hands dying tensors' nodes back to the tape */
   sg_node *n = calloc(1, sizeof *n);
   if (!n) return NULL; /* out of memory: the result simply has no history */
   atomic_init(&n->refcount, 1);

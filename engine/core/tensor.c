@@ -1,11 +1,15 @@
 /* Tensor lifecycle, creation and element access. */
 #include "tensor.h"
-#include "../autograd/autograd.h"
 #include "../backend.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The tape owns the nodes; core only hands a dying tensor's node back to it (autograd sets this before it
+ * attaches the first node, so a tensor with a node always finds it set). */
+static void (*grad_fn_release)(struct sg_node *);
+void sg_set_grad_fn_release(void (*fn)(struct sg_node *)) { grad_fn_release = fn; }
 
 sg_tensor *sg_tensor_incref(sg_tensor *t) { if (t) atomic_fetch_add(&t->refcount, 1); return t; }
 
@@ -14,7 +18,7 @@ void sg_tensor_decref(sg_tensor *t) {
   sg_memstats_tensor_delta(t->storage->device, -1);
   sg_storage_decref(t->storage);
   sg_tensor_decref(t->grad);
-  if (t->grad_fn) sg_node_decref(t->grad_fn);
+  if (t->grad_fn) grad_fn_release(t->grad_fn);
   free(t);
 }
 
@@ -240,7 +244,6 @@ bool sg_broadcast_shapes(const char *op, int na, const int64_t *a, int nb, const
 }
 
 /* A new tensor header on t's storage (used by the view ops). */
-sg_tensor *sg_alias(sg_tensor *t);
 sg_tensor *sg_alias(sg_tensor *t) {
   sg_tensor *v = calloc(1, sizeof *v);
   if (!v) { sg_error_set("out of memory"); return NULL; }

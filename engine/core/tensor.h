@@ -44,16 +44,21 @@ void sg_storage_decref(sg_storage *s);
 /* Memory accounting, per device. */
 typedef struct { int64_t live_tensors, live_storages, bytes, peak_bytes; } sg_memstats;
 sg_memstats sg_memory_stats(sg_device dev);
-/* Unmaps the cpu allocator's cached blocks and restarts its resident budget (the peak of what is
- * handed out, plus a slack) from what is in use now: after a transient peak such as building a model,
- * whose temporaries would otherwise stay cached beside the activations that follow. */
-void sg_cpu_empty_cache(void);
 /* A live tensor counted on dev (d = +1) or no longer (-1); a tensor's count follows its storage's device. */
 void sg_memstats_tensor_delta(sg_device dev, int d);
-/* Called with the byte count of an allocation about to happen; `urgent` after a
- * failed allocation (the hook should free what it can: a full Lua GC). */
-typedef void (*sg_pressure_fn)(void *ud, size_t nbytes, bool urgent);
-void sg_set_pressure_hook(sg_pressure_fn fn, void *ud);
+/* ---- memory (memory.c): the one place of memory policy ---- */
+/* Bytes for a storage on dev: the host allocator or the device's table; on failure the cached blocks are
+ * given back, then the out-of-memory hook runs (the binding's full Lua collection) and it is tried once more.
+ * NULL with an error naming the bytes asked and in use. */
+void *sg_mem_alloc(sg_device dev, size_t nbytes);
+void *sg_mem_alloc_pinned(size_t nbytes); /* NULL when no GPU backend can pin memory */
+void sg_mem_free(sg_device dev, bool pinned, void *data, size_t nbytes);
+void sg_mem_account(sg_device dev, long long bytes, int storages);
+/* Gives dev's cached blocks back (cpu: and restarts its resident budget from what is in use). */
+void sg_memory_empty_cache(sg_device dev);
+/* Called after an allocation failed, before the last retry: it should free what it can (a full Lua GC). */
+typedef void (*sg_oom_fn)(void *ud, size_t nbytes);
+void sg_set_oom_hook(sg_oom_fn fn, void *ud);
 
 /* ---- tensor ---- */
 struct sg_node;
@@ -74,6 +79,10 @@ typedef struct sg_tensor {
 typedef struct { int ndim; int64_t size[SG_MAX_DIMS]; } sg_shape;
 
 sg_tensor *sg_tensor_incref(sg_tensor *t);
+/* How a dying tensor's grad_fn is released (set by the autograd tape; core does not know nodes). */
+void sg_set_grad_fn_release(void (*fn)(struct sg_node *));
+/* A new tensor sharing t's storage and view, without history (views and autograd build on it). */
+sg_tensor *sg_alias(sg_tensor *t);
 void sg_tensor_decref(sg_tensor *t);
 /* Replaces *slot with t (incref'd), releasing the old one. */
 void sg_tensor_assign(sg_tensor **slot, sg_tensor *t);

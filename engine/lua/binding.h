@@ -50,6 +50,11 @@ void sgL_open_config(lua_State *L, int mod, int methods);
 /* registers the cpu and reference device tables (engine/backend_cpu/backend.c) */
 void sg_backend_cpu_init(void);
 void sgL_open_tensor(lua_State *L, int mod, int methods);
+void sgL_open_memory(lua_State *L, int mod, int methods);
+/* After an op, with its result pushed: steps the Lua collector when tensor memory has grown enough (lua_memory.c). */
+void sgL_memory_safe_point(lua_State *L);
+/* A full collection, then dev's cached blocks go back to the system. */
+int sgL_empty_cache(lua_State *L, sg_device dev);
 void sgL_open_math(lua_State *L, int mod, int methods);
 void sgL_open_shape(lua_State *L, int mod, int methods);
 void sgL_open_autograd(lua_State *L, int mod, int methods);

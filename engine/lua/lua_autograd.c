@@ -40,26 +40,6 @@ static int l_set_grad_enabled(lua_State *L) {
 }
 static int l_is_grad_enabled(lua_State *L) { lua_pushboolean(L, sg_grad_enabled()); return 1; }
 
-static int l_memory_stats(lua_State *L) {
-  sg_device dev = SG_CPU;
-  if (lua_type(L, 1) == LUA_TSTRING && strncmp(lua_tostring(L, 1), "cuda", 4) == 0) dev = SG_CUDA;
-  sg_memstats s = sg_memory_stats(dev);
-  lua_createtable(L, 0, 4);
-  lua_pushinteger(L, s.live_tensors); lua_setfield(L, -2, "tensors");
-  lua_pushinteger(L, s.live_storages); lua_setfield(L, -2, "storages");
-  lua_pushinteger(L, s.bytes); lua_setfield(L, -2, "bytes");
-  lua_pushinteger(L, s.peak_bytes); lua_setfield(L, -2, "peak_bytes");
-  return 1;
-}
-
-/* empty_cache(): a full collection (dead tensors give their blocks back), then the cpu allocator's
- * cached blocks are unmapped and its resident budget restarts from what is in use */
-static int l_empty_cache(lua_State *L) {
-  lua_gc(L, LUA_GCCOLLECT);
-  lua_gc(L, LUA_GCCOLLECT);
-  sg_cpu_empty_cache();
-  return 0;
-}
 
 static int l_manual_seed(lua_State *L) {
   sg_manual_seed((uint64_t)sgL_int(L, 1, "manual_seed", "seed"));
@@ -86,7 +66,7 @@ static const luaL_Reg METHODS[] = {
   {"backward", m_backward}, {NULL, NULL}};
 static const luaL_Reg FNS[] = {
   {"no_grad", l_no_grad}, {"set_grad_enabled", l_set_grad_enabled}, {"is_grad_enabled", l_is_grad_enabled},
-  {"memory_stats", l_memory_stats}, {"empty_cache", l_empty_cache}, {"manual_seed", l_manual_seed}, {"rng_state", l_rng_state}, {NULL, NULL}};
+  {"manual_seed", l_manual_seed}, {"rng_state", l_rng_state}, {NULL, NULL}};
 
 void sgL_open_autograd(lua_State *L, int mod, int methods) {
   sgL_setfuncs(L, METHODS, 0, methods);

@@ -67,11 +67,7 @@ static int l_reset_peak(lua_State *L) {
 /* only a loaded backend can hold cached memory: nothing to do (and nothing to load) otherwise */
 static int l_empty_cache(lua_State *L) {
   const sg_backend *be = sg_backend_loaded(SG_CUDA);
-  if (be && be->available()) {
-    lua_gc(L, LUA_GCCOLLECT); /* tensors only Lua still holds go first */
-    be->empty_cache();
-  }
-  return 0;
+  return be && be->available() ? sgL_empty_cache(L, SG_CUDA) : 0;
 }
 
 /* benchmark(on) / benchmark(), deterministic(on) / deterministic(), allow_tf32(on) / allow_tf32(): the

@@ -257,10 +257,6 @@ static int l_next(lua_State *L) {
   int rc = sg_loader_next(*b, &im, &mk);
   if (rc < 0) return sgL_error(L);
   if (rc == 0) return 0;
-  /* Batches made by worker threads bypass the allocation hook that steps the
-   * collector (it only runs on the main thread): step it here, as it would. */
-  size_t bytes = (size_t)sg_numel(im) * sizeof(float) + (mk ? (size_t)sg_numel(mk) * sizeof(int64_t) : 0);
-  lua_gc(L, LUA_GCSTEP, (int)(bytes >> 10));
   sgL_push(L, im);
   if (mk) sgL_push(L, mk); else lua_pushnil(L);
   return 2;

@@ -18,6 +18,7 @@ sg_tensor *sgL_push(lua_State *L, sg_tensor *t) {
   b->t = NULL;
   luaL_setmetatable(L, SG_TENSOR_MT);
   b->t = t; /* owned from here: __gc releases it */
+  sgL_memory_safe_point(L); /* the op is done and its result anchored: a safe point for the collector */
   return t;
 }
 

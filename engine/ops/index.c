@@ -15,7 +15,6 @@
 #include <string.h>
 #include "../backend.h"
 
-sg_tensor *sg_alias(sg_tensor *t);
 sg_tensor *sg_index_values(const char *op, sg_tensor *index, int64_t n, const char *what);
 
 typedef enum { GS_GATHER, GS_SCATTER, GS_ADD } gs_mode;

@@ -15,7 +15,6 @@
 #include <string.h>
 #include "../backend.h"
 
-sg_tensor *sg_alias(sg_tensor *t);
 
 /* Output shapes are checked before any map or tensor is allocated. */
 static bool check_out_shape(const char *op, int ndim, const int64_t *size) {

@@ -1,9 +1,8 @@
 /* View ops: new headers over the same storage, differentiable. */
-#include "tensor.h"
+#include "../core/tensor.h"
 #include "../autograd/autograd.h"
 #include <string.h>
 
-sg_tensor *sg_alias(sg_tensor *t);
 
 /* Strides for viewing t as `size` without copying, or false (PyTorch's rule:
  * each new dim must be a split or merge of contiguous old dims). */
