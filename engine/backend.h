@@ -91,7 +91,6 @@ typedef struct sg_backend {
     /* kind: an SG_RED_* of ops/ops.h; a permuted so the nkeep kept dims come first */
     int (*reduce)(int kind, sg_tensor *a, const int *perm, int nkeep, sg_tensor *out);
     int (*prod_backward_rows)(sg_tensor *d, sg_tensor *rows, int64_t outer, int64_t row);
-    int (*norm_sum)(int n, sg_tensor *const *xs, double p, double *out); /* sum of |x|^p over tensors */
   } reduce;
   struct {
     int (*matmul)(sg_dtype dt, bool blas, int64_t n, int64_t m, int64_t k, sg_mat A, sg_mat B, void *C, int nbat,
@@ -139,11 +138,14 @@ typedef struct sg_backend {
     int (*one_hot)(sg_tensor *out, const sg_tensor *ix, int64_t classes);
   } index;
   struct {
+    /* in place on p and its state (c, the parameter's f32/f64); g (c) of p's shape in any float dtype */
     int (*sgd_step)(sg_tensor *p, sg_tensor *g, sg_tensor *buf, const sg_sgd_hyper *h, bool first);
     int (*adam_step)(sg_tensor *p, sg_tensor *g, sg_tensor *m, sg_tensor *v, sg_tensor *vmax, const sg_adam_hyper *h,
                      double bc2, double step_size);
     int (*rmsprop_step)(sg_tensor *p, sg_tensor *g, sg_tensor *sq, sg_tensor *buf, sg_tensor *gavg,
                         const sg_rmsprop_hyper *h);
+    /* the gradient norm's sum of |x|^p over tensors (c) (p = inf: the largest |x|, a NaN sticks) */
+    int (*norm_sum)(int n, sg_tensor *const *xs, double p, double *out);
   } optim;
   struct {
     /* kind: an SG_RAND_* of ops/ops.h; counter-based, the same numbers on every device */

@@ -32,7 +32,7 @@ static const sg_backend cuda_backend = {
   .set_bytes = sg_cuda_set_bytes,
   .elementwise = {.binary = sg_cuda_binary, .unary = sg_cuda_unary, .unary_backward = sg_cuda_unary_grad,
                   .where = sg_cuda_where},
-  .reduce = {.reduce = sg_cuda_reduce, .prod_backward_rows = sg_cuda_prod_grad_rows, .norm_sum = sg_cuda_norm_sum},
+  .reduce = {.reduce = sg_cuda_reduce, .prod_backward_rows = sg_cuda_prod_grad_rows},
   .matmul = {.matmul = sg_cuda_matmul},
   .conv = {.conv = sg_cuda_conv, .bias_add_ = sg_cuda_bias_add_, .bias_backward = sg_cuda_bias_grad,
            .cache_stats = sg_cuda_conv_cache_stats, .cache_clear = sg_cuda_conv_cache_clear,
@@ -46,7 +46,8 @@ static const sg_backend cuda_backend = {
   .index = {.index_map = sg_cuda_index_map, .index_map_backward = sg_cuda_index_adjoint,
             .gather_scatter = sg_cuda_gather_scatter, .index_check = sg_cuda_index_check,
             .index_max = sg_cuda_index_max, .one_hot = sg_cuda_one_hot},
-  .optim = {.sgd_step = sg_cuda_sgd_step, .adam_step = sg_cuda_adam_step, .rmsprop_step = sg_cuda_rmsprop_step},
+  .optim = {.sgd_step = sg_cuda_sgd_step, .adam_step = sg_cuda_adam_step, .rmsprop_step = sg_cuda_rmsprop_step,
+            .norm_sum = sg_cuda_norm_sum},
   .random = {.fill = sg_cuda_random},
   .amp = {.unscale_ = sg_cuda_amp_unscale_},
 };

@@ -25,4 +25,11 @@ void sg_ref_upsample_taps(sg_upsample_tap *t, int64_t in, int64_t out, double sc
 int sg_ref_upsample(sg_tensor *x, sg_tensor *out, double scale_h, double scale_w, int mode, bool align);
 int sg_ref_upsample_backward(sg_tensor *g, sg_tensor *gx, double scale_h, double scale_w, int mode, bool align);
 
+/* ---- optim.c ---- */
+/* g in dt: g itself (a new reference) or a converted copy */
+sg_tensor *sg_ref_grad_as(sg_tensor *g, sg_dtype dt);
+int sg_ref_sgd_step(sg_tensor *p, sg_tensor *g, sg_tensor *buf, const sg_sgd_hyper *h, bool first);
+int sg_ref_adam_step(sg_tensor *p, sg_tensor *g, sg_tensor *m, sg_tensor *v, sg_tensor *vmax, const sg_adam_hyper *h,
+                     double bc2, double step_size);
+
 #endif

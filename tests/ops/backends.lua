@@ -18,6 +18,17 @@ function B.list()
   return l
 end
 
+-- fn(dev) run on `backend` ("reference", "cpu" or a device): dev is the device to put tensors on
+function B.on(backend, fn)
+  local prev = sg.config.reference
+  sg.config.reference = backend == "reference"
+  local dev = (backend == "reference" or backend == "cpu") and "cpu" or backend
+  local res = table.pack(pcall(fn, dev))
+  sg.config.reference = prev
+  if not res[1] then error(res[2], 0) end
+  return table.unpack(res, 2, res.n)
+end
+
 -- fn(inputs...) with the inputs on `backend` ("reference", "cpu" or a device); returns the outputs and the
 -- gradients of sum(out * seed) for inputs that are floating, all back on the cpu
 local function run(backend, fn, inputs, seeds)
