@@ -25,4 +25,12 @@ void sg_ref_upsample_taps(sg_upsample_tap *t, int64_t in, int64_t out, double sc
 int sg_ref_upsample(sg_tensor *x, sg_tensor *out, double scale_h, double scale_w, int mode, bool align);
 int sg_ref_upsample_backward(sg_tensor *g, sg_tensor *gx, double scale_h, double scale_w, int mode, bool align);
 
+/* ---- pool.c ---- */
+int sg_ref_max_pool2d(sg_tensor *x, const int64_t par[6], sg_tensor *values, sg_tensor *indices);
+int sg_ref_max_pool2d_backward(sg_tensor *g, sg_tensor *indices, const int64_t par[6], sg_tensor *gx);
+int sg_ref_max_unpool2d(sg_tensor *x, sg_tensor *indices, sg_tensor *out);
+int sg_ref_max_unpool2d_backward(sg_tensor *g, sg_tensor *indices, sg_tensor *gx);
+int sg_ref_avg_pool2d(sg_tensor *x, const int64_t par[7], bool adaptive, sg_tensor *out);
+int sg_ref_avg_pool2d_backward(sg_tensor *g, const int64_t par[7], bool adaptive, sg_tensor *gx);
+
 #endif
