@@ -105,7 +105,12 @@ typedef struct sg_backend {
     const char *(*last_algo)(void);                     /* optional */
   } conv;
   struct {
-    /* par: kh kw sh sw ph pw (and count_include_pad for average pooling); x, g, indices (c) */
+    /* NCHW planes; every tensor (c); outputs (values, out, gx) are overwritten whole. par: kh kw sh sw ph pw
+     * (and count_include_pad for average pooling; unused when adaptive: PyTorch's adaptive windows from the
+     * sizes). indices: i64, the flat position in the H*W input plane of each window's first maximum in
+     * row-major order (a NaN wins and ends the search; a window of -inf gives its first position); NULL in
+     * max_pool2d when no one needs them. max_unpool2d scatters x by indices into a zeroed out (the last of
+     * repeated positions wins) and fails naming an index outside the output plane. */
     int (*max_pool2d)(sg_tensor *x, const int64_t par[6], sg_tensor *values, sg_tensor *indices);
     int (*max_pool2d_backward)(sg_tensor *g, sg_tensor *indices, const int64_t par[6], sg_tensor *gx);
     int (*max_unpool2d)(sg_tensor *x, sg_tensor *indices, sg_tensor *out);

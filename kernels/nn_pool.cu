@@ -1,6 +1,6 @@
 // Pooling over the H x W planes of NCHW tensors (max with indices, max
 // unpooling, average and adaptive average) with gather-style backwards, and
-// the convolution bias add. The window rules are engine/ops/pool.c's.
+// the convolution bias add. The window rules are engine/backend_ref/pool.c's.
 #include "k_nn_device.cuh"
 
 using namespace sgk;
@@ -98,7 +98,7 @@ struct Win {
   double div;
 };
 
-// engine/ops/pool.c's avg_window / adaptive_window
+// engine/backend_ref/pool.c's window_of
 __device__ __forceinline__ Win window_of(const sgk_pool &p, int64_t y, int64_t x) {
   Win r;
   if (p.adaptive) {

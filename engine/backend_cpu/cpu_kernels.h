@@ -21,17 +21,6 @@ void sg_cpu_nearest_fwd(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_
 int sg_cpu_nearest_bwd(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_t ow, const int64_t *iy,
                         const int64_t *ix, const float *g, float *gin);
 
-/* ---- max pooling over `planes` H x W planes (ops/pool.c): output oh x ow, window kh x kw, stride
- * sh, sw, padding ph, pw (at most half the window). y receives each window's maximum and idx its flat
- * position in the plane: the first maximum in row-major window order, a NaN wins (and stops the
- * search); a window of -inf gives -inf at its first in-range position (pool.c's loops). idx may be
- * NULL (inference: the positions are not needed). */
-void sg_cpu_maxpool_fwd(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_t ow, int64_t kh, int64_t kw,
-                        int64_t sh, int64_t sw, int64_t ph, int64_t pw, const float *x, float *y, int64_t *idx);
-/* gx[p, idx[p, k]] += g[p, k] over each plane's outputs in order, gx zeroed first */
-void sg_cpu_maxpool_bwd(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_t ow, const int64_t *idx,
-                        const float *g, float *gx);
-
 /* ---- batch norm over x [N, C, L] (ops/norm.c), optionally fused with a ReLU
  * on its output. Per channel: training computes the batch mean and biased
  * variance (double, two passes; each channel reduced by one thread, in a fixed

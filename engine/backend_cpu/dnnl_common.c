@@ -1,4 +1,10 @@
 #include "dnnl_common.h"
+
+/* the batch norm path note (see dnnl_common.h), built with or without oneDNN */
+static _Thread_local const char *bn_path = "none";
+const char *sg_bn_last_path(void) { return bn_path; }
+void sg_bn_note_path(const char *path) { bn_path = path; }
+
 #ifdef SG_HAVE_DNNL
 #include <pthread.h>
 #include <stdbool.h>
@@ -65,6 +71,4 @@ void sg_dnnl_scratch_free(sg_dnnl_scratch *s) {
   s->p = NULL;
   s->size = 0;
 }
-#else
-typedef int sg_dnnl_common_unused; /* ISO C wants something in a translation unit */
 #endif

@@ -1,9 +1,18 @@
-/* What the oneDNN paths (conv, pool/norm, eltwise) share: one CPU engine,
+/* What the oneDNN paths (conv, pool, eltwise) share: one CPU engine,
  * a checked-call macro, grow-only scratch buffers and one exit hook that
  * releases every path's cache before the engine goes. Each path keeps its
- * own lock, stream and primitive cache. Only built with SG_HAVE_DNNL. */
+ * own lock, stream and primitive cache. Only built with SG_HAVE_DNNL (but for
+ * the batch norm path note below). */
 #ifndef SG_DNNL_COMMON_H
 #define SG_DNNL_COMMON_H
+
+/* Which implementation ran the last batch norm (forward or backward) on this
+ * thread: "kernel" (backend_cpu/cpu_kernels.c), "loops", "cuda" or "none"
+ * (ops/norm.c notes it; tests read it through F._bn_path). Here until batch
+ * norm has a cpu table file of its own; built with or without oneDNN. */
+const char *sg_bn_last_path(void);
+void sg_bn_note_path(const char *path);
+
 #ifdef SG_HAVE_DNNL
 #include "../core/tensor.h"
 #include <oneapi/dnnl/dnnl.h>

@@ -88,9 +88,12 @@ int sg_cuda_bias_grad(sg_tensor *gout, sg_tensor *gb) {
 int sg_cuda_max_pool2d(sg_tensor *x, const int64_t par[6], sg_tensor *values, sg_tensor *indices) {
   if (!sg_cuda_ensure()) return -1;
   sgk_pool p = pool_of(x, values->size[2], values->size[3], par, 6, false);
-  return LAUNCH(sgk_max_pool2d(sg_data_ptr(x), x->dtype, sg_data_ptr(values), sg_data_ptr(indices), &p,
-                               sg_cuda_stream()))
-             ? 0 : -1;
+  /* without indices (no one needs the positions) the kernel writes them to a scratch block */
+  int64_t *idx = indices ? sg_data_ptr(indices) : sg_cuda_malloc(sizeof(int64_t) * (size_t)sg_numel(values));
+  if (!idx) return -1;
+  bool ok = LAUNCH(sgk_max_pool2d(sg_data_ptr(x), x->dtype, sg_data_ptr(values), idx, &p, sg_cuda_stream()));
+  if (!indices) sg_cuda_free(idx);
+  return ok ? 0 : -1;
 }
 
 int sg_cuda_max_pool2d_bwd(sg_tensor *g, sg_tensor *indices, const int64_t par[6], sg_tensor *gx) {

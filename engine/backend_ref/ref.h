@@ -32,4 +32,12 @@ int sg_ref_sgd_step(sg_tensor *p, sg_tensor *g, sg_tensor *buf, const sg_sgd_hyp
 int sg_ref_adam_step(sg_tensor *p, sg_tensor *g, sg_tensor *m, sg_tensor *v, sg_tensor *vmax, const sg_adam_hyper *h,
                      double bc2, double step_size);
 
+/* ---- pool.c ---- */
+int sg_ref_max_pool2d(sg_tensor *x, const int64_t par[6], sg_tensor *values, sg_tensor *indices);
+int sg_ref_max_pool2d_backward(sg_tensor *g, sg_tensor *indices, const int64_t par[6], sg_tensor *gx);
+int sg_ref_max_unpool2d(sg_tensor *x, sg_tensor *indices, sg_tensor *out);
+int sg_ref_max_unpool2d_backward(sg_tensor *g, sg_tensor *indices, sg_tensor *gx);
+int sg_ref_avg_pool2d(sg_tensor *x, const int64_t par[7], bool adaptive, sg_tensor *out);
+int sg_ref_avg_pool2d_backward(sg_tensor *g, const int64_t par[7], bool adaptive, sg_tensor *gx);
+
 #endif

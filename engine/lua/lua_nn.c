@@ -2,7 +2,9 @@
 #include "binding.h"
 #include "../ops/nn_ops.h"
 #include "../backend_cpu/dnnl_conv.h"
-#include "../backend_cpu/dnnl_pool_norm.h"
+#include "../backend_cpu/dnnl_common.h" /* sg_bn_last_path */
+#include "../backend_cpu/dnnl_pool.h"
+#include "../backend_cpu/pool.h"
 #include "../backend_cpu/dnnl_eltwise.h"
 #include "../backend.h"
 #include "../core/config.h"
@@ -359,10 +361,11 @@ static int l_conv_path(lua_State *L) {
   lua_pushboolean(L, sg_conv_last_winograd());
   return 2;
 }
-/* _pool_path() -> "dnnl" | "loops" | "cuda" | "none", _bn_path() -> "kernel" | "loops" |
- * "cuda" | "none": what ran the last pooling / batch norm computation (forward or backward) */
+/* _pool_path() -> "kernel" | "dnnl" | "loops" | "none": what the cpu table ran for the last max or average
+ * pooling (forward or backward); _bn_path() -> "kernel" | "loops" | "cuda" | "none": what ran the last batch
+ * norm computation */
 static int l_pool_path(lua_State *L) {
-  lua_pushstring(L, sg_pool_last_path());
+  lua_pushstring(L, sg_cpu_pool_last_path());
   return 1;
 }
 static int l_bn_path(lua_State *L) {
@@ -408,7 +411,7 @@ static int l_dnnl(lua_State *L) {
   lua_pushboolean(L, sg_dnnl_compiled());
   lua_pushboolean(L, sg_dnnl_enabled());
   lua_pushinteger(L, sg_dnnl_cache_size());
-  lua_pushinteger(L, sg_dnnl_pool_norm_cache_size());
+  lua_pushinteger(L, sg_dnnl_pool_cache_size());
   lua_pushinteger(L, sg_dnnl_eltwise_cache_size());
   return 5;
 }

@@ -10,7 +10,7 @@
 #include "ops.h"
 #include "../autograd/autograd.h"
 #include "../backend_cpu/cpu_kernels.h"
-#include "../backend_cpu/dnnl_pool_norm.h" /* sg_bn_note_path */
+#include "../backend_cpu/dnnl_common.h" /* sg_bn_note_path */
 #include "../backend.h"
 #include <math.h>
 #include <stdlib.h>

@@ -1,27 +1,18 @@
-/* oneDNN average-pooling primitives (f32, plain NCHW), and the path notes of
- * pooling and batch norm (max pooling and batch norm run the cpu kernels of
- * cpu_kernels.c).
+/* oneDNN average-pooling primitives (f32, plain NCHW) for the cpu table's
+ * pool entries (backend_cpu/pool.c).
  *
  * Each call finds a cached entry keyed by (kind, algorithm, geometry) holding
  * the primitive descriptor and the primitive; the caller's buffers are wrapped
- * without a copy or reordered to a blocked layout (see entry_t). Max pooling keeps its
- * workspace (oneDNN's in-window offset of each maximum) in a shared grow-only
- * buffer and converts it to and from pool.c's flat plane indices. One cpu
+ * without a copy or reordered to a blocked layout (see entry_t). One cpu
  * engine and stream are created on first use, calls are serialized by a
  * lock, and everything is released at exit. The on/off switch is the conv
  * path's (sg_dnnl_enabled: SEMSEG_DNNL=0 or F._dnnl(false)). */
-#include "dnnl_pool_norm.h"
+#include "dnnl_pool.h"
 #include "dnnl_conv.h"
 #include "../core/tensor.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-static _Thread_local const char *pool_path = "none", *bn_path = "none";
-const char *sg_pool_last_path(void) { return pool_path; }
-void sg_pool_note_path(const char *path) { pool_path = path; }
-const char *sg_bn_last_path(void) { return bn_path; }
-void sg_bn_note_path(const char *path) { bn_path = path; }
 
 #ifdef SG_HAVE_DNNL
 #include "dnnl_common.h"
@@ -78,7 +69,7 @@ static void release_all(void) {
   pthread_mutex_unlock(&lock);
 }
 
-int sg_dnnl_pool_norm_cache_size(void) {
+int sg_dnnl_pool_cache_size(void) {
   int n = 0;
   pthread_mutex_lock(&lock);
   for (int k = 0; k < CACHE_CAP; k++) n += cache[k].used && cache[k].ok;
@@ -347,6 +338,6 @@ int sg_dnnl_pool_bwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const flo
   (void)alg; (void)g; (void)diff_dst; (void)diff_src;
   return 0;
 }
-int sg_dnnl_pool_norm_cache_size(void) { return 0; }
+int sg_dnnl_pool_cache_size(void) { return 0; }
 
 #endif
