@@ -11,13 +11,11 @@
 #include "../backend_cpu/dnnl_pool_norm.h" /* sg_bn_note_path */
 #include "../backend.h"
 #include <math.h>
-#include <stdlib.h>
 
-/* The gradients of a norm node's inputs x, weight, bias: out[k] allocated where n->needs[k] (x's dtype and shape
- * for k = 0, the parameter's for 1 and 2), handed to gin on success. */
+/* The gradients of a norm node's inputs x, weight, bias: out[k] (NULL on entry) allocated where n->needs[k] (x's
+ * dtype and shape for k = 0, the parameter's for 1 and 2); give_grads hands them to gin, or frees them. */
 static bool alloc_grads(sg_node *n, sg_tensor **out) {
   for (int k = 0; k < 3; k++) {
-    out[k] = NULL;
     if (n->needs[k] && !(out[k] = sg_empty(n->in_shape[k].ndim, n->in_shape[k].size, n->in_dtype[k],
                                             n->in_device[0])))
       return false;
@@ -55,7 +53,7 @@ static int batch_norm_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_bn_note_path(be->name); /* a cpu backend names its own path */
   bool ok = true;
   sg_tensor *xc = sg_nn_contig(x, dt), *gc = xc ? sg_nn_contig(g, dt) : NULL, *wc = contig_opt(w, &ok);
-  sg_tensor *yc = y ? sg_nn_contig(y, dt) : NULL, *out[3];
+  sg_tensor *yc = y ? sg_nn_contig(y, dt) : NULL, *out[3] = {NULL, NULL, NULL};
   ok = ok && gc && (!y || yc) && alloc_grads(n, out);
   if (ok && relu)
     ok = SG_BACKEND_CALL(dev, norm.batch_norm_relu_backward, n->op, xc, gc, yc, wc, st, training, out[0], out[1],
@@ -167,7 +165,8 @@ static int group_norm_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_tensor *x = sg_node_saved(n, 0), *w = n->saved[1] ? sg_node_saved(n, 1) : NULL, *st = sg_node_saved(n, 2);
   if (!x || (n->saved[1] && !w) || !st) return -1;
   bool ok = true;
-  sg_tensor *xc = sg_nn_contig(x, dt), *gc = xc ? sg_nn_contig(g, dt) : NULL, *wc = contig_opt(w, &ok), *out[3];
+  sg_tensor *xc = sg_nn_contig(x, dt), *gc = xc ? sg_nn_contig(g, dt) : NULL, *wc = contig_opt(w, &ok);
+  sg_tensor *out[3] = {NULL, NULL, NULL};
   ok = ok && gc && alloc_grads(n, out);
   ok = ok && SG_BACKEND_CALL(dev, norm.group_norm_backward, n->op, xc, gc, wc, st, n->i[0], n->i[1], n->i[2],
                              n->i[3], out[0], out[1], out[2]) == 0;
