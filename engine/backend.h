@@ -119,10 +119,22 @@ typedef struct sg_backend {
     int (*avg_pool2d_backward)(sg_tensor *g, const int64_t par[7], bool adaptive, sg_tensor *gx);
   } pool;
   struct {
+    /* x [N,C,...] (c); w, b [C] (c) or NULL, any float dtype; rm, rv [C] or NULL (1-d, strided, any float
+     * dtype), read in evaluation, updated in place when training. *stats receives a new tensor of the
+     * backend's own making (the cpu and the reference share one layout) that the backward reads; gx, gw,
+     * gb are NULL when not wanted. */
     int (*batch_norm)(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor *w, sg_tensor *b, bool training,
                       double momentum, double eps, sg_tensor *out, sg_tensor **stats);
     int (*batch_norm_backward)(sg_tensor *x, sg_tensor *g, sg_tensor *w, sg_tensor *stats, bool training,
                                sg_tensor *gx, sg_tensor *gw, sg_tensor *gb);
+    /* optional: out = max(batch_norm, 0) (NaN kept) in one pass; the backward takes that output y and
+     * counts g only where y > 0. Left NULL, sg_batch_norm_relu runs batch_norm and then the ReLU op. */
+    int (*batch_norm_relu)(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor *w, sg_tensor *b, bool training,
+                           double momentum, double eps, sg_tensor *out, sg_tensor **stats);
+    int (*batch_norm_relu_backward)(sg_tensor *x, sg_tensor *g, sg_tensor *y, sg_tensor *w, sg_tensor *stats,
+                                    bool training, sg_tensor *gx, sg_tensor *gw, sg_tensor *gb);
+    /* x viewed as [N, C, L] in G groups of C/G channels (layer norm: N rows, C = the normalised size,
+     * G = L = 1); w, b [C] (c) or NULL; stats as for batch_norm */
     int (*group_norm)(sg_tensor *x, sg_tensor *w, sg_tensor *b, int64_t N, int64_t C, int64_t G, int64_t L,
                       double eps, sg_tensor *out, sg_tensor **stats);
     int (*group_norm_backward)(sg_tensor *x, sg_tensor *g, sg_tensor *w, sg_tensor *stats, int64_t N, int64_t C,

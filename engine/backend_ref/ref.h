@@ -40,4 +40,25 @@ int sg_ref_max_unpool2d_backward(sg_tensor *g, sg_tensor *indices, sg_tensor *gx
 int sg_ref_avg_pool2d(sg_tensor *x, const int64_t par[7], bool adaptive, sg_tensor *out);
 int sg_ref_avg_pool2d_backward(sg_tensor *g, const int64_t par[7], bool adaptive, sg_tensor *gx);
 
+/* ---- norm.c ---- */
+/* The statistics tensor the cpu and reference norm entries hand to their backward (f64, on the cpu):
+ * batch norm [2C+1]: mean[C], biased variance[C] (the batch's when training, else the running ones), eps;
+ * group / layer norm [2R] for R = N*G rows: mean[R], 1/sqrt(var + eps)[R]. */
+int sg_ref_batch_norm(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor *w, sg_tensor *b, bool training,
+                      double momentum, double eps, sg_tensor *out, sg_tensor **stats);
+int sg_ref_batch_norm_backward(sg_tensor *x, sg_tensor *g, sg_tensor *w, sg_tensor *stats, bool training,
+                               sg_tensor *gx, sg_tensor *gw, sg_tensor *gb);
+int sg_ref_batch_norm_relu(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor *w, sg_tensor *b, bool training,
+                           double momentum, double eps, sg_tensor *out, sg_tensor **stats);
+int sg_ref_batch_norm_relu_backward(sg_tensor *x, sg_tensor *g, sg_tensor *y, sg_tensor *w, sg_tensor *stats,
+                                    bool training, sg_tensor *gx, sg_tensor *gw, sg_tensor *gb);
+/* rm <- (1 - momentum) rm + momentum mean, rv <- (1 - momentum) rv + momentum var M / (M - 1), computed in double
+ * (M values per channel); bumps their versions. */
+void sg_ref_bn_update_running(sg_tensor *rm, sg_tensor *rv, const double *mean, const double *var, int64_t C,
+                              double M, double momentum);
+int sg_ref_group_norm(sg_tensor *x, sg_tensor *w, sg_tensor *b, int64_t N, int64_t C, int64_t G, int64_t L,
+                      double eps, sg_tensor *out, sg_tensor **stats);
+int sg_ref_group_norm_backward(sg_tensor *x, sg_tensor *g, sg_tensor *w, sg_tensor *stats, int64_t N, int64_t C,
+                               int64_t G, int64_t L, sg_tensor *gx, sg_tensor *gw, sg_tensor *gb);
+
 #endif

@@ -45,7 +45,7 @@ sg_tensor *sg_batch_norm(sg_tensor *x, sg_tensor *running_mean, sg_tensor *runni
 sg_tensor *sg_batch_norm_relu(sg_tensor *x, sg_tensor *running_mean, sg_tensor *running_var, sg_tensor *weight,
                               sg_tensor *bias, bool training, double momentum, double eps);
 
-/* ---- group and layer norm (ops/group_norm.c) ----
+/* ---- group and layer norm (ops/norm.c) ----
  * group_norm: x [N,C,...], statistics per sample over each of `groups`
  * groups of C/groups channels (groups == C: instance norm); weight/bias [C]
  * or NULL. layer_norm: statistics over the last k dims of x; weight/bias of
