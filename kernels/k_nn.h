@@ -1,6 +1,6 @@
 /* Launchers of the CNN kernels (pooling, batch/group/layer norm, upsampling,
  * convolution bias): plain C, shared by the host glue
- * (engine/backend_cuda/cuda_conv.c, cuda_nn.c) and kernels/nn_*.cu.
+ * (engine/backend_cuda/cuda_conv.c, pool.c, norm.c, upsample.c) and kernels/nn_*.cu, conv.cu.
  *
  * Unless said otherwise every tensor argument is contiguous NCHW (or [N,C,L])
  * in the floating dtype `dt` (SG_F16, SG_BF16, SG_F32 or SG_F64); index
@@ -120,7 +120,7 @@ SGK_API int sgk_upsample(const void *x, int dt, void *y, const sgk_upsample_geom
 /* gx [planes, H, W] = sum over the outputs that read each input pixel, weighted (gather: deterministic) */
 SGK_API int sgk_upsample_bwd(const void *g, int dt, void *gx, const sgk_upsample_geom *p, void *scratch, sgk_stream s);
 
-/* ---- convolution helpers (kernels/nn_pool.cu) ---- */
+/* ---- convolution helpers (kernels/conv.cu) ---- */
 /* y [N, C, L] += b[c] */
 SGK_API int sgk_bias_add(void *y, int dt, sgk_vec b, int64_t N, int64_t C, int64_t L, sgk_stream s);
 

@@ -1,4 +1,4 @@
-// Device helpers of the CNN kernels (nn_*.cu): dtype traits for the four
+// Device helpers of the CNN kernels (nn_*.cu, conv.cu): dtype traits for the four
 // floating types (storage type, accumulation type, loads and stores that
 // round like the CPU), the dispatch over them, per-channel vector access and
 // fixed-order block reductions.

@@ -29,4 +29,47 @@ cudnnHandle_t sg_cudnn_handle(void);
 sgk_layout sg_cuda_layout(const sg_tensor *t);
 /* t's layout broadcast to ndim/size (aligned at the last dim, stride 0 where t has size 1) */
 sgk_layout sg_cuda_layout_as(const sg_tensor *t, int ndim, const int64_t *size);
+
+/* ---- helpers of the CNN glue (the bias in conv, pool, norm, upsample) ---- */
+#include "../../kernels/k_nn.h"
+#include <string.h>
+
+#define LAUNCH(call) SG_LAUNCH_OK(call)
+
+/* a per-channel vector: 1-d with its stride, or contiguous */
+static inline sgk_vec vec_of(sg_tensor *t) {
+  sgk_vec v;
+  memset(&v, 0, sizeof v);
+  if (!t) return v;
+  v.p = sg_data_ptr(t);
+  v.dt = t->dtype;
+  v.stride = t->ndim == 1 ? t->stride[0] : 1;
+  return v;
+}
+
+/* [N, C, L] of a tensor with dims [N, C, ...] */
+static inline void ncl(const sg_tensor *t, int64_t *N, int64_t *C, int64_t *L) {
+  *N = t->size[0];
+  *C = t->ndim > 1 ? t->size[1] : 1;
+  *L = 1;
+  for (int d = 2; d < t->ndim; d++) *L *= t->size[d];
+}
+
+/* One channel reduction: *sums [2C] doubles (sum of a, sum of b) inside the
+ * returned block, which the caller frees with sg_cuda_free; NULL on failure. */
+static inline double *channel_reduce(int mode, sg_tensor *x, sg_tensor *g, const double *stats, int64_t N,
+                                     int64_t C, int64_t L, int64_t G, double **sums) {
+  sgk_red r = {N, C, L, G, sgk_red_splits(N, C, L)};
+  double *buf = sg_cuda_malloc(sizeof(double) * (size_t)(2 * C * r.splits + 2 * C));
+  if (!buf) return NULL;
+  *sums = buf + 2 * C * r.splits;
+  sg_dtype dt = (x ? x : g)->dtype;
+  bool ok = N * L > 0
+                ? LAUNCH(sgk_channel_reduce(mode, x ? sg_data_ptr(x) : NULL, g ? sg_data_ptr(g) : NULL, dt, stats, &r,
+                                            buf, sg_cuda_stream())) &&
+                      LAUNCH(sgk_channel_sums(buf, &r, *sums, sg_cuda_stream()))
+                : SG_CUDA_OK(cudaMemsetAsync(*sums, 0, sizeof(double) * (size_t)(2 * C), sg_cuda_stream()));
+  if (!ok) { sg_cuda_free(buf); return NULL; }
+  return buf;
+}
 #endif

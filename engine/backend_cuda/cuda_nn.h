@@ -36,7 +36,7 @@ bool sg_cuda_conv_tf32(void);
 /* "fwd algo 1 (math 3, workspace 0 B)": what the last convolution call ran (this thread) */
 const char *sg_cuda_conv_last_algo(void);
 
-/* ---- pooling (cuda_nn.c) ----
+/* ---- pooling (pool.c) ----
  * par: kh kw sh sw ph pw (and count_include_pad for average pooling). */
 int sg_cuda_max_pool2d(sg_tensor *x, const int64_t par[6], sg_tensor *values, sg_tensor *indices); /* x (c) */
 int sg_cuda_max_pool2d_bwd(sg_tensor *g, sg_tensor *indices, const int64_t par[6], sg_tensor *gx); /* all (c) */
@@ -47,7 +47,7 @@ int sg_cuda_max_unpool2d_bwd(sg_tensor *g, sg_tensor *indices, sg_tensor *gx);
 int sg_cuda_avg_pool2d(sg_tensor *x, const int64_t par[7], bool adaptive, sg_tensor *out);
 int sg_cuda_avg_pool2d_bwd(sg_tensor *g, const int64_t par[7], bool adaptive, sg_tensor *gx);
 
-/* ---- batch norm (cuda_nn.c) ----
+/* ---- batch norm (norm.c) ----
  * x (c) [N,C,...]; weight/bias/running stats [C] of any float dtype and
  * stride, or NULL. stats: a new f64 tensor [4C] (mean, invstd, scale, shift)
  * for the backward. Training updates the running statistics in place. */
@@ -57,7 +57,7 @@ int sg_cuda_batch_norm(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor *w,
 int sg_cuda_batch_norm_bwd(sg_tensor *x, sg_tensor *g, sg_tensor *w, sg_tensor *stats, bool training, sg_tensor *gx,
                            sg_tensor *gw, sg_tensor *gb);
 
-/* ---- group / layer norm (cuda_nn.c) ----
+/* ---- group / layer norm (norm.c) ----
  * x (c) viewed as [N, C, L] in G groups; w/b (c) with C elements or NULL.
  * stats: a new f64 tensor [2*N*G] (mean, invstd per row). */
 int sg_cuda_group_norm(sg_tensor *x, sg_tensor *w, sg_tensor *b, int64_t N, int64_t C, int64_t G, int64_t L,
@@ -65,7 +65,7 @@ int sg_cuda_group_norm(sg_tensor *x, sg_tensor *w, sg_tensor *b, int64_t N, int6
 int sg_cuda_group_norm_bwd(sg_tensor *x, sg_tensor *g, sg_tensor *w, sg_tensor *stats, int64_t N, int64_t C,
                            int64_t G, int64_t L, sg_tensor *gx, sg_tensor *gw, sg_tensor *gb);
 
-/* ---- upsampling (cuda_nn.c) ----
+/* ---- upsampling (upsample.c) ----
  * scale_h/scale_w and the mode as sg_upsample takes them (mode 0 nearest, 1 bilinear). */
 int sg_cuda_upsample(sg_tensor *x, sg_tensor *out, double scale_h, double scale_w, int mode, bool align);
 int sg_cuda_upsample_bwd(sg_tensor *g, sg_tensor *gx, double scale_h, double scale_w, int mode, bool align);
