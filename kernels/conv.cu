@@ -1,6 +1,6 @@
 // The convolution bias add (the convolutions themselves are cuDNN's,
-// engine/backend_cuda/cuda_conv.c; the bias backward is the channel reduction
-// of nn_norm.cu).
+// engine/backend_cuda/conv.c; the bias backward is the channel reduction
+// of norm.cu).
 #include "k_nn_device.cuh"
 
 using namespace sgk;

@@ -1,5 +1,5 @@
 /* Launchers of kernels/elementwise.cu: binary and unary ops with broadcasting,
- * clamp, where and the unary-op gradients, for engine/backend_cuda/cuda_elementwise.c.
+ * clamp, where and the unary-op gradients, for engine/backend_cuda/elementwise.c.
  *
  * Conventions as in k_common.h. Every operand layout has the output's sizes
  * (inputs broadcast by zero strides); `n` is the number of output elements.

@@ -1,6 +1,7 @@
 /* Launchers of the CNN kernels (pooling, batch/group/layer norm, upsampling,
  * convolution bias): plain C, shared by the host glue
- * (engine/backend_cuda/cuda_conv.c, pool.c, norm.c, upsample.c) and kernels/nn_*.cu, conv.cu.
+ * (engine/backend_cuda/conv.c, pool.c, norm.c, upsample.c) and kernels/pool.cu,
+ * norm.cu, upsample.cu, conv.cu.
  *
  * Unless said otherwise every tensor argument is contiguous NCHW (or [N,C,L])
  * in the floating dtype `dt` (SG_F16, SG_BF16, SG_F32 or SG_F64); index
@@ -20,7 +21,7 @@ typedef struct {
   int64_t stride;
 } sgk_vec;
 
-/* ---- pooling (kernels/nn_pool.cu) ----
+/* ---- pooling (kernels/pool.cu) ----
  * A window geometry over planes of H x W (planes = N * C):
  * kh kw sh sw ph pw as the CPU op; cip = count_include_pad for average
  * pooling; adaptive: PyTorch's adaptive windows (kernel fields unused). */
@@ -49,7 +50,7 @@ SGK_API int sgk_max_unpool2d_bwd(const void *g, const int64_t *idx, int dt, void
 SGK_API int sgk_avg_pool2d(const void *x, int dt, void *y, const sgk_pool *p, sgk_stream s);
 SGK_API int sgk_avg_pool2d_bwd(const void *g, int dt, void *gx, const sgk_pool *p, sgk_stream s);
 
-/* ---- per-channel reductions and batch norm (kernels/nn_norm.cu) ----
+/* ---- per-channel reductions and batch norm (kernels/norm.cu) ----
  * x viewed as [N, C, L]. The channel reduction sums two quantities per
  * channel over N and L in double, in `splits` partial sums per channel
  * (partials: 2 * C * splits doubles) that a finalize step adds in order, so
@@ -94,7 +95,7 @@ SGK_API int sgk_bn_bwd_coef(const double *stats, const double *sums, sgk_vec w, 
 SGK_API int sgk_bn_bwd_data(const void *x, const void *g, int dt, void *gx, const double *coef, int training,
                             int64_t N, int64_t C, int64_t L, sgk_stream s);
 
-/* ---- group and layer norm (kernels/nn_norm.cu) ----
+/* ---- group and layer norm (kernels/norm.cu) ----
  * x [N, C, L] in G groups (layer norm: N = rows, C = D, G = 1, L = 1); one
  * block per (sample, group) row of M = C/G * L values. stats [2*N*G] doubles
  * (mean then invstd per row) written by the forward. */
@@ -104,7 +105,7 @@ SGK_API int sgk_group_norm(const void *x, int dt, void *y, sgk_vec w, sgk_vec b,
 SGK_API int sgk_group_norm_bwd(const void *x, const void *g, int dt, void *gx, sgk_vec w, int64_t N, int64_t C,
                                int64_t G, int64_t L, const double *stats, sgk_stream s);
 
-/* ---- upsampling (kernels/nn_upsample.cu) ----
+/* ---- upsampling (kernels/upsample.cu) ----
  * The CPU's index rules (engine/ops/upsample.c) evaluated on the device with
  * the same IEEE operations (no contraction). The scale of each axis: nearest:
  * float sc (used unless out == in or out == 2 * in); bilinear: double sc. */

@@ -1,4 +1,4 @@
-/* Launchers of kernels/reduce.cu: reductions for engine/backend_cuda/cuda_reduce.c.
+/* Launchers of kernels/reduce.cu: reductions for engine/backend_cuda/reduce.c.
  *
  * A reduction reads the input through two layouts: `outer` holds the kept
  * dims (in output order), `row` the reduced dims (in input order). Output

@@ -1,15 +1,7 @@
 /* The CUDA backend's device table: what semseg_cuda.so registers when the
  * engine loads it on first use of the GPU (engine/core/device.c). The entries
  * are the host glue of the files beside this one. */
-#include "cuda_backend.h"
-#include "cuda_amp.h"
-#include "cuda_elementwise.h"
-#include "cuda_index.h"
-#include "cuda_matmul.h"
-#include "cuda_nn.h"
-#include "cuda_optim.h"
-#include "cuda_random.h"
-#include "cuda_reduce.h"
+#include "cuda.h"
 
 static const sg_backend cuda_backend = {
   .name = "cuda",

@@ -1,9 +1,8 @@
-/* Host glue of kernels/nn_norm.cu: batch norm and group/layer norm. Scratch
+/* Host glue of kernels/norm.cu: batch norm and group/layer norm. Scratch
  * buffers come from the caching allocator and go back right after the
  * launches: all work is on one stream, so the next user of a block queues
  * behind these kernels. */
-#include "cuda_nn.h"
-#include "cuda_common.h"
+#include "common.h"
 #include <stdint.h>
 
 /* ---------------------------------------------------------------- batch norm */

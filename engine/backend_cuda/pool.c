@@ -1,8 +1,6 @@
-/* Host glue of kernels/nn_pool.cu: max pooling (with indices), max
+/* Host glue of kernels/pool.cu: max pooling (with indices), max
  * unpooling, average and adaptive average pooling. */
-#include "cuda_nn.h"
-#include "cuda_index.h"
-#include "cuda_common.h"
+#include "common.h"
 #include <stdint.h>
 
 /* ---------------------------------------------------------------- pooling */

@@ -1,6 +1,5 @@
-/* Host glue of kernels/nn_upsample.cu: nearest and bilinear upsampling. */
-#include "cuda_nn.h"
-#include "cuda_common.h"
+/* Host glue of kernels/upsample.cu: nearest and bilinear upsampling. */
+#include "common.h"
 
 /* ---------------------------------------------------------------- upsampling */
 /* engine/ops/upsample.c's scales_value */

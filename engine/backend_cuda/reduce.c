@@ -1,6 +1,5 @@
 /* Reductions on the GPU: host glue of kernels/reduce.cu. */
-#include "cuda_reduce.h"
-#include "cuda_common.h"
+#include "common.h"
 #include "../../kernels/k_reduce.h"
 #include "../backend.h"
 #include <string.h>

@@ -1,8 +1,9 @@
-/* Internal header of the CUDA backend's host glue: the vendor headers, the
- * checked-call macros and the shared stream and library handles. */
-#ifndef SG_CUDA_COMMON_H
-#define SG_CUDA_COMMON_H
-#include "cuda_backend.h"
+/* Internal header of the CUDA backend's host glue (every .c of this folder
+ * but backend.c): the vendor headers, the checked-call macros, the shared
+ * stream and library handles, and the few helpers several files share. */
+#ifndef SG_BACKEND_CUDA_COMMON_H
+#define SG_BACKEND_CUDA_COMMON_H
+#include "cuda.h"
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <cudnn.h>

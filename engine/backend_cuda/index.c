@@ -2,8 +2,7 @@
  * the host go over in one copy; the adjoint's inverse maps (per dim, the
  * output positions reading each input position, ascending) are built on the
  * host from them. */
-#include "cuda_common.h"
-#include "cuda_index.h"
+#include "common.h"
 #include "../../kernels/k_index.h"
 #include <stdlib.h>
 #include <string.h>

@@ -16,11 +16,10 @@
  * cuDNN pads nothing. Batches whose tensors would exceed 2^31 elements run in
  * chunks of images (the weight gradient accumulates over the chunks).
  *
- * The bias add and its backward (kernels/nn_pool.cu's bias add, the channel
- * reduction of kernels/nn_norm.cu) are at the end. */
+ * The bias add and its backward (kernels/conv.cu, and the channel reduction
+ * of kernels/norm.cu) are at the end. */
 #include "../core/config.h"
-#include "cuda_nn.h"
-#include "cuda_common.h"
+#include "common.h"
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>

@@ -1,6 +1,5 @@
 /* Elementwise ops on the GPU: host glue of kernels/elementwise.cu. */
-#include "cuda_elementwise.h"
-#include "cuda_common.h"
+#include "common.h"
 #include "../ops/ops.h"
 #include "../../kernels/k_elementwise.h"
 #include <string.h>
