@@ -26,6 +26,6 @@ SGK_API int sgk_reduce(int kind, void *out, int ot, const void *in, int it, cons
 
 /* prod backward: d[o*row + i] = product of x[o*row + j] over j != i (prefix
  * times suffix, exact with zeros), contiguous f64 rows. */
-SGK_API int sgk_prod_grad_rows(double *d, const double *x, int64_t outer, int64_t row, sgk_stream s);
+SGK_API int sgk_prod_backward_rows(double *d, const double *x, int64_t outer, int64_t row, sgk_stream s);
 
 #endif

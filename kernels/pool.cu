@@ -247,20 +247,21 @@ int launch_avg_pool_bwd(const void *g, void *gx, const sgk_pool *p, cudaStream_t
 SGK_API int sgk_max_pool2d(const void *x, int dt, void *y, int64_t *idx, const sgk_pool *p, sgk_stream s) {
   return SGK_FLOAT_DISPATCH(dt, launch_max_pool, x, y, idx, p, s);
 }
-SGK_API int sgk_max_pool2d_bwd(const void *g, const int64_t *idx, int dt, void *gx, const sgk_pool *p, sgk_stream s) {
+SGK_API int sgk_max_pool2d_backward(const void *g, const int64_t *idx, int dt, void *gx, const sgk_pool *p,
+                                    sgk_stream s) {
   return SGK_FLOAT_DISPATCH(dt, launch_max_pool_bwd, g, idx, gx, p, s);
 }
 SGK_API int sgk_max_unpool2d(const void *x, const int64_t *idx, int dt, void *y, unsigned *win, int64_t planes,
                              int64_t is, int64_t os, sgk_stream s) {
   return SGK_FLOAT_DISPATCH(dt, launch_unpool, x, idx, y, win, planes, is, os, s);
 }
-SGK_API int sgk_max_unpool2d_bwd(const void *g, const int64_t *idx, int dt, void *gx, int64_t planes, int64_t is,
-                                 int64_t os, sgk_stream s) {
+SGK_API int sgk_max_unpool2d_backward(const void *g, const int64_t *idx, int dt, void *gx, int64_t planes, int64_t is,
+                                      int64_t os, sgk_stream s) {
   return SGK_FLOAT_DISPATCH(dt, launch_unpool_bwd, g, idx, gx, planes, is, os, s);
 }
 SGK_API int sgk_avg_pool2d(const void *x, int dt, void *y, const sgk_pool *p, sgk_stream s) {
   return SGK_FLOAT_DISPATCH(dt, launch_avg_pool, x, y, p, s);
 }
-SGK_API int sgk_avg_pool2d_bwd(const void *g, int dt, void *gx, const sgk_pool *p, sgk_stream s) {
+SGK_API int sgk_avg_pool2d_backward(const void *g, int dt, void *gx, const sgk_pool *p, sgk_stream s) {
   return SGK_FLOAT_DISPATCH(dt, launch_avg_pool_bwd, g, gx, p, s);
 }

@@ -462,7 +462,7 @@ int sg_cuda_bias_add_(sg_tensor *out, sg_tensor *bias) {
   return LAUNCH(sgk_bias_add(sg_data_ptr(out), out->dtype, vec_of(bias), N, C, L, sg_cuda_stream())) ? 0 : -1;
 }
 
-int sg_cuda_bias_grad(sg_tensor *gout, sg_tensor *gb) {
+int sg_cuda_bias_backward(sg_tensor *gout, sg_tensor *gb) {
   if (!sg_cuda_ensure()) return -1;
   int64_t N, C, L;
   ncl(gout, &N, &C, &L);

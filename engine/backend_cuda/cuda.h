@@ -75,7 +75,7 @@ int sg_cuda_conv(sg_conv_kind kind, const sg_conv_geom *g, sg_tensor *big, sg_te
 /* out (c) [N,C,...] += bias[c] (bias: any float dtype, any stride) */
 int sg_cuda_bias_add_(sg_tensor *out, sg_tensor *bias);
 /* gb[c] = sum of gout (c) [N,C,...] over all but dim 1, stored in gb's dtype (deterministic) */
-int sg_cuda_bias_grad(sg_tensor *gout, sg_tensor *gb);
+int sg_cuda_bias_backward(sg_tensor *gout, sg_tensor *gb);
 /* The algorithm cache: one entry per (direction, dtype, shapes, parameters,
  * policy); benchmark mode times the candidates (cudnnFind*Ex) once per entry,
  * otherwise cuDNN's heuristics choose; deterministic mode keeps only
@@ -90,13 +90,13 @@ const char *sg_cuda_conv_last_algo(void);
 /* ---- pooling (pool.c) ----
  * par: kh kw sh sw ph pw (and count_include_pad for average pooling). */
 int sg_cuda_max_pool2d(sg_tensor *x, const int64_t par[6], sg_tensor *values, sg_tensor *indices); /* x (c) */
-int sg_cuda_max_pool2d_bwd(sg_tensor *g, sg_tensor *indices, const int64_t par[6], sg_tensor *gx); /* all (c) */
+int sg_cuda_max_pool2d_backward(sg_tensor *g, sg_tensor *indices, const int64_t par[6], sg_tensor *gx); /* all (c) */
 /* out (c, overwritten) from x (c) and indices (c); indices outside the output plane are an error */
 int sg_cuda_max_unpool2d(sg_tensor *x, sg_tensor *indices, sg_tensor *out);
-int sg_cuda_max_unpool2d_bwd(sg_tensor *g, sg_tensor *indices, sg_tensor *gx);
+int sg_cuda_max_unpool2d_backward(sg_tensor *g, sg_tensor *indices, sg_tensor *gx);
 /* adaptive: par unused (windows from the sizes) */
 int sg_cuda_avg_pool2d(sg_tensor *x, const int64_t par[7], bool adaptive, sg_tensor *out);
-int sg_cuda_avg_pool2d_bwd(sg_tensor *g, const int64_t par[7], bool adaptive, sg_tensor *gx);
+int sg_cuda_avg_pool2d_backward(sg_tensor *g, const int64_t par[7], bool adaptive, sg_tensor *gx);
 
 /* ---- batch norm (norm.c) ----
  * x (c) [N,C,...]; weight/bias/running stats [C] of any float dtype and
@@ -105,21 +105,21 @@ int sg_cuda_avg_pool2d_bwd(sg_tensor *g, const int64_t par[7], bool adaptive, sg
 int sg_cuda_batch_norm(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor *w, sg_tensor *b, bool training,
                        double momentum, double eps, sg_tensor *out, sg_tensor **stats);
 /* gx (c, or NULL), gw/gb ([C] contiguous, or NULL) from x (c), g (c) */
-int sg_cuda_batch_norm_bwd(sg_tensor *x, sg_tensor *g, sg_tensor *w, sg_tensor *stats, bool training, sg_tensor *gx,
-                           sg_tensor *gw, sg_tensor *gb);
+int sg_cuda_batch_norm_backward(sg_tensor *x, sg_tensor *g, sg_tensor *w, sg_tensor *stats, bool training,
+                                sg_tensor *gx, sg_tensor *gw, sg_tensor *gb);
 
 /* ---- group / layer norm (norm.c) ----
  * x (c) viewed as [N, C, L] in G groups; w/b (c) with C elements or NULL.
  * stats: a new f64 tensor [2*N*G] (mean, invstd per row). */
 int sg_cuda_group_norm(sg_tensor *x, sg_tensor *w, sg_tensor *b, int64_t N, int64_t C, int64_t G, int64_t L,
                        double eps, sg_tensor *out, sg_tensor **stats);
-int sg_cuda_group_norm_bwd(sg_tensor *x, sg_tensor *g, sg_tensor *w, sg_tensor *stats, int64_t N, int64_t C,
-                           int64_t G, int64_t L, sg_tensor *gx, sg_tensor *gw, sg_tensor *gb);
+int sg_cuda_group_norm_backward(sg_tensor *x, sg_tensor *g, sg_tensor *w, sg_tensor *stats, int64_t N, int64_t C,
+                                int64_t G, int64_t L, sg_tensor *gx, sg_tensor *gw, sg_tensor *gb);
 
 /* ---- upsampling (upsample.c) ----
  * scale_h/scale_w and the mode as sg_upsample takes them (mode 0 nearest, 1 bilinear). */
 int sg_cuda_upsample(sg_tensor *x, sg_tensor *out, double scale_h, double scale_w, int mode, bool align);
-int sg_cuda_upsample_bwd(sg_tensor *g, sg_tensor *gx, double scale_h, double scale_w, int mode, bool align);
+int sg_cuda_upsample_backward(sg_tensor *g, sg_tensor *gx, double scale_h, double scale_w, int mode, bool align);
 
 /* ---- elementwise (elementwise.c) ----
  * The compute part of the elementwise ops (engine/ops/elementwise.c) on the
@@ -136,7 +136,7 @@ int sg_cuda_binary(int op, sg_tensor *out, sg_tensor *a, sg_tensor *b, sg_dtype 
 int sg_cuda_unary(int op, sg_tensor *out, sg_tensor *a, sg_dtype ct, double lo, double hi);
 /* out = d op(x)/dx * g from x and the forward's output y (unary_bw); out, g,
  * x and y share y's dtype and shape. */
-int sg_cuda_unary_grad(int op, sg_tensor *out, sg_tensor *g, sg_tensor *x, sg_tensor *y);
+int sg_cuda_unary_backward(int op, sg_tensor *out, sg_tensor *g, sg_tensor *x, sg_tensor *y);
 /* out = cond ? a : b; cond bool, a and b of out's dtype, all broadcast to out. */
 int sg_cuda_where(sg_tensor *out, sg_tensor *cond, sg_tensor *a, sg_tensor *b);
 
@@ -151,7 +151,7 @@ int sg_cuda_where(sg_tensor *out, sg_tensor *cond, sg_tensor *a, sg_tensor *b);
 int sg_cuda_reduce(int kind, sg_tensor *a, const int *perm, int nkeep, sg_tensor *out);
 /* prod backward: d = product of the other elements of each row of `rows`
  * (contiguous f64 [outer, row]); d is a contiguous f64 tensor of the same shape. */
-int sg_cuda_prod_grad_rows(sg_tensor *d, sg_tensor *rows, int64_t outer, int64_t row);
+int sg_cuda_prod_backward_rows(sg_tensor *d, sg_tensor *rows, int64_t outer, int64_t row);
 
 /* ---- matmul (matmul.c) ----
  * Matrix products on the GPU (engine/ops/matmul.c dispatches here).
@@ -186,7 +186,8 @@ int sg_cuda_index_map(sg_tensor *out, const sg_tensor *a, int nd, const int64_t 
 /* The adjoint: ga (contiguous CUDA f32/f64, the input's shape) <- the sum of g
  * (contiguous, out_size, ga's dtype) over the output positions reading each
  * element, in the CPU's order (bit-identical sums). Every element is written. */
-int sg_cuda_index_adjoint(sg_tensor *ga, const sg_tensor *g, int nd, const int64_t *out_size, int64_t *const *maps);
+int sg_cuda_index_map_backward(sg_tensor *ga, const sg_tensor *g, int nd, const int64_t *out_size,
+                               int64_t *const *maps);
 
 /* mode 0 gather: dst (index shape) <- src along dim; 1 scatter, 2 scatter_add:
  * dst along dim <- src (index shape). dst and src: same dtype and rank as ix;

@@ -38,8 +38,8 @@ int sg_cuda_batch_norm(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor *w,
   return 0;
 }
 
-int sg_cuda_batch_norm_bwd(sg_tensor *x, sg_tensor *g, sg_tensor *w, sg_tensor *stats, bool training, sg_tensor *gx,
-                           sg_tensor *gw, sg_tensor *gb) {
+int sg_cuda_batch_norm_backward(sg_tensor *x, sg_tensor *g, sg_tensor *w, sg_tensor *stats, bool training,
+                                sg_tensor *gx, sg_tensor *gw, sg_tensor *gb) {
   if (!sg_cuda_ensure()) return -1;
   int64_t N, C, L;
   ncl(x, &N, &C, &L);
@@ -49,9 +49,9 @@ int sg_cuda_batch_norm_bwd(sg_tensor *x, sg_tensor *g, sg_tensor *w, sg_tensor *
   if (training || gw || gb) ok = (buf = channel_reduce(SGK_RED_BN_BWD, x, g, st, N, C, L, 1, &sums)) != NULL;
   if (ok && gx) {
     ok = (coef = sg_cuda_malloc(sizeof(double) * (size_t)(4 * C))) != NULL &&
-         LAUNCH(sgk_bn_bwd_coef(st, sums, vec_of(w), C, (double)(N * L), coef, sg_cuda_stream())) &&
-         LAUNCH(sgk_bn_bwd_data(sg_data_ptr(x), sg_data_ptr(g), x->dtype, sg_data_ptr(gx), coef, training, N, C, L,
-                                sg_cuda_stream()));
+         LAUNCH(sgk_bn_backward_coef(st, sums, vec_of(w), C, (double)(N * L), coef, sg_cuda_stream())) &&
+         LAUNCH(sgk_bn_backward_data(sg_data_ptr(x), sg_data_ptr(g), x->dtype, sg_data_ptr(gx), coef, training, N, C, L,
+                                     sg_cuda_stream()));
   }
   if (ok && gw) ok = LAUNCH(sgk_store_vec(sums + C, C, vec_of(gw), sg_cuda_stream()));
   if (ok && gb) ok = LAUNCH(sgk_store_vec(sums, C, vec_of(gb), sg_cuda_stream()));
@@ -77,12 +77,12 @@ int sg_cuda_group_norm(sg_tensor *x, sg_tensor *w, sg_tensor *b, int64_t N, int6
   return 0;
 }
 
-int sg_cuda_group_norm_bwd(sg_tensor *x, sg_tensor *g, sg_tensor *w, sg_tensor *stats, int64_t N, int64_t C,
-                           int64_t G, int64_t L, sg_tensor *gx, sg_tensor *gw, sg_tensor *gb) {
+int sg_cuda_group_norm_backward(sg_tensor *x, sg_tensor *g, sg_tensor *w, sg_tensor *stats, int64_t N, int64_t C,
+                                int64_t G, int64_t L, sg_tensor *gx, sg_tensor *gw, sg_tensor *gb) {
   if (!sg_cuda_ensure()) return -1;
   const double *st = sg_data_ptr(stats);
-  if (gx && !LAUNCH(sgk_group_norm_bwd(sg_data_ptr(x), sg_data_ptr(g), x->dtype, sg_data_ptr(gx), vec_of(w), N, C, G,
-                                       L, st, sg_cuda_stream())))
+  if (gx && !LAUNCH(sgk_group_norm_backward(sg_data_ptr(x), sg_data_ptr(g), x->dtype, sg_data_ptr(gx), vec_of(w), N, C,
+                                            G, L, st, sg_cuda_stream())))
     return -1;
   if (!gw && !gb) return 0;
   double *sums, *buf = channel_reduce(SGK_RED_GN_BWD, x, g, st, N, C, L, G, &sums);

@@ -28,11 +28,11 @@ int sg_cuda_max_pool2d(sg_tensor *x, const int64_t par[6], sg_tensor *values, sg
              ? 0 : -1;
 }
 
-int sg_cuda_max_pool2d_bwd(sg_tensor *g, sg_tensor *indices, const int64_t par[6], sg_tensor *gx) {
+int sg_cuda_max_pool2d_backward(sg_tensor *g, sg_tensor *indices, const int64_t par[6], sg_tensor *gx) {
   if (!sg_cuda_ensure()) return -1;
   sgk_pool p = pool_of(gx, g->size[2], g->size[3], par, 6, false);
-  return LAUNCH(sgk_max_pool2d_bwd(sg_data_ptr(g), sg_data_ptr(indices), g->dtype, sg_data_ptr(gx), &p,
-                                   sg_cuda_stream()))
+  return LAUNCH(sgk_max_pool2d_backward(sg_data_ptr(g), sg_data_ptr(indices), g->dtype, sg_data_ptr(gx), &p,
+                                        sg_cuda_stream()))
              ? 0 : -1;
 }
 
@@ -62,11 +62,11 @@ int sg_cuda_max_unpool2d(sg_tensor *x, sg_tensor *indices, sg_tensor *out) {
   return ok ? 0 : -1;
 }
 
-int sg_cuda_max_unpool2d_bwd(sg_tensor *g, sg_tensor *indices, sg_tensor *gx) {
+int sg_cuda_max_unpool2d_backward(sg_tensor *g, sg_tensor *indices, sg_tensor *gx) {
   if (!sg_cuda_ensure()) return -1;
   int64_t planes = gx->size[0] * gx->size[1], is = gx->size[2] * gx->size[3], os = g->size[2] * g->size[3];
-  return LAUNCH(sgk_max_unpool2d_bwd(sg_data_ptr(g), sg_data_ptr(indices), g->dtype, sg_data_ptr(gx), planes, is, os,
-                                     sg_cuda_stream()))
+  return LAUNCH(sgk_max_unpool2d_backward(sg_data_ptr(g), sg_data_ptr(indices), g->dtype, sg_data_ptr(gx), planes, is,
+                                          os, sg_cuda_stream()))
              ? 0 : -1;
 }
 
@@ -76,8 +76,8 @@ int sg_cuda_avg_pool2d(sg_tensor *x, const int64_t par[7], bool adaptive, sg_ten
   return LAUNCH(sgk_avg_pool2d(sg_data_ptr(x), x->dtype, sg_data_ptr(out), &p, sg_cuda_stream())) ? 0 : -1;
 }
 
-int sg_cuda_avg_pool2d_bwd(sg_tensor *g, const int64_t par[7], bool adaptive, sg_tensor *gx) {
+int sg_cuda_avg_pool2d_backward(sg_tensor *g, const int64_t par[7], bool adaptive, sg_tensor *gx) {
   if (!sg_cuda_ensure()) return -1;
   sgk_pool p = pool_of(gx, g->size[2], g->size[3], par, 7, adaptive);
-  return LAUNCH(sgk_avg_pool2d_bwd(sg_data_ptr(g), g->dtype, sg_data_ptr(gx), &p, sg_cuda_stream())) ? 0 : -1;
+  return LAUNCH(sgk_avg_pool2d_backward(sg_data_ptr(g), g->dtype, sg_data_ptr(gx), &p, sg_cuda_stream())) ? 0 : -1;
 }

@@ -35,12 +35,12 @@ int sg_cuda_upsample(sg_tensor *x, sg_tensor *out, double scale_h, double scale_
   return ok ? 0 : -1;
 }
 
-int sg_cuda_upsample_bwd(sg_tensor *g, sg_tensor *gx, double scale_h, double scale_w, int mode, bool align) {
+int sg_cuda_upsample_backward(sg_tensor *g, sg_tensor *gx, double scale_h, double scale_w, int mode, bool align) {
   if (!sg_cuda_ensure()) return -1;
   sgk_upsample_geom p = upsample_of(gx, g->size[2], g->size[3], scale_h, scale_w, mode, align);
   void *scratch = sg_cuda_malloc((size_t)sgk_upsample_scratch_bytes(&p));
   if (!scratch) return -1;
-  bool ok = LAUNCH(sgk_upsample_bwd(sg_data_ptr(g), g->dtype, sg_data_ptr(gx), &p, scratch, sg_cuda_stream()));
+  bool ok = LAUNCH(sgk_upsample_backward(sg_data_ptr(g), g->dtype, sg_data_ptr(gx), &p, scratch, sg_cuda_stream()));
   sg_cuda_free(scratch);
   return ok ? 0 : -1;
 }
