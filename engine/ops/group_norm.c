@@ -10,7 +10,7 @@
  * with N = leading rows, C = D, G = 1, L = 1: every element of a row is its
  * own "channel" with its own weight. Statistics are accumulated in double;
  * the mean and 1/sqrt(var + eps) per row are kept for the backward.
- * GPU tensors run the same maths in backend_cuda/cuda_nn (one block per row). */
+ * GPU tensors run the same maths in backend_cuda/norm.c (one block per row). */
 /* GCC's -O2 vectoriser ("very cheap" model) leaves loops of unknown trip
  * count scalar: let it vectorise this file's streaming loops. */
 #if defined(__GNUC__) && !defined(__clang__)

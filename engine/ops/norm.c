@@ -5,7 +5,7 @@
  * closed form, using the statistics kept from the forward pass. The running
  * statistics are updated here in double either way. GPU tensors (any float
  * dtype; the per-channel vectors may have other float dtypes) go to
- * backend_cuda/cuda_nn (the fused ReLU runs there as the two ops). */
+ * backend_cuda/norm.c (the fused ReLU runs there as the two ops). */
 #include "nn_ops.h"
 #include "ops.h"
 #include "../autograd/autograd.h"

@@ -2,7 +2,7 @@
  * unpooling, average, adaptive average. Plain loops, accumulation in double;
  * f32 max and average pooling (and adaptive pooling whose windows tile the
  * plane) go to oneDNN first when it is available (backend_cpu/dnnl_pool_norm).
- * GPU tensors go to backend_cuda/cuda_nn (own kernels, gather-style backwards). */
+ * GPU tensors go to backend_cuda/pool.c (own kernels, gather-style backwards). */
 #include "nn_ops.h"
 #include "ops.h"
 #include "../autograd/autograd.h"
