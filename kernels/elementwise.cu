@@ -562,9 +562,9 @@ SGK_API int sgk_unary(int op, void *out, int ot, const sgk_layout *ol, const voi
   return (int)cudaGetLastError();
 }
 
-SGK_API int sgk_unary_grad(int op, void *out, const sgk_layout *ol, const void *g, const sgk_layout *gl,
-                           const void *x, const sgk_layout *xl, const void *y, const sgk_layout *yl, int dt, int64_t n,
-                           sgk_stream s) {
+SGK_API int sgk_unary_backward(int op, void *out, const sgk_layout *ol, const void *g, const sgk_layout *gl,
+                               const void *x, const sgk_layout *xl, const void *y, const sgk_layout *yl, int dt,
+                               int64_t n, sgk_stream s) {
   if (n <= 0) return 0;
   const sgk_layout *ls[4] = {ol, gl, xl, yl};
   Lay<4> l = make_lay<4>(ls);

@@ -1,5 +1,5 @@
 /* Launchers of kernels/elementwise.cu: binary and unary ops with broadcasting,
- * clamp, where and the unary-op gradients, for engine/backend_cuda/cuda_elementwise.c.
+ * clamp, where and the unary-op gradients, for engine/backend_cuda/elementwise.c.
  *
  * Conventions as in k_common.h. Every operand layout has the output's sizes
  * (inputs broadcast by zero strides); `n` is the number of output elements.
@@ -35,9 +35,9 @@ SGK_API int sgk_unary(int op, void *out, int ot, const sgk_layout *ol, const voi
 
 /* out = d op(x)/dx * g from the input x and the forward output y; out, g, x
  * and y all of dtype dt (unary_bw casts g and x first). */
-SGK_API int sgk_unary_grad(int op, void *out, const sgk_layout *ol, const void *g, const sgk_layout *gl,
-                           const void *x, const sgk_layout *xl, const void *y, const sgk_layout *yl, int dt, int64_t n,
-                           sgk_stream s);
+SGK_API int sgk_unary_backward(int op, void *out, const sgk_layout *ol, const void *g, const sgk_layout *gl,
+                               const void *x, const sgk_layout *xl, const void *y, const sgk_layout *yl, int dt,
+                               int64_t n, sgk_stream s);
 
 /* out = cond ? a : b; cond is bool, out, a and b are all of dtype dt. */
 SGK_API int sgk_where(void *out, const sgk_layout *ol, const void *cond, const sgk_layout *cl, const void *a,

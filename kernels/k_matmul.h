@@ -1,6 +1,6 @@
 /* Launchers of kernels/matmul.cu: the plain matrix-product kernel behind
  * integer matmul on the GPU and sg_matmul_reference (cuBLAS does the
- * floating-point products, engine/backend_cuda/cuda_matmul.c). */
+ * floating-point products, engine/backend_cuda/matmul.c). */
 #ifndef SG_K_MATMUL_H
 #define SG_K_MATMUL_H
 #include "k_common.h"

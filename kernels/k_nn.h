@@ -1,6 +1,7 @@
 /* Launchers of the CNN kernels (pooling, batch/group/layer norm, upsampling,
  * convolution bias): plain C, shared by the host glue
- * (engine/backend_cuda/cuda_conv.c, cuda_nn.c) and kernels/nn_*.cu.
+ * (engine/backend_cuda/conv.c, pool.c, norm.c, upsample.c) and kernels/pool.cu,
+ * norm.cu, upsample.cu, conv.cu.
  *
  * Unless said otherwise every tensor argument is contiguous NCHW (or [N,C,L])
  * in the floating dtype `dt` (SG_F16, SG_BF16, SG_F32 or SG_F64); index
@@ -20,7 +21,7 @@ typedef struct {
   int64_t stride;
 } sgk_vec;
 
-/* ---- pooling (kernels/nn_pool.cu) ----
+/* ---- pooling (kernels/pool.cu) ----
  * A window geometry over planes of H x W (planes = N * C):
  * kh kw sh sw ph pw as the CPU op; cip = count_include_pad for average
  * pooling; adaptive: PyTorch's adaptive windows (kernel fields unused). */
@@ -35,7 +36,8 @@ typedef struct {
 SGK_API int sgk_max_pool2d(const void *x, int dt, void *y, int64_t *idx, const sgk_pool *p, sgk_stream s);
 /* gx [planes, H, W] = sum of g over the outputs whose index points at the
  * input position (a gather over the windows that contain it: deterministic). */
-SGK_API int sgk_max_pool2d_bwd(const void *g, const int64_t *idx, int dt, void *gx, const sgk_pool *p, sgk_stream s);
+SGK_API int sgk_max_pool2d_backward(const void *g, const int64_t *idx, int dt, void *gx, const sgk_pool *p,
+                                    sgk_stream s);
 /* *bad (device int, zeroed by the caller) set to 1 when any of the n indices is outside [0, limit). */
 /* y [planes, os] (zeroed by the caller) <- x [planes, is] scattered by idx [planes, is]; where indices
  * repeat, the last input position wins as in the CPU loop. win: scratch of planes*os uint32 (zeroed by
@@ -43,13 +45,13 @@ SGK_API int sgk_max_pool2d_bwd(const void *g, const int64_t *idx, int dt, void *
 SGK_API int sgk_max_unpool2d(const void *x, const int64_t *idx, int dt, void *y, unsigned *win, int64_t planes,
                              int64_t is, int64_t os, sgk_stream s);
 /* gx [planes, is] = g [planes, os] gathered at idx */
-SGK_API int sgk_max_unpool2d_bwd(const void *g, const int64_t *idx, int dt, void *gx, int64_t planes, int64_t is,
-                                 int64_t os, sgk_stream s);
+SGK_API int sgk_max_unpool2d_backward(const void *g, const int64_t *idx, int dt, void *gx, int64_t planes, int64_t is,
+                                      int64_t os, sgk_stream s);
 /* average (or adaptive average) pooling and its gather-style backward */
 SGK_API int sgk_avg_pool2d(const void *x, int dt, void *y, const sgk_pool *p, sgk_stream s);
-SGK_API int sgk_avg_pool2d_bwd(const void *g, int dt, void *gx, const sgk_pool *p, sgk_stream s);
+SGK_API int sgk_avg_pool2d_backward(const void *g, int dt, void *gx, const sgk_pool *p, sgk_stream s);
 
-/* ---- per-channel reductions and batch norm (kernels/nn_norm.cu) ----
+/* ---- per-channel reductions and batch norm (kernels/norm.cu) ----
  * x viewed as [N, C, L]. The channel reduction sums two quantities per
  * channel over N and L in double, in `splits` partial sums per channel
  * (partials: 2 * C * splits doubles) that a finalize step adds in order, so
@@ -88,23 +90,23 @@ SGK_API int sgk_bn_apply(const void *x, int dt, void *y, const double *stats, in
                          sgk_stream s);
 /* coef [4C] for the input gradient from the statistics and the sums [2C]
  * (sum g, sum g * xhat) of SGK_RED_BN_BWD (NULL in evaluation); M = N * L */
-SGK_API int sgk_bn_bwd_coef(const double *stats, const double *sums, sgk_vec w, int64_t C, double M, double *coef,
-                            sgk_stream s);
+SGK_API int sgk_bn_backward_coef(const double *stats, const double *sums, sgk_vec w, int64_t C, double M, double *coef,
+                                 sgk_stream s);
 /* training: gx = w * invstd * (g - sum_g / M - xhat * sum_gxhat / M); evaluation: gx = w * invstd * g */
-SGK_API int sgk_bn_bwd_data(const void *x, const void *g, int dt, void *gx, const double *coef, int training,
-                            int64_t N, int64_t C, int64_t L, sgk_stream s);
+SGK_API int sgk_bn_backward_data(const void *x, const void *g, int dt, void *gx, const double *coef, int training,
+                                 int64_t N, int64_t C, int64_t L, sgk_stream s);
 
-/* ---- group and layer norm (kernels/nn_norm.cu) ----
+/* ---- group and layer norm (kernels/norm.cu) ----
  * x [N, C, L] in G groups (layer norm: N = rows, C = D, G = 1, L = 1); one
  * block per (sample, group) row of M = C/G * L values. stats [2*N*G] doubles
  * (mean then invstd per row) written by the forward. */
 SGK_API int sgk_group_norm(const void *x, int dt, void *y, sgk_vec w, sgk_vec b, int64_t N, int64_t C, int64_t G,
                            int64_t L, double eps, double *stats, sgk_stream s);
 /* gx = invstd * (w g - mean(w g)) - invstd^3 (x - mean) mean(w g (x - mean)) per row */
-SGK_API int sgk_group_norm_bwd(const void *x, const void *g, int dt, void *gx, sgk_vec w, int64_t N, int64_t C,
-                               int64_t G, int64_t L, const double *stats, sgk_stream s);
+SGK_API int sgk_group_norm_backward(const void *x, const void *g, int dt, void *gx, sgk_vec w, int64_t N, int64_t C,
+                                    int64_t G, int64_t L, const double *stats, sgk_stream s);
 
-/* ---- upsampling (kernels/nn_upsample.cu) ----
+/* ---- upsampling (kernels/upsample.cu) ----
  * The CPU's index rules (engine/ops/upsample.c) evaluated on the device with
  * the same IEEE operations (no contraction). The scale of each axis: nearest:
  * float sc (used unless out == in or out == 2 * in); bilinear: double sc. */
@@ -118,9 +120,10 @@ typedef struct {
 SGK_API int64_t sgk_upsample_scratch_bytes(const sgk_upsample_geom *p);
 SGK_API int sgk_upsample(const void *x, int dt, void *y, const sgk_upsample_geom *p, void *scratch, sgk_stream s);
 /* gx [planes, H, W] = sum over the outputs that read each input pixel, weighted (gather: deterministic) */
-SGK_API int sgk_upsample_bwd(const void *g, int dt, void *gx, const sgk_upsample_geom *p, void *scratch, sgk_stream s);
+SGK_API int sgk_upsample_backward(const void *g, int dt, void *gx, const sgk_upsample_geom *p, void *scratch,
+                                  sgk_stream s);
 
-/* ---- convolution helpers (kernels/nn_pool.cu) ---- */
+/* ---- convolution helpers (kernels/conv.cu) ---- */
 /* y [N, C, L] += b[c] */
 SGK_API int sgk_bias_add(void *y, int dt, sgk_vec b, int64_t N, int64_t C, int64_t L, sgk_stream s);
 

@@ -1,7 +1,7 @@
-// Device helpers of the CNN kernels (nn_*.cu): dtype traits for the four
-// floating types (storage type, accumulation type, loads and stores that
-// round like the CPU), the dispatch over them, per-channel vector access and
-// fixed-order block reductions.
+// Device helpers of the CNN kernels (pool.cu, norm.cu, upsample.cu,
+// conv.cu): dtype traits for the four floating types (storage type,
+// accumulation type, loads and stores that round like the CPU), the dispatch
+// over them, per-channel vector access and fixed-order block reductions.
 #pragma once
 #include "k_device.cuh"
 #include "k_nn.h"

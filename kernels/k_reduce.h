@@ -1,4 +1,4 @@
-/* Launchers of kernels/reduce.cu: reductions for engine/backend_cuda/cuda_reduce.c.
+/* Launchers of kernels/reduce.cu: reductions for engine/backend_cuda/reduce.c.
  *
  * A reduction reads the input through two layouts: `outer` holds the kept
  * dims (in output order), `row` the reduced dims (in input order). Output
@@ -26,6 +26,6 @@ SGK_API int sgk_reduce(int kind, void *out, int ot, const void *in, int it, cons
 
 /* prod backward: d[o*row + i] = product of x[o*row + j] over j != i (prefix
  * times suffix, exact with zeros), contiguous f64 rows. */
-SGK_API int sgk_prod_grad_rows(double *d, const double *x, int64_t outer, int64_t row, sgk_stream s);
+SGK_API int sgk_prod_backward_rows(double *d, const double *x, int64_t outer, int64_t row, sgk_stream s);
 
 #endif

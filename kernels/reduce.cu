@@ -320,7 +320,7 @@ SGK_API int sgk_reduce(int kind, void *out, int ot, const void *in, int it, cons
   return fl ? launch<double>(g, s) : launch<int64_t>(g, s);
 }
 
-SGK_API int sgk_prod_grad_rows(double *d, const double *x, int64_t outer, int64_t row, sgk_stream s) {
+SGK_API int sgk_prod_backward_rows(double *d, const double *x, int64_t outer, int64_t row, sgk_stream s) {
   if (outer <= 0 || row <= 0) return 0;
   prod_grad_kernel<<<blocks_for(outer), kThreads, 0, s>>>(d, x, outer, row);
   return (int)cudaGetLastError();

@@ -10,7 +10,7 @@
  *   weight_grad:   gW   += small * im2col(big)^T
  * each per image and group with cblas gemm. The reference path runs plain
  * direct loops in double. GPU tensors run the same three primitives through
- * cuDNN (backend_cuda/cuda_conv.c), following autocast. */
+ * cuDNN (backend_cuda/conv.c), following autocast. */
 #include "nn_ops.h"
 #include "ops.h"
 #include "../autograd/autograd.h"

@@ -1,6 +1,6 @@
 /* Matrix products: matmul (PyTorch semantics, batched with broadcasting) and bmm.
  *
- * On the GPU f16/bf16/f32/f64 go to cuBLAS (engine/backend_cuda/cuda_matmul.c)
+ * On the GPU f16/bf16/f32/f64 go to cuBLAS (engine/backend_cuda/matmul.c)
  * with the same operand preparation as below, integers to a plain kernel.
  * Under autocast (core/autocast.h) f32 operands are cast (differentiably) to
  * the autocast type first and the product is computed and returned in it.

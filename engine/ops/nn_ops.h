@@ -1,5 +1,5 @@
 /* CNN ops on NCHW tensors (f32 or f64 on the cpu; f16, bf16, f32 or f64 on
- * cuda, through engine/backend_cuda/cuda_nn.h): convolution, pooling, batch,
+ * cuda, through engine/backend_cuda/{conv,pool,norm,upsample}.c): convolution, pooling, batch,
  * group and layer norm, upsampling. All differentiable (hand-written backward).
  * On cuda, convolutions follow autocast (core/autocast.h).
  * Same conventions as tensor.h: new references out, NULL (or -1) + sg_error

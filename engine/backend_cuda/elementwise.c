@@ -1,6 +1,5 @@
 /* Elementwise ops on the GPU: host glue of kernels/elementwise.cu. */
-#include "cuda_elementwise.h"
-#include "cuda_common.h"
+#include "common.h"
 #include "../ops/ops.h"
 #include "../../kernels/k_elementwise.h"
 #include <string.h>
@@ -119,7 +118,7 @@ done:
   return rc;
 }
 
-int sg_cuda_unary_grad(int op, sg_tensor *out, sg_tensor *g, sg_tensor *x, sg_tensor *y) {
+int sg_cuda_unary_backward(int op, sg_tensor *out, sg_tensor *g, sg_tensor *x, sg_tensor *y) {
   sg_tensor *t[4] = {out, g, x, y};
   if (!on_gpu(sg_unop_name((sg_unop)op), 4, t) || !sg_cuda_ensure()) return -1;
   if (g->dtype != out->dtype || x->dtype != out->dtype || y->dtype != out->dtype) {
@@ -131,8 +130,8 @@ int sg_cuda_unary_grad(int op, sg_tensor *out, sg_tensor *g, sg_tensor *x, sg_te
   sgk_layout l[4] = {sg_cuda_layout(out), sg_cuda_layout_as(g, out->ndim, out->size),
                      sg_cuda_layout_as(x, out->ndim, out->size), sg_cuda_layout_as(y, out->ndim, out->size)};
   collapse(4, l);
-  return SG_LAUNCH_OK(sgk_unary_grad(op, sg_data_ptr(out), &l[0], sg_data_ptr(g), &l[1], sg_data_ptr(x), &l[2],
-                                     sg_data_ptr(y), &l[3], out->dtype, n, sg_cuda_stream()))
+  return SG_LAUNCH_OK(sgk_unary_backward(op, sg_data_ptr(out), &l[0], sg_data_ptr(g), &l[1], sg_data_ptr(x), &l[2],
+                                         sg_data_ptr(y), &l[3], out->dtype, n, sg_cuda_stream()))
              ? 0 : -1;
 }
 

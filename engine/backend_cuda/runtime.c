@@ -1,6 +1,6 @@
 /* Device discovery, the stream, library handles and checked calls. */
 #include "../core/config.h"
-#include "cuda_common.h"
+#include "common.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>

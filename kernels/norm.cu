@@ -342,15 +342,15 @@ SGK_API int sgk_bn_apply(const void *x, int dt, void *y, const double *stats, in
   return SGK_FLOAT_DISPATCH(dt, launch_bn_apply, x, y, stats, N, C, L, s);
 }
 
-SGK_API int sgk_bn_bwd_coef(const double *stats, const double *sums, sgk_vec w, int64_t C, double M, double *coef,
-                            sgk_stream s) {
+SGK_API int sgk_bn_backward_coef(const double *stats, const double *sums, sgk_vec w, int64_t C, double M, double *coef,
+                                 sgk_stream s) {
   if (C <= 0) return 0;
   bn_bwd_coef<<<blocks_for(C), kThreads, 0, s>>>(stats, sums, w, C, M, coef);
   return (int)cudaGetLastError();
 }
 
-SGK_API int sgk_bn_bwd_data(const void *x, const void *g, int dt, void *gx, const double *coef, int training, int64_t N,
-                            int64_t C, int64_t L, sgk_stream s) {
+SGK_API int sgk_bn_backward_data(const void *x, const void *g, int dt, void *gx, const double *coef, int training,
+                                 int64_t N, int64_t C, int64_t L, sgk_stream s) {
   return SGK_FLOAT_DISPATCH(dt, launch_bn_bwd_data, x, g, gx, coef, training, N, C, L, s);
 }
 
@@ -360,8 +360,8 @@ SGK_API int sgk_group_norm(const void *x, int dt, void *y, sgk_vec w, sgk_vec b,
   return SGK_FLOAT_DISPATCH(dt, launch_gn, x, y, w, b, N, C, G, L, eps, stats, s);
 }
 
-SGK_API int sgk_group_norm_bwd(const void *x, const void *g, int dt, void *gx, sgk_vec w, int64_t N, int64_t C,
-                               int64_t G, int64_t L, const double *stats, sgk_stream s) {
+SGK_API int sgk_group_norm_backward(const void *x, const void *g, int dt, void *gx, sgk_vec w, int64_t N, int64_t C,
+                                    int64_t G, int64_t L, const double *stats, sgk_stream s) {
   if (N * G <= 0 || G <= 0 || C % G) return N * G <= 0 ? 0 : (int)cudaErrorInvalidValue;
   return SGK_FLOAT_DISPATCH(dt, launch_gn_bwd, x, g, gx, w, N, C, G, L, stats, s);
 }

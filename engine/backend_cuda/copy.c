@@ -1,6 +1,6 @@
 /* Copies within the GPU and across the host/device boundary, fills, and
  * single-element access. */
-#include "cuda_common.h"
+#include "common.h"
 #include <string.h>
 
 sgk_layout sg_cuda_layout(const sg_tensor *t) { return sg_cuda_layout_as(t, t->ndim, t->size); }

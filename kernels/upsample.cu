@@ -158,6 +158,7 @@ SGK_API int sgk_upsample(const void *x, int dt, void *y, const sgk_upsample_geom
   return SGK_FLOAT_DISPATCH(dt, launch_fwd, x, y, p, scratch, s);
 }
 
-SGK_API int sgk_upsample_bwd(const void *g, int dt, void *gx, const sgk_upsample_geom *p, void *scratch, sgk_stream s) {
+SGK_API int sgk_upsample_backward(const void *g, int dt, void *gx, const sgk_upsample_geom *p, void *scratch,
+                                  sgk_stream s) {
   return SGK_FLOAT_DISPATCH(dt, launch_bwd, g, gx, p, scratch, s);
 }

@@ -1,6 +1,6 @@
 // Pooling over the H x W planes of NCHW tensors (max with indices, max
-// unpooling, average and adaptive average) with gather-style backwards, and
-// the convolution bias add. The window rules are engine/backend_ref/pool.c's.
+// unpooling, average and adaptive average) with gather-style backwards. The
+// window rules are engine/backend_ref/pool.c's.
 #include "k_nn_device.cuh"
 
 using namespace sgk;
@@ -183,18 +183,6 @@ __global__ void avg_pool_bwd(const typename D::S *g, typename D::S *gx, sgk_pool
   }
 }
 
-// ---------------------------------------------------------------- bias
-template <class D>
-struct BiasAdd {
-  typename D::S *y;
-  sgk_vec b;
-  int64_t C;
-  __device__ void operator()(int64_t row, int64_t i) const {
-    using A = typename D::A;
-    D::st(y + i, D::ld(y + i) + (A)vec_ld(b, row % C, 0.0));
-  }
-};
-
 // ---------------------------------------------------------------- launchers
 template <class D>
 int launch_max_pool(const void *x, void *y, int64_t *idx, const sgk_pool *p, cudaStream_t s) {
@@ -253,34 +241,27 @@ int launch_avg_pool_bwd(const void *g, void *gx, const sgk_pool *p, cudaStream_t
   avg_pool_bwd<D><<<blocks_for(n), kThreads, 0, s>>>((const typename D::S *)g, (typename D::S *)gx, *p, n);
   return (int)cudaGetLastError();
 }
-template <class D>
-int launch_bias_add(void *y, sgk_vec b, int64_t N, int64_t C, int64_t L, cudaStream_t s) {
-  BiasAdd<D> f{(typename D::S *)y, b, C};
-  return launch_rows(f, N * C, L, s);
-}
 
 } // namespace
 
 SGK_API int sgk_max_pool2d(const void *x, int dt, void *y, int64_t *idx, const sgk_pool *p, sgk_stream s) {
   return SGK_FLOAT_DISPATCH(dt, launch_max_pool, x, y, idx, p, s);
 }
-SGK_API int sgk_max_pool2d_bwd(const void *g, const int64_t *idx, int dt, void *gx, const sgk_pool *p, sgk_stream s) {
+SGK_API int sgk_max_pool2d_backward(const void *g, const int64_t *idx, int dt, void *gx, const sgk_pool *p,
+                                    sgk_stream s) {
   return SGK_FLOAT_DISPATCH(dt, launch_max_pool_bwd, g, idx, gx, p, s);
 }
 SGK_API int sgk_max_unpool2d(const void *x, const int64_t *idx, int dt, void *y, unsigned *win, int64_t planes,
                              int64_t is, int64_t os, sgk_stream s) {
   return SGK_FLOAT_DISPATCH(dt, launch_unpool, x, idx, y, win, planes, is, os, s);
 }
-SGK_API int sgk_max_unpool2d_bwd(const void *g, const int64_t *idx, int dt, void *gx, int64_t planes, int64_t is,
-                                 int64_t os, sgk_stream s) {
+SGK_API int sgk_max_unpool2d_backward(const void *g, const int64_t *idx, int dt, void *gx, int64_t planes, int64_t is,
+                                      int64_t os, sgk_stream s) {
   return SGK_FLOAT_DISPATCH(dt, launch_unpool_bwd, g, idx, gx, planes, is, os, s);
 }
 SGK_API int sgk_avg_pool2d(const void *x, int dt, void *y, const sgk_pool *p, sgk_stream s) {
   return SGK_FLOAT_DISPATCH(dt, launch_avg_pool, x, y, p, s);
 }
-SGK_API int sgk_avg_pool2d_bwd(const void *g, int dt, void *gx, const sgk_pool *p, sgk_stream s) {
+SGK_API int sgk_avg_pool2d_backward(const void *g, int dt, void *gx, const sgk_pool *p, sgk_stream s) {
   return SGK_FLOAT_DISPATCH(dt, launch_avg_pool_bwd, g, gx, p, s);
-}
-SGK_API int sgk_bias_add(void *y, int dt, sgk_vec b, int64_t N, int64_t C, int64_t L, sgk_stream s) {
-  return SGK_FLOAT_DISPATCH(dt, launch_bias_add, y, b, N, C, L, s);
 }

@@ -1,7 +1,6 @@
 /* GradScaler unscale on the GPU: one kernel per gradient, all on the stream,
  * the inf/NaN flag left on the device for the caller's single read. */
-#include "cuda_amp.h"
-#include "cuda_common.h"
+#include "common.h"
 #include "../../kernels/k_amp.h"
 
 int sg_cuda_amp_unscale_(sg_tensor *const *grads, int n, double inv_scale, sg_tensor *found_inf) {

@@ -1,8 +1,7 @@
 /* Optimizer updates and the gradient norm on the GPU: the glue of
  * kernels/optim.cu. The hyperparameters go over as the doubles the CPU loops
  * cast to the parameter type (same expressions, same roundings). */
-#include "cuda_common.h"
-#include "cuda_optim.h"
+#include "common.h"
 #include "../../kernels/k_optim.h"
 #include <math.h>
 

@@ -12,7 +12,7 @@
  *    > 1 MiB large); a freed block merges with free neighbours of its segment.
  * All kernels run on one stream, so a block freed by the host may be handed
  * out again at once: the next user's kernels queue behind the last user's. */
-#include "cuda_common.h"
+#include "common.h"
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>

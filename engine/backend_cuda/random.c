@@ -1,6 +1,5 @@
 /* Random numbers on the GPU: the glue of kernels/random.cu. */
-#include "cuda_common.h"
-#include "cuda_random.h"
+#include "common.h"
 #include "../../kernels/k_random.h"
 
 int sg_cuda_random(sg_tensor *t, int kind, uint64_t base, uint64_t key, int64_t lo, uint64_t range) {

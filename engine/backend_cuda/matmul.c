@@ -6,8 +6,7 @@
  * operand (unit column stride) read column-major is its own transpose, hence
  * op N; a column-major one needs op T. */
 #include "../core/config.h"
-#include "cuda_common.h"
-#include "cuda_matmul.h"
+#include "common.h"
 #include "../../kernels/k_matmul.h"
 #include <limits.h>
 #include <string.h>

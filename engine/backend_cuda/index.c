@@ -2,8 +2,7 @@
  * the host go over in one copy; the adjoint's inverse maps (per dim, the
  * output positions reading each input position, ascending) are built on the
  * host from them. */
-#include "cuda_common.h"
-#include "cuda_index.h"
+#include "common.h"
 #include "../../kernels/k_index.h"
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +49,8 @@ int sg_cuda_index_map(sg_tensor *out, const sg_tensor *a, int nd, const int64_t 
   return rc;
 }
 
-int sg_cuda_index_adjoint(sg_tensor *ga, const sg_tensor *g, int nd, const int64_t *out_size, int64_t *const *maps) {
+int sg_cuda_index_map_backward(sg_tensor *ga, const sg_tensor *g, int nd, const int64_t *out_size,
+                               int64_t *const *maps) {
   if (!sg_cuda_ensure()) return -1;
   if (nd > SG_KDIMS || ga->ndim > nd) { sg_error_set("index map adjoint: %d dims", nd); return -1; }
   if ((ga->dtype != SG_F32 && ga->dtype != SG_F64) || g->dtype != ga->dtype || !sg_is_contiguous(ga) ||

@@ -14,10 +14,12 @@
  * 'same' with an odd total, or a transposed conv's output_padding of at least
  * the stride) the big side runs through an explicitly zero-padded copy and
  * cuDNN pads nothing. Batches whose tensors would exceed 2^31 elements run in
- * chunks of images (the weight gradient accumulates over the chunks). */
+ * chunks of images (the weight gradient accumulates over the chunks).
+ *
+ * The bias add and its backward (kernels/conv.cu, and the channel reduction
+ * of kernels/norm.cu) are at the end. */
 #include "../core/config.h"
-#include "cuda_nn.h"
-#include "cuda_common.h"
+#include "common.h"
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -450,4 +452,23 @@ int sg_cuda_conv(sg_conv_kind kind, const sg_conv_geom *g, sg_tensor *big_t, sg_
   }
   sg_cuda_free(pad); /* one stream: the kernels above run before any reuse */
   return rc;
+}
+
+/* ---------------------------------------------------------------- convolution bias */
+int sg_cuda_bias_add_(sg_tensor *out, sg_tensor *bias) {
+  if (!sg_cuda_ensure()) return -1;
+  int64_t N, C, L;
+  ncl(out, &N, &C, &L);
+  return LAUNCH(sgk_bias_add(sg_data_ptr(out), out->dtype, vec_of(bias), N, C, L, sg_cuda_stream())) ? 0 : -1;
+}
+
+int sg_cuda_bias_backward(sg_tensor *gout, sg_tensor *gb) {
+  if (!sg_cuda_ensure()) return -1;
+  int64_t N, C, L;
+  ncl(gout, &N, &C, &L);
+  double *sums, *buf = channel_reduce(SGK_RED_SUM, NULL, gout, NULL, N, C, L, 1, &sums);
+  if (!buf) return -1;
+  bool ok = LAUNCH(sgk_store_vec(sums, C, vec_of(gb), sg_cuda_stream()));
+  sg_cuda_free(buf);
+  return ok ? 0 : -1;
 }

@@ -1,6 +1,5 @@
 /* Reductions on the GPU: host glue of kernels/reduce.cu. */
-#include "cuda_reduce.h"
-#include "cuda_common.h"
+#include "common.h"
 #include "../../kernels/k_reduce.h"
 #include "../backend.h"
 #include <string.h>
@@ -47,12 +46,12 @@ int sg_cuda_reduce(int kind, sg_tensor *a, const int *perm, int nkeep, sg_tensor
   return ok ? 0 : -1;
 }
 
-int sg_cuda_prod_grad_rows(sg_tensor *d, sg_tensor *rows, int64_t outer, int64_t row) {
+int sg_cuda_prod_backward_rows(sg_tensor *d, sg_tensor *rows, int64_t outer, int64_t row) {
   if (!SG_ON_CUDA(d) || !SG_ON_CUDA(rows) || d->dtype != SG_F64 || rows->dtype != SG_F64 || !sg_is_contiguous(d) ||
       !sg_is_contiguous(rows)) {
     sg_error_set("prod backward: expected contiguous f64 cuda tensors");
     return -1;
   }
   if (!sg_cuda_ensure()) return -1;
-  return SG_LAUNCH_OK(sgk_prod_grad_rows(sg_data_ptr(d), sg_data_ptr(rows), outer, row, sg_cuda_stream())) ? 0 : -1;
+  return SG_LAUNCH_OK(sgk_prod_backward_rows(sg_data_ptr(d), sg_data_ptr(rows), outer, row, sg_cuda_stream())) ? 0 : -1;
 }
