@@ -25,4 +25,11 @@ void sg_ref_upsample_taps(sg_upsample_tap *t, int64_t in, int64_t out, double sc
 int sg_ref_upsample(sg_tensor *x, sg_tensor *out, double scale_h, double scale_w, int mode, bool align);
 int sg_ref_upsample_backward(sg_tensor *g, sg_tensor *gx, double scale_h, double scale_w, int mode, bool align);
 
+/* ---- conv.c ---- */
+/* the conv entries of backend.h (any N, C, H, W including empty batches) */
+int sg_ref_conv(sg_conv_kind kind, const sg_conv_geom *g, sg_tensor *big, sg_tensor *w, sg_tensor *small,
+                sg_tensor *bias);
+int sg_ref_conv_bias_add_(sg_tensor *out, sg_tensor *bias);
+int sg_ref_conv_bias_backward(sg_tensor *gout, sg_tensor *gb);
+
 #endif
