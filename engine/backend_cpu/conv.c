@@ -84,7 +84,7 @@ static size_t col_bytes(const sg_conv_geom *g, bool f64) {
 }
 
 /* small [N,Cs,Hs,Ws] = conv(big [N,Cb,Hb,Wb], w); all contiguous, same dtype */
-static int big_to_small(const sg_conv_geom *g, bool f64, const void *big, const void *w, void *small) {
+static int blas_forward(const sg_conv_geom *g, bool f64, const void *big, const void *w, void *small) {
   size_t es = f64 ? 8 : 4;
   int64_t Cbg = g->Cb / g->G, Csg = g->Cs / g->G, K = Cbg * g->kh * g->kw, S = g->Hs * g->Ws;
   bool triv = trivial_cols(g);
@@ -106,7 +106,7 @@ static int big_to_small(const sg_conv_geom *g, bool f64, const void *big, const 
 }
 
 /* big = adjoint conv(small, w); big is overwritten */
-static int small_to_big(const sg_conv_geom *g, bool f64, const void *small, const void *w, void *big) {
+static int blas_backward_data(const sg_conv_geom *g, bool f64, const void *small, const void *w, void *big) {
   size_t es = f64 ? 8 : 4;
   int64_t Cbg = g->Cb / g->G, Csg = g->Cs / g->G, K = Cbg * g->kh * g->kw, S = g->Hs * g->Ws;
   bool triv = trivial_cols(g);
@@ -128,7 +128,7 @@ static int small_to_big(const sg_conv_geom *g, bool f64, const void *small, cons
 }
 
 /* gw [Cs, Cbg, kh, kw] = sum over images of small * im2col(big)^T (overwritten) */
-static int weight_grad(const sg_conv_geom *g, bool f64, const void *big, const void *small, void *gw) {
+static int blas_backward_filter(const sg_conv_geom *g, bool f64, const void *big, const void *small, void *gw) {
   size_t es = f64 ? 8 : 4;
   int64_t Cbg = g->Cb / g->G, Csg = g->Cs / g->G, K = Cbg * g->kh * g->kw, S = g->Hs * g->Ws;
   bool triv = trivial_cols(g);
@@ -177,12 +177,12 @@ static int conv(sg_conv_kind kind, const sg_conv_geom *g, sg_tensor *big, sg_ten
   sg_conv_note_path("blas");
   switch (kind) {
   case SG_CONV_FWD:
-    rc = big_to_small(g, f64, bp, wp, sp);
+    rc = blas_forward(g, f64, bp, wp, sp);
     return rc || !bias ? rc : sg_ref_conv_bias_add_(small, bias);
   case SG_CONV_BWD_DATA:
-    return small_to_big(g, f64, sp, wp, bp);
+    return blas_backward_data(g, f64, sp, wp, bp);
   case SG_CONV_BWD_FILTER:
-    rc = weight_grad(g, f64, bp, sp, wp);
+    rc = blas_backward_filter(g, f64, bp, sp, wp);
     return rc || !bias ? rc : sg_ref_conv_bias_backward(small, bias);
   }
   sg_error_set("conv: unknown kind %d", (int)kind);

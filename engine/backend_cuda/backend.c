@@ -34,7 +34,7 @@ static const sg_backend cuda_backend = {
                   .where = sg_cuda_where},
   .reduce = {.reduce = sg_cuda_reduce, .prod_backward_rows = sg_cuda_prod_grad_rows, .norm_sum = sg_cuda_norm_sum},
   .matmul = {.matmul = sg_cuda_matmul},
-  .conv = {.conv = sg_cuda_conv, .bias_add_ = sg_cuda_bias_add_, .bias_backward = sg_cuda_bias_grad,
+  .conv = {.conv = sg_cuda_conv, .bias_add_ = sg_cuda_bias_add_, .bias_backward = sg_cuda_bias_backward,
            .cache_stats = sg_cuda_conv_cache_stats, .cache_clear = sg_cuda_conv_cache_clear,
            .last_algo = sg_cuda_conv_last_algo},
   .pool = {.max_pool2d = sg_cuda_max_pool2d, .max_pool2d_backward = sg_cuda_max_pool2d_bwd,

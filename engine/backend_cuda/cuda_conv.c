@@ -458,6 +458,6 @@ int sg_cuda_conv(sg_conv_kind kind, const sg_conv_geom *g, sg_tensor *big, sg_te
   int rc = conv_run(kind, g, big, w, small);
   if (rc || !bias) return rc;
   if (kind == SG_CONV_FWD) return sg_cuda_bias_add_(small, bias);
-  if (kind == SG_CONV_BWD_FILTER) return sg_cuda_bias_grad(small, bias);
+  if (kind == SG_CONV_BWD_FILTER) return sg_cuda_bias_backward(small, bias);
   return 0;
 }

@@ -73,7 +73,7 @@ static double *reduce(int mode, sg_tensor *x, sg_tensor *g, const double *stats,
   return buf;
 }
 
-int sg_cuda_bias_grad(sg_tensor *gout, sg_tensor *gb) {
+int sg_cuda_bias_backward(sg_tensor *gout, sg_tensor *gb) {
   if (!sg_cuda_ensure()) return -1;
   int64_t N, C, L;
   ncl(gout, &N, &C, &L);

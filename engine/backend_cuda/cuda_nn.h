@@ -26,7 +26,7 @@ int sg_cuda_conv(sg_conv_kind kind, const sg_conv_geom *g, sg_tensor *big, sg_te
 /* out (c) [N,C,...] += bias[c] (bias: any float dtype, any stride) */
 int sg_cuda_bias_add_(sg_tensor *out, sg_tensor *bias);
 /* gb[c] = sum of gout (c) [N,C,...] over all but dim 1, stored in gb's dtype (deterministic) */
-int sg_cuda_bias_grad(sg_tensor *gout, sg_tensor *gb);
+int sg_cuda_bias_backward(sg_tensor *gout, sg_tensor *gb);
 /* The algorithm cache: one entry per (direction, dtype, shapes, parameters,
  * policy); benchmark mode times the candidates (cudnnFind*Ex) once per entry,
  * otherwise cuDNN's heuristics choose; deterministic mode keeps only

@@ -74,7 +74,8 @@ static const sg_backend *conv_table(const conv_ctx *c) {
 }
 
 /* SG_BACKEND_CALL on conv_table()'s table */
-#define CONV_CALL(be, entry, op, dev, ...) ((be) && (be)->entry ? (be)->entry(__VA_ARGS__) : (be) ? sg_backend_missing(op, dev) : -1)
+#define CONV_CALL(be, entry, op, dev, ...)                                                             \
+  ((be) && (be)->entry ? (be)->entry(__VA_ARGS__) : (be) ? sg_backend_missing(op, dev) : -1)
 
 /* ---------------------------------------------------------------- backward */
 static int conv_backward(sg_node *n, sg_tensor *gout, sg_tensor **gin) {
@@ -167,7 +168,7 @@ static sg_tensor *conv_common(bool transposed, sg_tensor *x, sg_tensor *w, sg_te
   sg_tensor *all[3] = {x, w, bias};
   if (!sg_same_device(op, 3, all)) return NULL;
   sg_device dev = x->storage->device;
-  if (dev != SG_CPU) {
+  if (dev != SG_CPU) { /* autocast policy: the cpu computes convolutions in f32 or f64 only */
     sg_dtype natural = sg_promote(x->dtype, w->dtype);
     if (bias) natural = sg_promote(natural, bias->dtype);
     sg_dtype ct = sg_autocast_compute_type(dev, natural);

@@ -59,10 +59,11 @@ test("conv: each gradient alone (input, weight or bias only) matches the referen
     local x, w = sg.randn(c[2]), sg.randn(c[3])
     local b = sg.randn{out_channels(op, c[3], c[4])}
     -- the others are constants (captured, not inputs), so autograd asks for one gradient only
-    B.compare(op .. " input gradient only", function(a) return F[op](a, w, b, c[4]) end, {x})
-    B.compare(op .. " weight gradient only", function(k) return F[op](x, k, b, c[4]) end, {w})
-    B.compare(op .. " bias gradient only", function(d) return F[op](x, w, d, c[4]) end, {b})
-    B.compare(op .. " weight and bias gradients", function(k, d) return F[op](x, k, d, c[4]) end, {w, b})
+    local function on(t, like) return t:to(like.device) end
+    B.compare(op .. " input gradient only", function(a) return F[op](a, on(w, a), on(b, a), c[4]) end, {x})
+    B.compare(op .. " weight gradient only", function(k) return F[op](on(x, k), k, on(b, k), c[4]) end, {w})
+    B.compare(op .. " bias gradient only", function(d) return F[op](on(x, d), on(w, d), d, c[4]) end, {b})
+    B.compare(op .. " weight and bias gradients", function(k, d) return F[op](on(x, k), k, d, c[4]) end, {w, b})
   end
 end)
 
