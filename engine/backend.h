@@ -97,9 +97,17 @@ typedef struct sg_backend {
                   const int64_t *bat, const int64_t *sa, const int64_t *sb);
   } matmul;
   struct {
-    int (*conv)(sg_conv_kind kind, const sg_conv_geom *g, sg_tensor *big, sg_tensor *w, sg_tensor *small); /* all (c) */
+    /* all (c), one dtype; the kind's output is overwritten. bias (c) [Cs] or NULL: FWD adds it to small (oneDNN
+     * fuses it), BWD_FILTER also writes into it the bias gradient, small summed over all but dim 1; BWD_DATA
+     * takes NULL */
+    int (*conv)(sg_conv_kind kind, const sg_conv_geom *g, sg_tensor *big, sg_tensor *w, sg_tensor *small,
+                sg_tensor *bias);
     int (*bias_add_)(sg_tensor *out, sg_tensor *bias);  /* out (c) [N,C,...] += bias[c] */
     int (*bias_backward)(sg_tensor *gout, sg_tensor *gb); /* gb[c] = sum of gout over all but dim 1 */
+    /* optional: the calls between share_begin and share_end (this thread) read inputs that do not change, so
+     * an input read twice (the backward's output gradient) may be transformed once */
+    void (*share_begin)(void);
+    void (*share_end)(void);
     sg_conv_cache_stats (*cache_stats)(void);           /* optional */
     void (*cache_clear)(void);                          /* optional */
     const char *(*last_algo)(void);                     /* optional */
@@ -172,6 +180,11 @@ typedef struct sg_backend {
     int (*unscale_)(sg_tensor *const *grads, int n, double inv_scale, sg_tensor *found_inf);
   } amp;
 } sg_backend;
+
+/* Which implementation ran the last convolution computation on this thread ("dnnl", "blas", "reference",
+ * "cudnn" or "none"): each backend's conv entry notes it (F._conv_path; defined in backend_cpu/dnnl_conv.c). */
+const char *sg_conv_last_path(void);
+void sg_conv_note_path(const char *path);
 
 /* ---- the registry (engine/core/device.c) ---- */
 /* The table of a device, loading its module on first use; NULL with an error

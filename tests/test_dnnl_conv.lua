@@ -19,7 +19,7 @@ local function close(got, want, what)
 end
 
 -- runs op(x, w, b, o) in f32 through oneDNN and in f64 through the reference
--- loops (whose backward is the f64 gemm path), then compares output and grads
+-- loops (forward and backward), then compares output and grads
 local function compare(op, xs, ws, bs, o, label, want_path)
   local x64, w64 = sg.randn(xs, "f64"), sg.randn(ws, "f64")
   local b64 = bs and sg.randn({bs}, "f64") or nil

@@ -9,7 +9,7 @@
  * created on first use; everything is released at exit. */
 #include "../core/config.h"
 #include "dnnl_conv.h"
-#include "../core/tensor.h"
+#include "../backend.h"
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,6 +1,6 @@
-/* oneDNN fast path for f32 2-d convolution (used by ops/conv.c).
+/* oneDNN fast path for f32 2-d convolution (used by backend_cpu/conv.c).
  *
- * The geometry is conv.c's: a "big" image [N, Cb, Hb, Wb] (conv2d input,
+ * The geometry is backend.h's sg_conv_geom: a "big" image [N, Cb, Hb, Wb] (conv2d input,
  * conv_transpose2d output), a "small" grid [N, Cs, Hs, Ws] (conv2d output,
  * conv_transpose2d input) and a weight [Cs, Cb/G, kh, kw]. Three oneDNN
  * convolution primitives cover forward and backward of both ops:
@@ -54,10 +54,5 @@ bool sg_conv_last_winograd(void);
 
 /* Number of cached oneDNN primitives (for tests). */
 int sg_dnnl_cache_size(void);
-
-/* Which implementation ran the last convolution computation on this thread
- * (forward or backward): "dnnl", "blas", "reference" or "none". */
-const char *sg_conv_last_path(void);
-void sg_conv_note_path(const char *path);
 
 #endif

@@ -378,8 +378,7 @@ static int pad_copy(bool to_pad, const sg_conv_geom *g, int64_t nc, int64_t Hr, 
 }
 
 /* ---------------------------------------------------------------- entry point */
-int sg_cuda_conv(sg_conv_kind kind, const sg_conv_geom *g, sg_tensor *big_t, sg_tensor *w_t,
-                 sg_tensor *small_t) {
+static int conv_run(sg_conv_kind kind, const sg_conv_geom *g, sg_tensor *big_t, sg_tensor *w_t, sg_tensor *small_t) {
   if (!sg_cuda_ensure()) return -1;
   cudnnHandle_t h = sg_cudnn_handle();
   if (!h) return -1;
@@ -471,4 +470,15 @@ int sg_cuda_bias_backward(sg_tensor *gout, sg_tensor *gb) {
   bool ok = LAUNCH(sgk_store_vec(sums, C, vec_of(gb), sg_cuda_stream()));
   sg_cuda_free(buf);
   return ok ? 0 : -1;
+}
+
+/* the bias (FWD: added to small; BWD_FILTER: its gradient from small) after the cuDNN call */
+int sg_cuda_conv(sg_conv_kind kind, const sg_conv_geom *g, sg_tensor *big, sg_tensor *w, sg_tensor *small,
+                 sg_tensor *bias) {
+  sg_conv_note_path("cudnn");
+  int rc = conv_run(kind, g, big, w, small);
+  if (rc || !bias) return rc;
+  if (kind == SG_CONV_FWD) return sg_cuda_bias_add_(small, bias);
+  if (kind == SG_CONV_BWD_FILTER) return sg_cuda_bias_backward(small, bias);
+  return 0;
 }

@@ -71,7 +71,9 @@ int sg_cuda_set_bytes(sg_tensor *t, int64_t elem_offset, const void *in);
  *   BWD_DATA:    big   = adjoint conv(small, w)
  *   BWD_FILTER:  w     = gradient of the weight from big and small
  * The kind's output is overwritten. All three (c), one dtype. */
-int sg_cuda_conv(sg_conv_kind kind, const sg_conv_geom *g, sg_tensor *big, sg_tensor *w, sg_tensor *small);
+/* bias [Cs] or NULL: FWD adds it to small, BWD_FILTER writes the bias gradient into it */
+int sg_cuda_conv(sg_conv_kind kind, const sg_conv_geom *g, sg_tensor *big, sg_tensor *w, sg_tensor *small,
+                 sg_tensor *bias);
 /* out (c) [N,C,...] += bias[c] (bias: any float dtype, any stride) */
 int sg_cuda_bias_add_(sg_tensor *out, sg_tensor *bias);
 /* gb[c] = sum of gout (c) [N,C,...] over all but dim 1, stored in gb's dtype (deterministic) */

@@ -61,4 +61,11 @@ int sg_ref_group_norm(sg_tensor *x, sg_tensor *w, sg_tensor *b, int64_t N, int64
 int sg_ref_group_norm_backward(sg_tensor *x, sg_tensor *g, sg_tensor *w, sg_tensor *stats, int64_t N, int64_t C,
                                int64_t G, int64_t L, sg_tensor *gx, sg_tensor *gw, sg_tensor *gb);
 
+/* ---- conv.c ---- */
+/* the conv entries of backend.h (any N, C, H, W including empty batches) */
+int sg_ref_conv(sg_conv_kind kind, const sg_conv_geom *g, sg_tensor *big, sg_tensor *w, sg_tensor *small,
+                sg_tensor *bias);
+int sg_ref_conv_bias_add_(sg_tensor *out, sg_tensor *bias);
+int sg_ref_conv_bias_backward(sg_tensor *gout, sg_tensor *gb);
+
 #endif

@@ -1,23 +1,21 @@
 /* 2-d convolution and its adjoint (transposed convolution).
  *
- * Both are described by one geometry: a "big" image (the input of conv2d, the
- * output of conv_transpose2d) and a "small" grid of kernel positions (the
- * output of conv2d, the input of conv_transpose2d). The weight is always
- * [small channels, big channels / groups, kh, kw]. Three primitives cover the
- * forward and backward passes of both ops:
- *   big_to_small:  small = W * im2col(big)            (conv2d forward)
- *   small_to_big:  big   = col2im(W^T * small)        (its adjoint)
- *   weight_grad:   gW   += small * im2col(big)^T
- * each per image and group with cblas gemm. The reference path runs plain
- * direct loops in double. GPU tensors run the same three primitives through
- * cuDNN (backend_cuda/conv.c), following autocast. */
+ * Both are described by one geometry (backend.h, sg_conv_geom): a "big" image
+ * (the input of conv2d, the output of conv_transpose2d) and a "small" grid of
+ * kernel positions (the output of conv2d, the input of conv_transpose2d). The
+ * weight is always [small channels, big channels / groups, kh, kw]. The three
+ * kinds of the device table's conv entry cover the forward and backward passes
+ * of both ops:
+ *   conv2d:            forward FWD,      input gradient BWD_DATA, weight gradient BWD_FILTER
+ *   conv_transpose2d:  forward BWD_DATA, input gradient FWD,      weight gradient BWD_FILTER
+ * Checks, shapes and autograd here; the computation in the table
+ * (backend_ref/conv.c the reference loops, backend_cpu/conv.c oneDNN and
+ * im2col + BLAS, backend_cuda cuDNN). GPU tensors follow autocast. */
 #include "nn_ops.h"
 #include "ops.h"
 #include "../autograd/autograd.h"
-#include "../backend_cpu/dnnl_conv.h"
 #include "../core/autocast.h"
 #include "../backend.h"
-#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,339 +60,76 @@ sg_conv_opts sg_conv_defaults(void) {
 }
 
 typedef struct {
-  int64_t N, G, Cb, Hb, Wb, Cs, Hs, Ws, kh, kw, sh, sw, ph, pw, dh, dw;
-  bool f64, transposed, reference;
-  bool cuda;   /* the tensors are on the GPU: cuDNN computes (any float dtype) */
-  sg_dtype dt; /* the dtype of input, weight, bias and output */
-} geom;
+  sg_conv_geom g;
+  bool transposed;
+  bool reference; /* opts.reference: the reference table computes, forward and backward */
+  sg_device dev;
+  sg_dtype dt;    /* the dtype of input, weight, bias and output */
+} conv_ctx;
 
-/* ---------------------------------------------------------------- im2col */
-/* col [Cbg*kh*kw, Hs*Ws] from img [Cbg, Hb, Wb] */
-#define DEFINE_IM2COL(T, SUF)                                                                            \
-  static void im2col_##SUF(const geom *g, const T *img, T *col) {                                         \
-    int64_t Cbg = g->Cb / g->G, S = g->Hs * g->Ws;                                                         \
-    for (int64_t c = 0; c < Cbg; c++)                                                                     \
-      for (int64_t i = 0; i < g->kh; i++)                                                                 \
-        for (int64_t j = 0; j < g->kw; j++) {                                                             \
-          T *row = col + ((c * g->kh + i) * g->kw + j) * S;                                               \
-          for (int64_t oy = 0; oy < g->Hs; oy++) {                                                        \
-            int64_t iy = oy * g->sh - g->ph + i * g->dh;                                                  \
-            T *r = row + oy * g->Ws;                                                                      \
-            if (iy < 0 || iy >= g->Hb) { for (int64_t ox = 0; ox < g->Ws; ox++) r[ox] = 0; continue; }    \
-            const T *src = img + (c * g->Hb + iy) * g->Wb;                                                \
-            for (int64_t ox = 0; ox < g->Ws; ox++) {                                                      \
-              int64_t ix = ox * g->sw - g->pw + j * g->dw;                                                \
-              r[ox] = ix >= 0 && ix < g->Wb ? src[ix] : 0;                                                \
-            }                                                                                             \
-          }                                                                                               \
-        }                                                                                                 \
-  }                                                                                                       \
-  /* img [Cbg, Hb, Wb] += col2im(col) */                                                                  \
-  static void col2im_##SUF(const geom *g, const T *col, T *img) {                                         \
-    int64_t Cbg = g->Cb / g->G, S = g->Hs * g->Ws;                                                         \
-    for (int64_t c = 0; c < Cbg; c++)                                                                     \
-      for (int64_t i = 0; i < g->kh; i++)                                                                 \
-        for (int64_t j = 0; j < g->kw; j++) {                                                             \
-          const T *row = col + ((c * g->kh + i) * g->kw + j) * S;                                         \
-          for (int64_t oy = 0; oy < g->Hs; oy++) {                                                        \
-            int64_t iy = oy * g->sh - g->ph + i * g->dh;                                                  \
-            if (iy < 0 || iy >= g->Hb) continue;                                                          \
-            const T *r = row + oy * g->Ws;                                                                \
-            T *dst = img + (c * g->Hb + iy) * g->Wb;                                                      \
-            for (int64_t ox = 0; ox < g->Ws; ox++) {                                                      \
-              int64_t ix = ox * g->sw - g->pw + j * g->dw;                                                \
-              if (ix >= 0 && ix < g->Wb) dst[ix] += r[ox];                                                \
-            }                                                                                             \
-          }                                                                                               \
-        }                                                                                                 \
-  }
-DEFINE_IM2COL(float, f32)
-DEFINE_IM2COL(double, f64)
-
-static void im2col(const geom *g, const void *img, void *col) {
-  if (g->f64) im2col_f64(g, img, col); else im2col_f32(g, img, col);
-}
-static void col2im(const geom *g, const void *col, void *img) {
-  if (g->f64) col2im_f64(g, col, img); else col2im_f32(g, col, img);
+/* The table that computes this convolution: the tensors' device's, or the reference loops when the caller
+ * asked for them (cpu tensors only, checked in conv_common). */
+static const sg_backend *conv_table(const conv_ctx *c) {
+  return c->reference ? sg_backend_reference() : sg_backend_get(c->dev);
 }
 
-/* row-major C[M,N] = alpha * op(A) * op(B) + beta * C */
-static void gemm(bool f64, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,
-                 const void *B, int64_t ldb, double beta, void *C, int64_t ldc) {
-  if (f64)
-    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K,
-                1.0, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
-  else
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K,
-                1.0f, A, (int)lda, B, (int)ldb, (float)beta, C, (int)ldc);
-}
+/* SG_BACKEND_CALL on conv_table()'s table */
+#define CONV_CALL(be, entry, op, dev, ...)                                                             \
+  ((be) && (be)->entry ? (be)->entry(__VA_ARGS__) : (be) ? sg_backend_missing(op, dev) : -1)
 
-/* a 1x1 kernel with unit stride and no padding: im2col is the identity */
-static bool trivial_cols(const geom *g) {
-  return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 && g->Hs == g->Hb &&
-         g->Ws == g->Wb;
-}
-
-static size_t col_bytes(const geom *g) {
-  size_t es = g->f64 ? 8 : 4;
-  return (size_t)(g->Cb / g->G * g->kh * g->kw * g->Hs * g->Ws) * es;
-}
-
-/* small [N,Cs,Hs,Ws] = conv(big [N,Cb,Hb,Wb], w); all contiguous, same dtype */
-static int big_to_small(const geom *g, const void *big, const void *w, void *small) {
-  size_t es = g->f64 ? 8 : 4;
-  int64_t Cbg = g->Cb / g->G, Csg = g->Cs / g->G, K = Cbg * g->kh * g->kw, S = g->Hs * g->Ws;
-  bool triv = trivial_cols(g);
-  char *col = NULL;
-  if (!triv && !(col = malloc(col_bytes(g) ? col_bytes(g) : 1))) { sg_error_set("conv: out of memory"); return -1; }
-  for (int64_t n = 0; n < g->N; n++)
-    for (int64_t gr = 0; gr < g->G; gr++) {
-      const char *img = (const char *)big + ((n * g->Cb + gr * Cbg) * g->Hb * g->Wb) * (int64_t)es;
-      const char *cols = img;
-      if (!triv) { im2col(g, img, col); cols = col; }
-      gemm(g->f64, false, false, Csg, S, K, (const char *)w + gr * Csg * K * (int64_t)es, K, cols, S, 0.0,
-           (char *)small + ((n * g->Cs + gr * Csg) * S) * (int64_t)es, S);
-    }
-  free(col);
-  return 0;
-}
-
-/* big = adjoint conv(small, w); big is overwritten */
-static int small_to_big(const geom *g, const void *small, const void *w, void *big) {
-  size_t es = g->f64 ? 8 : 4;
-  int64_t Cbg = g->Cb / g->G, Csg = g->Cs / g->G, K = Cbg * g->kh * g->kw, S = g->Hs * g->Ws;
-  bool triv = trivial_cols(g);
-  char *col = NULL;
-  if (!triv && !(col = malloc(col_bytes(g) ? col_bytes(g) : 1))) { sg_error_set("conv: out of memory"); return -1; }
-  if (!triv) memset(big, 0, (size_t)(g->N * g->Cb * g->Hb * g->Wb) * es);
-  for (int64_t n = 0; n < g->N; n++)
-    for (int64_t gr = 0; gr < g->G; gr++) {
-      char *img = (char *)big + ((n * g->Cb + gr * Cbg) * g->Hb * g->Wb) * (int64_t)es;
-      gemm(g->f64, true, false, K, S, Csg, (const char *)w + gr * Csg * K * (int64_t)es, K,
-           (const char *)small + ((n * g->Cs + gr * Csg) * S) * (int64_t)es, S, 0.0, triv ? img : col, S);
-      if (!triv) col2im(g, col, img);
-    }
-  free(col);
-  return 0;
-}
-
-/* gw [Cs, Cbg, kh, kw] = sum over images of small * im2col(big)^T (overwritten) */
-static int weight_grad(const geom *g, const void *big, const void *small, void *gw) {
-  size_t es = g->f64 ? 8 : 4;
-  int64_t Cbg = g->Cb / g->G, Csg = g->Cs / g->G, K = Cbg * g->kh * g->kw, S = g->Hs * g->Ws;
-  bool triv = trivial_cols(g);
-  char *col = NULL;
-  if (!triv && !(col = malloc(col_bytes(g) ? col_bytes(g) : 1))) { sg_error_set("conv: out of memory"); return -1; }
-  memset(gw, 0, (size_t)(g->Cs * K) * es);
-  for (int64_t n = 0; n < g->N; n++)
-    for (int64_t gr = 0; gr < g->G; gr++) {
-      const char *img = (const char *)big + ((n * g->Cb + gr * Cbg) * g->Hb * g->Wb) * (int64_t)es;
-      const char *cols = img;
-      if (!triv) { im2col(g, img, col); cols = col; }
-      gemm(g->f64, false, true, Csg, K, S, (const char *)small + ((n * g->Cs + gr * Csg) * S) * (int64_t)es, S,
-           cols, S, 1.0, (char *)gw + gr * Csg * K * (int64_t)es, K);
-    }
-  free(col);
-  return 0;
-}
-
-/* ---------------------------------------------------------------- reference loops */
-static void ref_big_to_small(const geom *g, const void *big, const void *w, void *small) {
-  int64_t Cbg = g->Cb / g->G, Csg = g->Cs / g->G;
-  for (int64_t n = 0; n < g->N; n++)
-    for (int64_t o = 0; o < g->Cs; o++)
-      for (int64_t oy = 0; oy < g->Hs; oy++)
-        for (int64_t ox = 0; ox < g->Ws; ox++) {
-          double acc = 0;
-          int64_t gr = o / Csg;
-          for (int64_t c = 0; c < Cbg; c++)
-            for (int64_t i = 0; i < g->kh; i++)
-              for (int64_t j = 0; j < g->kw; j++) {
-                int64_t iy = oy * g->sh - g->ph + i * g->dh, ix = ox * g->sw - g->pw + j * g->dw;
-                if (iy < 0 || iy >= g->Hb || ix < 0 || ix >= g->Wb) continue;
-                acc += SG_NN_LD(big, g->f64, ((n * g->Cb + gr * Cbg + c) * g->Hb + iy) * g->Wb + ix) *
-                       SG_NN_LD(w, g->f64, ((o * Cbg + c) * g->kh + i) * g->kw + j);
-              }
-          SG_NN_ST(small, g->f64, ((n * g->Cs + o) * g->Hs + oy) * g->Ws + ox, acc);
-        }
-}
-
-static int ref_small_to_big(const geom *g, const void *small, const void *w, void *big) {
-  int64_t Cbg = g->Cb / g->G, Csg = g->Cs / g->G, nb = g->N * g->Cb * g->Hb * g->Wb;
-  double *acc = calloc((size_t)(nb ? nb : 1), sizeof *acc);
-  if (!acc) { sg_error_set("conv_transpose2d: out of memory"); return -1; }
-  for (int64_t n = 0; n < g->N; n++)
-    for (int64_t ci = 0; ci < g->Cs; ci++)
-      for (int64_t y = 0; y < g->Hs; y++)
-        for (int64_t x = 0; x < g->Ws; x++) {
-          double v = SG_NN_LD(small, g->f64, ((n * g->Cs + ci) * g->Hs + y) * g->Ws + x);
-          int64_t gr = ci / Csg;
-          for (int64_t c = 0; c < Cbg; c++)
-            for (int64_t i = 0; i < g->kh; i++)
-              for (int64_t j = 0; j < g->kw; j++) {
-                int64_t yy = y * g->sh - g->ph + i * g->dh, xx = x * g->sw - g->pw + j * g->dw;
-                if (yy < 0 || yy >= g->Hb || xx < 0 || xx >= g->Wb) continue;
-                acc[((n * g->Cb + gr * Cbg + c) * g->Hb + yy) * g->Wb + xx] +=
-                    v * SG_NN_LD(w, g->f64, ((ci * Cbg + c) * g->kh + i) * g->kw + j);
-              }
-        }
-  for (int64_t k = 0; k < nb; k++) SG_NN_ST(big, g->f64, k, acc[k]);
-  free(acc);
-  return 0;
-}
-
-/* out[n, c, ...] += bias[c] */
-static void add_bias(bool f64, void *out, const void *b, int64_t N, int64_t C, int64_t S) {
-  for (int64_t n = 0; n < N; n++)
-    for (int64_t c = 0; c < C; c++) {
-      double bv = SG_NN_LD(b, f64, c);
-      int64_t base = (n * C + c) * S;
-      if (f64) { double *p = (double *)out + base; for (int64_t s = 0; s < S; s++) p[s] += bv; }
-      else { float *p = (float *)out + base; float bf = (float)bv; for (int64_t s = 0; s < S; s++) p[s] += bf; }
-    }
-}
-
-/* ---------------------------------------------------------------- oneDNN dispatch */
-/* One of the three primitives through oneDNN (f32, not the reference path):
- * 1 done, 0 not handled (take the BLAS path), -1 error. bias: fused bias for
- * SG_DNNL_FWD, bias gradient for SG_DNNL_BWD_WEIGHTS, or NULL. */
-static int try_dnnl(sg_dnnl_kind kind, const geom *g, const void *big, const void *w, const void *small,
-                    const void *bias) {
-  if (g->f64 || g->reference) return 0;
-  sg_dnnl_geom d = {g->N, g->G, g->Cb, g->Hb, g->Wb, g->Cs, g->Hs, g->Ws,
-                    g->kh, g->kw, g->sh, g->sw, g->ph, g->pw, g->dh, g->dw};
-  int rc = sg_dnnl_conv(kind, &d, (float *)big, (float *)w, (float *)small, (float *)bias);
-  if (rc == 1) sg_conv_note_path("dnnl");
-  return rc;
-}
-
-/* ---------------------------------------------------------------- CUDA (cuDNN) */
-static sg_conv_geom cuda_geom(const geom *g) {
-  return (sg_conv_geom){g->N,  g->G,  g->Cb, g->Hb, g->Wb, g->Cs, g->Hs, g->Ws,
-                             g->kh, g->kw, g->sh, g->sw, g->ph, g->pw, g->dh, g->dw};
-}
-
-/* out from x, w (contiguous) and the optional bias */
-static int cuda_forward(const geom *g, sg_tensor *x, sg_tensor *w, sg_tensor *bias, sg_tensor *out) {
-  sg_conv_geom cg = cuda_geom(g);
-  sg_conv_note_path("cudnn");
-  int rc = g->transposed ? SG_BACKEND_CALL(SG_DEVICE_OF(out), conv.conv, "conv", SG_CONV_BWD_DATA, &cg, out, w, x)
-                         : SG_BACKEND_CALL(SG_DEVICE_OF(x), conv.conv, "conv", SG_CONV_FWD, &cg, x, w, out);
-  if (!rc && bias) rc = SG_BACKEND_CALL(SG_DEVICE_OF(out), conv.bias_add_, "conv2d", out, bias);
-  return rc;
-}
-
-static int conv_bw_cuda(sg_node *n, sg_tensor *gout, sg_tensor **gin) {
-  const geom *g = n->ctx;
-  sg_conv_geom cg = cuda_geom(g);
-  sg_tensor *go = sg_nn_contig(gout, g->dt);
+/* ---------------------------------------------------------------- backward */
+static int conv_backward(sg_node *n, sg_tensor *gout, sg_tensor **gin) {
+  const conv_ctx *c = n->ctx;
+  const sg_conv_geom *g = &c->g;
+  const char *op = c->transposed ? "conv_transpose2d" : "conv2d";
+  const sg_backend *be = conv_table(c);
+  if (!be) return -1;
+  sg_tensor *go = sg_nn_contig(gout, c->dt);
   if (!go) return -1;
-  sg_conv_note_path("cudnn");
   int rc = 0;
+  if (be->conv.share_begin) be->conv.share_begin(); /* go is read by both gradients */
   /* gout lives on the output side: small for conv2d, big for the transposed op */
   if (n->needs[0]) {
-    sg_tensor *w = sg_node_saved(n, 1), *wc = w ? sg_nn_contig(w, g->dt) : NULL;
-    sg_tensor *gx = wc ? sg_empty(n->in_shape[0].ndim, n->in_shape[0].size, g->dt, SG_CUDA) : NULL;
-    if (gx && (g->transposed ? SG_BACKEND_CALL(SG_DEVICE_OF(go), conv.conv, "conv", SG_CONV_FWD, &cg, go, wc, gx)
-                             : SG_BACKEND_CALL(SG_DEVICE_OF(gx), conv.conv, "conv", SG_CONV_BWD_DATA, &cg, gx, wc, go))) {
+    sg_tensor *w = sg_node_saved(n, 1), *wc = w ? sg_nn_contig(w, c->dt) : NULL;
+    sg_tensor *gx = wc ? sg_empty(n->in_shape[0].ndim, n->in_shape[0].size, c->dt, c->dev) : NULL;
+    if (gx && (c->transposed ? CONV_CALL(be, conv.conv, op, c->dev, SG_CONV_FWD, g, go, wc, gx, NULL)
+                             : CONV_CALL(be, conv.conv, op, c->dev, SG_CONV_BWD_DATA, g, gx, wc, go, NULL))) {
       sg_tensor_decref(gx);
       gx = NULL;
     }
     sg_tensor_decref(wc);
     if (!(gin[0] = gx)) rc = -1;
   }
+  /* conv2d's bias gradient comes with the weight gradient (oneDNN computes both in one primitive) */
+  bool bias_with_weight = !c->transposed && n->needs[1] && n->needs[2];
   if (!rc && n->needs[1]) {
-    sg_tensor *x = sg_node_saved(n, 0), *xc = x ? sg_nn_contig(x, g->dt) : NULL;
-    sg_tensor *gw = xc ? sg_empty(n->in_shape[1].ndim, n->in_shape[1].size, g->dt, SG_CUDA) : NULL;
-    if (gw && (g->transposed ? SG_BACKEND_CALL(SG_DEVICE_OF(go), conv.conv, "conv", SG_CONV_BWD_FILTER, &cg, go, gw, xc)
-                             : SG_BACKEND_CALL(SG_DEVICE_OF(xc), conv.conv, "conv", SG_CONV_BWD_FILTER, &cg, xc, gw, go))) {
+    int64_t C = go->size[1];
+    sg_tensor *x = sg_node_saved(n, 0), *xc = x ? sg_nn_contig(x, c->dt) : NULL;
+    sg_tensor *gw = xc ? sg_empty(n->in_shape[1].ndim, n->in_shape[1].size, c->dt, c->dev) : NULL;
+    sg_tensor *gb = gw && bias_with_weight ? sg_empty(1, &C, c->dt, c->dev) : NULL;
+    if (gw && ((bias_with_weight && !gb) ||
+               (c->transposed ? CONV_CALL(be, conv.conv, op, c->dev, SG_CONV_BWD_FILTER, g, go, gw, xc, NULL)
+                              : CONV_CALL(be, conv.conv, op, c->dev, SG_CONV_BWD_FILTER, g, xc, gw, go, gb)))) {
       sg_tensor_decref(gw);
       gw = NULL;
     }
     sg_tensor_decref(xc);
     if (!(gin[1] = gw)) rc = -1;
+    if (bias_with_weight) {
+      if (gw) gin[2] = gb;
+      else sg_tensor_decref(gb);
+    }
   }
-  if (!rc && n->needs[2]) {
+  if (!rc && n->needs[2] && !bias_with_weight) {
     int64_t C = go->size[1];
-    sg_tensor *gb = sg_empty(1, &C, g->dt, SG_CUDA);
-    if (gb && SG_BACKEND_CALL(SG_DEVICE_OF(go), conv.bias_backward, "conv2d", go, gb)) {
+    sg_tensor *gb = sg_empty(1, &C, c->dt, c->dev);
+    if (gb && CONV_CALL(be, conv.bias_backward, op, c->dev, go, gb)) {
       sg_tensor_decref(gb);
       gb = NULL;
     }
     if (!(gin[2] = gb)) rc = -1;
   }
-  sg_tensor_decref(go);
-  return rc;
-}
-
-/* ---------------------------------------------------------------- backward */
-static int conv_bw(sg_node *n, sg_tensor *gout, sg_tensor **gin) {
-  const geom *g = n->ctx;
-  if (g->cuda) return conv_bw_cuda(n, gout, gin);
-  sg_dtype dt = g->f64 ? SG_F64 : SG_F32;
-  sg_tensor *go = sg_nn_contig(gout, dt);
-  if (!go) return -1;
-  int rc = 0;
-  sg_tensor *gb_dnnl = NULL; /* bias gradient computed by oneDNN with the weight gradient */
-  sg_dnnl_conv_share_begin(); /* go is reordered once for both gradients */
-  /* gout lives on the output side: small for conv2d, big for the transposed op */
-  if (n->needs[0]) {
-    sg_tensor *w = sg_node_saved(n, 1), *wc = w ? sg_nn_contig(w, dt) : NULL;
-    sg_tensor *gx = wc ? sg_empty(n->in_shape[0].ndim, n->in_shape[0].size, dt, SG_CPU) : NULL;
-    int d = !gx ? 0
-            : g->transposed ? try_dnnl(SG_DNNL_FWD, g, sg_data_ptr(go), sg_data_ptr(wc), sg_data_ptr(gx), NULL)
-                            : try_dnnl(SG_DNNL_BWD_DATA, g, sg_data_ptr(gx), sg_data_ptr(wc), sg_data_ptr(go), NULL);
-    if (!d && gx) sg_conv_note_path("blas");
-    if (gx && (d < 0 || (!d && (g->transposed ? big_to_small(g, sg_data_ptr(go), sg_data_ptr(wc), sg_data_ptr(gx))
-                                              : small_to_big(g, sg_data_ptr(go), sg_data_ptr(wc), sg_data_ptr(gx)))))) {
-      sg_tensor_decref(gx);
-      gx = NULL;
-    }
-    sg_tensor_decref(wc);
-    if (!(gin[0] = gx)) rc = -1;
-  }
-  if (!rc && n->needs[1]) {
-    sg_tensor *x = sg_node_saved(n, 0), *xc = x ? sg_nn_contig(x, dt) : NULL;
-    sg_tensor *gw = xc ? sg_empty(n->in_shape[1].ndim, n->in_shape[1].size, dt, SG_CPU) : NULL;
-    /* conv2d's bias gradient comes out of the same oneDNN primitive */
-    if (gw && !g->transposed && n->needs[2] && !g->f64 && !g->reference) {
-      int64_t C = go->size[1];
-      gb_dnnl = sg_empty(1, &C, dt, SG_CPU);
-      if (!gb_dnnl) { sg_tensor_decref(gw); gw = NULL; }
-    }
-    int d = !gw ? 0
-            : g->transposed ? try_dnnl(SG_DNNL_BWD_WEIGHTS, g, sg_data_ptr(go), sg_data_ptr(gw), sg_data_ptr(xc), NULL)
-                            : try_dnnl(SG_DNNL_BWD_WEIGHTS, g, sg_data_ptr(xc), sg_data_ptr(gw), sg_data_ptr(go),
-                                       gb_dnnl ? sg_data_ptr(gb_dnnl) : NULL);
-    if (d != 1 && gb_dnnl) { sg_tensor_decref(gb_dnnl); gb_dnnl = NULL; }
-    if (!d && gw) sg_conv_note_path("blas");
-    if (gw && (d < 0 || (!d && (g->transposed ? weight_grad(g, sg_data_ptr(go), sg_data_ptr(xc), sg_data_ptr(gw))
-                                              : weight_grad(g, sg_data_ptr(xc), sg_data_ptr(go), sg_data_ptr(gw)))))) {
-      sg_tensor_decref(gw);
-      gw = NULL;
-    }
-    sg_tensor_decref(xc);
-    if (!(gin[1] = gw)) rc = -1;
-  }
-  if (!rc && n->needs[2] && gb_dnnl) {
-    gin[2] = gb_dnnl;
-    gb_dnnl = NULL;
-  } else if (!rc && n->needs[2]) {
-    int64_t C = go->size[1], S = go->size[2] * go->size[3];
-    sg_tensor *gb = sg_empty(1, &C, dt, SG_CPU);
-    if (gb) {
-      const void *p = sg_data_ptr(go);
-      for (int64_t c = 0; c < C; c++) {
-        double s = 0;
-        for (int64_t b = 0; b < go->size[0]; b++)
-          for (int64_t k = 0; k < S; k++) s += SG_NN_LD(p, g->f64, (b * C + c) * S + k);
-        SG_NN_ST(sg_data_ptr(gb), g->f64, c, s);
-      }
-    }
-    if (!(gin[2] = gb)) rc = -1;
-  }
-  sg_dnnl_conv_share_end();
-  sg_tensor_decref(gb_dnnl);
+  if (be->conv.share_end) be->conv.share_end();
   sg_tensor_decref(go);
   return rc;
 }
@@ -433,7 +168,7 @@ static sg_tensor *conv_common(bool transposed, sg_tensor *x, sg_tensor *w, sg_te
   sg_tensor *all[3] = {x, w, bias};
   if (!sg_same_device(op, 3, all)) return NULL;
   sg_device dev = x->storage->device;
-  if (dev != SG_CPU) {
+  if (dev != SG_CPU) { /* autocast policy: the cpu computes convolutions in f32 or f64 only */
     sg_dtype natural = sg_promote(x->dtype, w->dtype);
     if (bias) natural = sg_promote(natural, bias->dtype);
     sg_dtype ct = sg_autocast_compute_type(dev, natural);
@@ -462,12 +197,14 @@ static sg_tensor *conv_common(bool transposed, sg_tensor *x, sg_tensor *w, sg_te
     sg_error_set("%s: weight must have positive sizes (got %s)", op, SG_SHAPE_STR(w));
     return NULL;
   }
-  geom g;
+  if (o->reference && dev != SG_CPU) {
+    sg_error_set("%s: reference=true runs the reference loops on cpu tensors (got %s)", op, sg_device_name(dev));
+    return NULL;
+  }
+  sg_conv_geom g;
   memset(&g, 0, sizeof g);
   g.N = x->size[0]; g.G = G; g.kh = w->size[2]; g.kw = w->size[3];
   g.sh = o->stride[0]; g.sw = o->stride[1]; g.dh = o->dilation[0]; g.dw = o->dilation[1];
-  g.f64 = x->dtype == SG_F64; g.transposed = transposed; g.reference = o->reference;
-  g.cuda = dev != SG_CPU; g.dt = x->dtype;
   int64_t out_ch;
   if (!transposed) {
     g.Cb = x->size[1]; g.Hb = x->size[2]; g.Wb = x->size[3]; g.Cs = w->size[0];
@@ -544,44 +281,29 @@ static sg_tensor *conv_common(bool transposed, sg_tensor *x, sg_tensor *w, sg_te
     sg_error_set("%s: output %s is too large", op, sg_shape_str(4, osz, (char[96]){0}, 96));
     return NULL;
   }
-  sg_tensor *xc = sg_nn_contig(x, x->dtype), *wc = xc ? sg_nn_contig(w, x->dtype) : NULL;
+  conv_ctx ctx = {.g = g, .transposed = transposed, .reference = o->reference, .dev = dev, .dt = x->dtype};
+  const sg_backend *be = conv_table(&ctx);
+  sg_tensor *xc = be ? sg_nn_contig(x, x->dtype) : NULL, *wc = xc ? sg_nn_contig(w, x->dtype) : NULL;
   sg_tensor *bc = wc && bias ? sg_nn_contig(bias, x->dtype) : NULL;
   sg_tensor *out = wc && (bc || !bias) ? sg_empty(4, osz, x->dtype, dev) : NULL;
   int rc = out ? 0 : -1;
-  bool bias_done = false;
-  if (out && g.cuda) {
-    rc = cuda_forward(&g, xc, wc, bc, out);
-    bias_done = true;
-  } else
-  if (out) {
-    void *xp = sg_data_ptr(xc), *wp = sg_data_ptr(wc), *op_ = sg_data_ptr(out);
-    if (o->reference) {
-      sg_conv_note_path("reference");
-      if (transposed) rc = ref_small_to_big(&g, xp, wp, op_);
-      else ref_big_to_small(&g, xp, wp, op_);
-    } else {
-      int d = transposed ? try_dnnl(SG_DNNL_BWD_DATA, &g, op_, wp, xp, NULL)
-                         : try_dnnl(SG_DNNL_FWD, &g, xp, wp, op_, bc ? sg_data_ptr(bc) : NULL);
-      if (d < 0) rc = -1;
-      else if (d == 1) bias_done = !transposed;
-      else {
-        sg_conv_note_path("blas");
-        rc = transposed ? small_to_big(&g, xp, wp, op_) : big_to_small(&g, xp, wp, op_);
-      }
-    }
+  /* conv2d's bias goes with the convolution (oneDNN fuses it); the transposed op's is added after */
+  if (out && !transposed) rc = CONV_CALL(be, conv.conv, op, dev, SG_CONV_FWD, &g, xc, wc, out, bc);
+  else if (out) {
+    rc = CONV_CALL(be, conv.conv, op, dev, SG_CONV_BWD_DATA, &g, out, wc, xc, NULL);
+    if (!rc && bc) rc = CONV_CALL(be, conv.bias_add_, op, dev, out, bc);
   }
-  if (!rc && bc && !bias_done) add_bias(g.f64, sg_data_ptr(out), sg_data_ptr(bc), osz[0], osz[1], osz[2] * osz[3]);
   sg_tensor_decref(bc);
   sg_tensor_decref(xc);
   sg_tensor_decref(wc);
   if (rc) { sg_tensor_decref(out); return NULL; }
   sg_tensor *ins[3] = {x, w, bias};
-  sg_node *n = sg_record(op, conv_bw, out, 3, ins);
+  sg_node *n = sg_record(op, conv_backward, out, 3, ins);
   if (n) {
-    geom *gc = malloc(sizeof *gc);
-    if (!gc) { sg_tensor_decref(out); sg_error_set("%s: out of memory", op); return NULL; }
-    *gc = g;
-    n->ctx = gc;
+    conv_ctx *cc = malloc(sizeof *cc);
+    if (!cc) { sg_tensor_decref(out); sg_error_set("%s: out of memory", op); return NULL; }
+    *cc = ctx;
+    n->ctx = cc;
     n->free_ctx = free;
     sg_node_save(n, n->needs[1] ? x : NULL);
     sg_node_save(n, n->needs[0] ? w : NULL);

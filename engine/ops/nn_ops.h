@@ -10,8 +10,9 @@
 
 /* ---- convolution (ops/conv.c) ----
  * Pairs are {h, w}. `same` asks for PyTorch's padding="same" (stride 1; any
- * odd total padding goes to the bottom/right). `reference` runs the plain
- * direct loops instead of im2col + gemm (for testing). */
+ * odd total padding goes to the bottom/right). `reference` runs the forward
+ * and backward on the reference loops (engine/backend_ref; cpu tensors, for
+ * testing). */
 typedef struct {
   int64_t stride[2], padding[2], dilation[2], output_padding[2];
   int64_t groups;
