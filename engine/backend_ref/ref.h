@@ -25,4 +25,14 @@ void sg_ref_upsample_taps(sg_upsample_tap *t, int64_t in, int64_t out, double sc
 int sg_ref_upsample(sg_tensor *x, sg_tensor *out, double scale_h, double scale_w, int mode, bool align);
 int sg_ref_upsample_backward(sg_tensor *g, sg_tensor *gx, double scale_h, double scale_w, int mode, bool align);
 
+/* ---- elementwise.c ----
+ * Unlike the other families these take any dtype and any strides (broadcast operands have zero strides):
+ * the loops run through sg_iter (core/iter.h). The scalar functions are the definition every backend's
+ * fast loops must agree with; op is an sg_unop (ops/ops.h), -1 for clamp. */
+double sg_ref_unary_f(int op, double x);                       /* float compute types, in double */
+int64_t sg_ref_unary_i(int op, int64_t x);                     /* integer compute types, wrapping */
+double sg_ref_unary_grad(int op, double g, double x, double y); /* d op(x)/dx * g from input x, output y */
+int sg_ref_unary(int op, sg_tensor *out, sg_tensor *a, sg_dtype ct, double lo, double hi);
+int sg_ref_unary_backward(int op, sg_tensor *out, sg_tensor *g, sg_tensor *x, sg_tensor *y);
+
 #endif
