@@ -63,10 +63,4 @@ typedef struct {
 } sg_cpu_adam_consts;
 void sg_cpu_adam(int64_t n, float *p, const float *g, float *m, float *v, float *vmax, const sg_cpu_adam_consts *c);
 
-/* ---- elementwise loops (backend_cpu/elementwise.c) ----
- * sg_iter_run over the operands t (t[0] the output), on several threads when the iteration is large and
- * every output element is written once by the very view it is read from. */
-#include "../core/iter.h"
-void sg_cpu_iter_run_par(sg_iter *it, sg_tensor *const *t, sg_row_fn fn, void *ctx);
-
 #endif

@@ -1,7 +1,7 @@
 /* Elementwise ops on the cpu: f32 activations through oneDNN when the
  * operands are large and contiguous, otherwise row loops over sg_iter spread
  * over threads, typed for f32 and f64; other dtype combinations go through the
- * reference's scalar functions, still threaded. */
+ * reference's scalar functions, still threaded. where is the reference's. */
 #include "../backend_ref/ref.h"
 #include "../core/iter.h"
 #include "../ops/ops.h"
@@ -37,7 +37,7 @@ static bool par_safe(const sg_iter *it, sg_tensor *const *t) {
 }
 #endif
 
-void sg_cpu_iter_run_par(sg_iter *it, sg_tensor *const *t, sg_row_fn fn, void *ctx) {
+static void iter_run_par(sg_iter *it, sg_tensor *const *t, sg_row_fn fn, void *ctx) {
 #ifdef _OPENMP
   int64_t total = 1;
   for (int d = 0; d < it->ndim; d++) total *= it->size[d];
@@ -52,6 +52,62 @@ void sg_cpu_iter_run_par(sg_iter *it, sg_tensor *const *t, sg_row_fn fn, void *c
   (void)t;
 #endif
   sg_iter_run(it, fn, ctx);
+}
+
+/* ------------------------------------------------------------------ binary */
+#define ROW2(T, EXPR)                                                                          \
+  do {                                                                                         \
+    if (s[0] == sizeof(T) && s[1] == sizeof(T) && s[2] == sizeof(T)) {                         \
+      T *o = (T *)p[0]; const T *pa = (const T *)p[1], *pb = (const T *)p[2];                  \
+      for (int64_t i = 0; i < n; i++) { T a = pa[i], b = pb[i]; o[i] = (EXPR); }               \
+    } else if (s[0] == sizeof(T) && s[1] == sizeof(T) && s[2] == 0) {                          \
+      T *o = (T *)p[0]; const T *pa = (const T *)p[1]; const T b = *(const T *)p[2];           \
+      for (int64_t i = 0; i < n; i++) { T a = pa[i]; o[i] = (EXPR); }                          \
+    } else {                                                                                   \
+      for (int64_t i = 0; i < n; i++) {                                                        \
+        T a = *(const T *)(p[1] + i * s[1]), b = *(const T *)(p[2] + i * s[2]);                \
+        *(T *)(p[0] + i * s[0]) = (EXPR);                                                      \
+      }                                                                                        \
+    }                                                                                          \
+  } while (0)
+
+#define BIN_TYPED(T)                                                  \
+  switch (c->op) {                                                    \
+  case SG_ADD: ROW2(T, a + b); return;                                \
+  case SG_SUB: ROW2(T, a - b); return;                                \
+  case SG_MUL: ROW2(T, a * b); return;                                \
+  case SG_DIV: ROW2(T, a / b); return;                                \
+  default: break;                                                     \
+  }
+
+typedef struct { int op; sg_dtype at, bt, ct, ot; } bctx;
+
+static void bin_row(char **p, const int64_t *s, int64_t n, void *vc) {
+  const bctx *c = vc;
+  if (c->at == c->ct && c->bt == c->ct && c->ct == c->ot) {
+    if (c->ct == SG_F32) { BIN_TYPED(float) }
+    else if (c->ct == SG_F64) { BIN_TYPED(double) }
+  }
+  if (sg_dtype_is_float(c->ct)) {
+    for (int64_t i = 0; i < n; i++) {
+      double a = sg_ref_load_ct_f(p[1] + i * s[1], c->at, c->ct), b = sg_ref_load_ct_f(p[2] + i * s[2], c->bt, c->ct);
+      sg_store_f64(p[0] + i * s[0], c->ot, sg_ref_binary_f(c->op, a, b));
+    }
+  } else {
+    for (int64_t i = 0; i < n; i++) {
+      int64_t a = sg_ref_load_ct_i(p[1] + i * s[1], c->at, c->ct), b = sg_ref_load_ct_i(p[2] + i * s[2], c->bt, c->ct);
+      sg_store_i64(p[0] + i * s[0], c->ot, sg_ref_binary_i(c->op, a, b));
+    }
+  }
+}
+
+static int binary(int op, sg_tensor *out, sg_tensor *a, sg_tensor *b, sg_dtype ct) {
+  sg_tensor *ops[3] = {out, a, b};
+  sg_iter it;
+  sg_iter_init(&it, 3, ops, out->ndim, out->size);
+  bctx c = {op, a->dtype, b->dtype, ct, out->dtype};
+  iter_run_par(&it, ops, bin_row, &c);
+  return 0;
 }
 
 /* ------------------------------------------------------------------ f32 math */
@@ -121,6 +177,25 @@ static void un_row(char **p, const int64_t *s, int64_t n, void *vc) {
       x = x < c->lo ? c->lo : (x > c->hi ? c->hi : x);
       sg_store_f64(p[0] + i * s[0], c->ot, x);
     }
+  } else if (c->ct == SG_F32 && c->ot == SG_F32) { /* e.g. an integer input: the f32 math of the typed loops */
+    for (int64_t i = 0; i < n; i++) {
+      float x = (float)sg_load_f64(p[1] + i * s[1], c->at), r;
+      switch (c->op) {
+      case SG_NEG: r = -x; break;
+      case SG_EXP: r = expf(x); break;
+      case SG_LOG: r = logf(x); break;
+      case SG_SQRT: r = sqrtf(x); break;
+      case SG_SIGMOID: r = sigmoid_f(x); break;
+      case SG_TANH: r = tanhf(x); break;
+      case SG_RELU: r = x > 0 ? x : (x != x ? x : 0.0f); break;
+      case SG_SQUARE: r = x * x; break;
+      case SG_ABS: r = fabsf(x); break;
+      case SG_GELU: r = gelu_f(x); break;
+      case SG_GELU_TANH: r = gelu_tanh_f(x); break;
+      default: r = (float)sg_ref_unary_f(c->op, x);
+      }
+      *(float *)(p[0] + i * s[0]) = r;
+    }
   } else if (sg_dtype_is_float(c->ct)) {
     for (int64_t i = 0; i < n; i++) {
       double x = sg_load_f64(p[1] + i * s[1], c->at);
@@ -169,7 +244,7 @@ static int unary(int op, sg_tensor *out, sg_tensor *a, sg_dtype ct, double lo, d
     sg_iter it;
     sg_iter_init(&it, 2, ops, out->ndim, out->size);
     kctx c = {op, a->dtype, ct, out->dtype, lo, hi};
-    sg_cpu_iter_run_par(&it, ops, un_row, &c);
+    iter_run_par(&it, ops, un_row, &c);
   }
   return rc < 0 ? -1 : 0;
 }
@@ -210,13 +285,14 @@ static int unary_backward(int op, sg_tensor *out, sg_tensor *g, sg_tensor *x, sg
     sg_iter it;
     sg_iter_init(&it, 4, ops, out->ndim, out->size);
     kctx c = {op, y->dtype, y->dtype, y->dtype, 0, 0};
-    sg_cpu_iter_run_par(&it, ops, y->dtype == SG_F32 ? ungrad_row_f32 : ungrad_row, &c);
+    iter_run_par(&it, ops, y->dtype == SG_F32 ? ungrad_row_f32 : ungrad_row, &c);
   }
   return rc < 0 ? -1 : 0;
 }
 
 void sg_cpu_fill_elementwise(sg_backend *t);
 void sg_cpu_fill_elementwise(sg_backend *t) {
+  t->elementwise.binary = binary;
   t->elementwise.unary = unary;
   t->elementwise.unary_backward = unary_backward;
 }

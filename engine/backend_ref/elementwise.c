@@ -1,11 +1,13 @@
-/* Reference elementwise ops: one element at a time through sg_iter, in double
- * for float compute types and in wrapping int64 for the others. An input is
+/* Reference elementwise ops (binary, unary and their gradients, clamp, where):
+ * one element at a time through sg_iter, in double for float compute types and
+ * in wrapping int64 for the others. An input is
  * read in its own dtype and rounded to the compute type ct first, which is
  * what casting it to ct would give, so no temporary is needed. */
 #include "ref.h"
 #include "../core/iter.h"
 #include "../ops/ops.h"
 #include <math.h>
+#include <string.h>
 
 #define SQRT1_2 0.70710678118654752440    /* 1/sqrt(2) */
 #define INV_SQRT_2PI 0.39894228040143267794 /* 1/sqrt(2 pi) */
@@ -138,8 +140,115 @@ int sg_ref_unary_backward(int op, sg_tensor *out, sg_tensor *g, sg_tensor *x, sg
   return 0;
 }
 
+/* ------------------------------------------------------------------ binary */
+static int64_t ipow(int64_t b, int64_t e) {
+  if (e < 0) return b == 1 ? 1 : (b == -1 ? ((e & 1) ? -1 : 1) : 0);
+  int64_t r = 1;
+  while (e) {
+    if (e & 1) r = (int64_t)((uint64_t)r * (uint64_t)b);
+    b = (int64_t)((uint64_t)b * (uint64_t)b);
+    e >>= 1;
+  }
+  return r;
+}
+
+double sg_ref_binary_f(int op, double a, double b) {
+  switch (op) {
+  case SG_ADD: return a + b;
+  case SG_SUB: return a - b;
+  case SG_MUL: return a * b;
+  case SG_DIV: return a / b;
+  case SG_POW: return pow(a, b);
+  case SG_MINIMUM: return (a != a || b != b) ? NAN : (a < b ? a : b);
+  case SG_MAXIMUM: return (a != a || b != b) ? NAN : (a > b ? a : b);
+  case SG_EQ: return a == b;
+  case SG_NE: return a != b;
+  case SG_LT: return a < b;
+  case SG_LE: return a <= b;
+  case SG_GT: return a > b;
+  case SG_GE: return a >= b;
+  case SG_AND: return (a != 0) && (b != 0);
+  case SG_OR: return (a != 0) || (b != 0);
+  default: return 0;
+  }
+}
+
+/* integer arithmetic wraps like C unsigned (and PyTorch) instead of being UB */
+int64_t sg_ref_binary_i(int op, int64_t a, int64_t b) {
+  switch (op) {
+  case SG_ADD: return (int64_t)((uint64_t)a + (uint64_t)b);
+  case SG_SUB: return (int64_t)((uint64_t)a - (uint64_t)b);
+  case SG_MUL: return (int64_t)((uint64_t)a * (uint64_t)b);
+  case SG_POW: return ipow(a, b);
+  case SG_MINIMUM: return a < b ? a : b;
+  case SG_MAXIMUM: return a > b ? a : b;
+  case SG_EQ: return a == b;
+  case SG_NE: return a != b;
+  case SG_LT: return a < b;
+  case SG_LE: return a <= b;
+  case SG_GT: return a > b;
+  case SG_GE: return a >= b;
+  case SG_AND: return a && b;
+  case SG_OR: return a || b;
+  default: return 0; /* DIV never runs in integer math */
+  }
+}
+
+double sg_ref_load_ct_f(const void *p, sg_dtype t, sg_dtype ct) {
+  double v = sg_load_f64(p, t);
+  return ct == SG_F32 ? (double)(float)v : v;
+}
+
+int64_t sg_ref_load_ct_i(const void *p, sg_dtype t, sg_dtype ct) {
+  if (ct == SG_BOOL) return sg_load_f64(p, t) != 0; /* a cast to bool: nonzero (NaN too) is true */
+  return sg_load_i64(p, t);
+}
+
+typedef struct { int op; sg_dtype at, bt, ct, ot; } bctx;
+
+static void binary_row(char **p, const int64_t *s, int64_t n, void *vc) {
+  const bctx *c = vc;
+  for (int64_t i = 0; i < n; i++) {
+    const char *pa = p[1] + i * s[1], *pb = p[2] + i * s[2];
+    char *po = p[0] + i * s[0];
+    if (sg_dtype_is_float(c->ct))
+      sg_store_f64(po, c->ot,
+                   sg_ref_binary_f(c->op, sg_ref_load_ct_f(pa, c->at, c->ct), sg_ref_load_ct_f(pb, c->bt, c->ct)));
+    else
+      sg_store_i64(po, c->ot,
+                   sg_ref_binary_i(c->op, sg_ref_load_ct_i(pa, c->at, c->ct), sg_ref_load_ct_i(pb, c->bt, c->ct)));
+  }
+}
+
+int sg_ref_binary(int op, sg_tensor *out, sg_tensor *a, sg_tensor *b, sg_dtype ct) {
+  sg_tensor *t[3] = {out, a, b};
+  sg_iter it;
+  sg_iter_init(&it, 3, t, out->ndim, out->size);
+  bctx c = {op, a->dtype, b->dtype, ct, out->dtype};
+  sg_iter_run(&it, binary_row, &c);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ where */
+static void where_row(char **p, const int64_t *s, int64_t n, void *vc) {
+  size_t es = *(const size_t *)vc;
+  for (int64_t i = 0; i < n; i++)
+    memcpy(p[0] + i * s[0], *(const uint8_t *)(p[1] + i * s[1]) ? p[2] + i * s[2] : p[3] + i * s[3], es);
+}
+
+int sg_ref_where(sg_tensor *out, sg_tensor *cond, sg_tensor *a, sg_tensor *b) {
+  sg_tensor *t[4] = {out, cond, a, b};
+  sg_iter it;
+  sg_iter_init(&it, 4, t, out->ndim, out->size);
+  size_t es = sg_dtype_size(out->dtype);
+  sg_iter_run(&it, where_row, &es);
+  return 0;
+}
+
 void sg_ref_fill_elementwise(sg_backend *t);
 void sg_ref_fill_elementwise(sg_backend *t) {
+  t->elementwise.binary = sg_ref_binary;
+  t->elementwise.where = sg_ref_where;
   t->elementwise.unary = sg_ref_unary;
   t->elementwise.unary_backward = sg_ref_unary_backward;
 }

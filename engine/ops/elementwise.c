@@ -1,10 +1,8 @@
-/* Elementwise ops with broadcasting and PyTorch-style type promotion.
- * The CPU kernels are row functions over sg_iter: f32/f64 have typed loops,
- * every other dtype goes through the double/int64 reference path. */
+/* Elementwise ops with broadcasting and PyTorch-style type promotion: shapes,
+ * result and compute dtypes and autograd here, the computation in the device
+ * table's elementwise entries (backend_ref/elementwise.c is the reference). */
 #include "ops.h"
 #include "../autograd/autograd.h"
-#include "../core/iter.h"
-#include "../backend_cpu/cpu_kernels.h"
 #include "../backend_cpu/dnnl_eltwise.h"
 #include "../backend.h"
 #include <math.h>
@@ -20,105 +18,6 @@ const char *sg_unop_name(sg_unop op) { return UN_NAMES[op]; }
 
 static bool is_compare(sg_binop op) { return op >= SG_EQ && op <= SG_GE; }
 static bool is_logical(sg_binop op) { return op == SG_AND || op == SG_OR; }
-
-/* ------------------------------------------------------------------ scalar math */
-static inline double bin_f(sg_binop op, double a, double b) {
-  switch (op) {
-  case SG_ADD: return a + b;
-  case SG_SUB: return a - b;
-  case SG_MUL: return a * b;
-  case SG_DIV: return a / b;
-  case SG_POW: return pow(a, b);
-  case SG_MINIMUM: return (a != a || b != b) ? NAN : (a < b ? a : b);
-  case SG_MAXIMUM: return (a != a || b != b) ? NAN : (a > b ? a : b);
-  case SG_EQ: return a == b;
-  case SG_NE: return a != b;
-  case SG_LT: return a < b;
-  case SG_LE: return a <= b;
-  case SG_GT: return a > b;
-  case SG_GE: return a >= b;
-  case SG_AND: return (a != 0) && (b != 0);
-  case SG_OR: return (a != 0) || (b != 0);
-  default: return 0;
-  }
-}
-
-static inline int64_t ipow(int64_t b, int64_t e) {
-  if (e < 0) return b == 1 ? 1 : (b == -1 ? ((e & 1) ? -1 : 1) : 0);
-  int64_t r = 1;
-  while (e) { if (e & 1) r = (int64_t)((uint64_t)r * (uint64_t)b); b = (int64_t)((uint64_t)b * (uint64_t)b); e >>= 1; }
-  return r;
-}
-
-/* integer arithmetic wraps like C unsigned (and PyTorch) instead of being UB */
-static inline int64_t bin_i(sg_binop op, int64_t a, int64_t b) {
-  switch (op) {
-  case SG_ADD: return (int64_t)((uint64_t)a + (uint64_t)b);
-  case SG_SUB: return (int64_t)((uint64_t)a - (uint64_t)b);
-  case SG_MUL: return (int64_t)((uint64_t)a * (uint64_t)b);
-  case SG_POW: return ipow(a, b);
-  case SG_MINIMUM: return a < b ? a : b;
-  case SG_MAXIMUM: return a > b ? a : b;
-  case SG_EQ: return a == b;
-  case SG_NE: return a != b;
-  case SG_LT: return a < b;
-  case SG_LE: return a <= b;
-  case SG_GT: return a > b;
-  case SG_GE: return a >= b;
-  case SG_AND: return a && b;
-  case SG_OR: return a || b;
-  default: return 0; /* DIV never runs in integer math */
-  }
-}
-
-/* ------------------------------------------------------------------ row kernels */
-typedef struct { int op; sg_dtype ct, ot; double lo, hi; } kctx; /* compute and output dtypes */
-
-#define ROW2(T, EXPR)                                                                          \
-  do {                                                                                         \
-    if (s[0] == sizeof(T) && s[1] == sizeof(T) && s[2] == sizeof(T)) {                         \
-      T *o = (T *)p[0]; const T *pa = (const T *)p[1], *pb = (const T *)p[2];                  \
-      for (int64_t i = 0; i < n; i++) { T a = pa[i], b = pb[i]; o[i] = (EXPR); }               \
-    } else if (s[0] == sizeof(T) && s[1] == sizeof(T) && s[2] == 0) {                          \
-      T *o = (T *)p[0]; const T *pa = (const T *)p[1]; const T b = *(const T *)p[2];           \
-      for (int64_t i = 0; i < n; i++) { T a = pa[i]; o[i] = (EXPR); }                          \
-    } else {                                                                                   \
-      for (int64_t i = 0; i < n; i++) {                                                        \
-        T a = *(const T *)(p[1] + i * s[1]), b = *(const T *)(p[2] + i * s[2]);                \
-        *(T *)(p[0] + i * s[0]) = (EXPR);                                                      \
-      }                                                                                        \
-    }                                                                                          \
-  } while (0)
-
-#define BIN_TYPED(T)                                                  \
-  switch (c->op) {                                                    \
-  case SG_ADD: ROW2(T, a + b); return;                                \
-  case SG_SUB: ROW2(T, a - b); return;                                \
-  case SG_MUL: ROW2(T, a * b); return;                                \
-  case SG_DIV: ROW2(T, a / b); return;                                \
-  default: break;                                                     \
-  }
-
-static void bin_row(char **p, const int64_t *s, int64_t n, void *vc) {
-  const kctx *c = vc;
-  if (c->ct == c->ot) {
-    if (c->ct == SG_F32) { BIN_TYPED(float) }
-    else if (c->ct == SG_F64) { BIN_TYPED(double) }
-  }
-  size_t ss = sizeof(char);
-  (void)ss;
-  if (sg_dtype_is_float(c->ct)) {
-    for (int64_t i = 0; i < n; i++) {
-      double a = sg_load_f64(p[1] + i * s[1], c->ct), b = sg_load_f64(p[2] + i * s[2], c->ct);
-      sg_store_f64(p[0] + i * s[0], c->ot, bin_f((sg_binop)c->op, a, b));
-    }
-  } else {
-    for (int64_t i = 0; i < n; i++) {
-      int64_t a = sg_load_i64(p[1] + i * s[1], c->ct), b = sg_load_i64(p[2] + i * s[2], c->ct);
-      sg_store_i64(p[0] + i * s[0], c->ot, bin_i((sg_binop)c->op, a, b));
-    }
-  }
-}
 
 /* ------------------------------------------------------------------ drivers */
 static sg_tensor *cast_nograd(sg_tensor *t, sg_dtype dt) {
@@ -151,19 +50,10 @@ static bool same_device(const char *op, sg_tensor *a, sg_tensor *b) {
   return false;
 }
 
-/* Computes op(a, b) into `out` (already shaped like the broadcast result). */
+/* Computes op(a, b) into `out` (already shaped like the broadcast result); the
+ * backend converts a and b to the compute type ct. */
 static int run_binary(sg_binop op, sg_tensor *out, sg_tensor *a, sg_tensor *b, sg_dtype ct) {
-  if ((SG_DEVICE_OF(out) != SG_CPU)) return SG_BACKEND_CALL(SG_DEVICE_OF(out), elementwise.binary, "binary", op, out, a, b, ct); /* converts to ct in the kernel */
-  sg_tensor *ac = cast_nograd(a, ct), *bc = ac ? cast_nograd(b, ct) : NULL;
-  if (!bc) { sg_tensor_decref(ac); return -1; }
-  sg_tensor *ops[3] = {out, ac, bc};
-  sg_iter it;
-  sg_iter_init(&it, 3, ops, out->ndim, out->size);
-  kctx c = {op, ct, out->dtype, 0, 0};
-  sg_cpu_iter_run_par(&it, ops, bin_row, &c);
-  sg_tensor_decref(ac);
-  sg_tensor_decref(bc);
-  return 0;
+  return SG_BACKEND_CALL(SG_DEVICE_OF(out), elementwise.binary, BIN_NAMES[op], op, out, a, b, ct);
 }
 
 static sg_dtype compute_type(sg_binop op, sg_tensor *a, sg_tensor *b, sg_dtype *out) {
@@ -508,13 +398,6 @@ sg_tensor *sg_clamp_(sg_tensor *a, double lo, double hi) {
   return sg_tensor_incref(a);
 }
 
-typedef struct { sg_dtype t; } wctx;
-static void where_row(char **p, const int64_t *s, int64_t n, void *vc) {
-  size_t es = sg_dtype_size(((const wctx *)vc)->t);
-  for (int64_t i = 0; i < n; i++)
-    memcpy(p[0] + i * s[0], *(const uint8_t *)(p[1] + i * s[1]) ? p[2] + i * s[2] : p[3] + i * s[3], es);
-}
-
 static int where_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_tensor *c = sg_node_saved(n, 0);
   if (!c) return -1;
@@ -548,16 +431,7 @@ static sg_tensor *where(sg_tensor *cond, sg_tensor *a, sg_tensor *b) {
   sg_tensor *ac = cast_nograd(a, dt), *bc = ac ? cast_nograd(b, dt) : NULL;
   sg_tensor *out = bc ? sg_empty(n2, s2, dt, a->storage->device) : NULL;
   if (out) {
-    sg_tensor *ops[4] = {out, cb, ac, bc};
-    if ((SG_DEVICE_OF(out) != SG_CPU)) {
-      if (SG_BACKEND_CALL(SG_DEVICE_OF(out), elementwise.where, "where", out, cb, ac, bc)) sg_tensor_assign(&out, NULL);
-    } else
-    {
-      sg_iter it;
-      sg_iter_init(&it, 4, ops, n2, s2);
-      wctx c = {dt};
-      sg_iter_run(&it, where_row, &c);
-    }
+    if (SG_BACKEND_CALL(SG_DEVICE_OF(out), elementwise.where, "where", out, cb, ac, bc)) sg_tensor_assign(&out, NULL);
     if (out && sg_dtype_is_float(dt)) {
       sg_tensor *in[3] = {cb, a, b};
       sg_node *nd = sg_record("where", where_bw, out, 3, in);

@@ -35,7 +35,7 @@ local function run(backend, fn, inputs, seeds)
     local outs = type(out) == "table" and out or {out}
     local loss
     for k, o in ipairs(outs) do
-      if o.requires_grad then
+      if o:needs_grad() then -- (o.requires_grad is the method, always true)
         local term = (o * seeds[k]:to(dev):to(o.dtype)):sum()
         loss = loss and loss + term or term
       end
