@@ -81,6 +81,29 @@ __device__ inline int64_t bin_i(int op, int64_t a, int64_t b) {
 __device__ inline double sigmoid_d(double x) { return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)); }
 __device__ inline float sigmoid_f(float x) { return x >= 0 ? 1 / (1 + expf(-x)) : expf(x) / (1 + expf(x)); }
 
+// gelu and its tanh form with their derivatives: the reference's formulas and
+// limits (engine/backend_ref/elementwise.c), in double
+#define SGK_SQRT1_2 0.70710678118654752440
+#define SGK_INV_SQRT_2PI 0.39894228040143267794
+#define SGK_GELU_K 0.79788456080286535588
+#define SGK_GELU_C 0.044715
+__device__ inline double gelu_d(double x) {
+  double cdf = 0.5 * erfc(-x * SGK_SQRT1_2);
+  return cdf == 0 ? 0 : x * cdf;
+}
+__device__ inline double gelu_tanh_d(double x) {
+  double h = 1 + tanh(SGK_GELU_K * (x + SGK_GELU_C * x * x * x));
+  return h == 0 ? 0 : 0.5 * x * h;
+}
+__device__ inline double gelu_grad_d(double x) {
+  double pdf = exp(-0.5 * x * x) * SGK_INV_SQRT_2PI;
+  return 0.5 * erfc(-x * SGK_SQRT1_2) + (pdf == 0 ? 0 : x * pdf);
+}
+__device__ inline double gelu_tanh_grad_d(double x) {
+  double t = tanh(SGK_GELU_K * (x + SGK_GELU_C * x * x * x)), s = 1 - t * t;
+  return 0.5 * (1 + t) + (s == 0 ? 0 : 0.5 * x * s * SGK_GELU_K * (1 + 3 * SGK_GELU_C * x * x));
+}
+
 __device__ inline double un_f(int op, double x) {
   switch (op) {
   case SGK_NEG: return -x;
@@ -96,6 +119,8 @@ __device__ inline double un_f(int op, double x) {
   case SGK_NOT: return x == 0;
   case SGK_SIGN: return (x > 0) - (x < 0);
   case SGK_SQUARE: return x * x;
+  case SGK_GELU: return gelu_d(x);
+  case SGK_GELU_TANH: return gelu_tanh_d(x);
   default: return 0;
   }
 }
@@ -145,6 +170,8 @@ __device__ inline double un_grad(int op, double g, double x, double y) {
   case SGK_TANH: return g * (1 - y * y);
   case SGK_RELU: return y > 0 ? g : 0;
   case SGK_SQUARE: return 2 * g * x;
+  case SGK_GELU: return g * gelu_grad_d(x);
+  case SGK_GELU_TANH: return g * gelu_tanh_grad_d(x);
   default: return 0;
   }
 }

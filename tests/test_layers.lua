@@ -32,7 +32,7 @@ test("activations match PyTorch and have correct gradients", function()
   check.near(F.celu(v, 0.7), G.CELU, 1e-12)
   check.near(F.silu(v), G.SILU, 1e-12)
   check.near(F.leaky_relu(v, 0.2), G.LEAKY, 1e-12)
-  for _, f in ipairs{F.gelu, F.elu, F.silu, F.leaky_relu, F.celu, function(t) return F.gelu(t, "tanh") end} do
+  for _, f in ipairs{F.gelu, F.elu, F.silu, F.leaky_relu, F.celu, function(t) return F.gelu(t, {approximate = "tanh"}) end} do
     check.grad(f, {(v + 0.05):detach():requires_grad()})
   end
 end)

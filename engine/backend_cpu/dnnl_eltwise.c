@@ -8,7 +8,8 @@
  * and square differentiate from the input. Where oneDNN's answer for NaN or
  * infinite values differs from the loops' (relu and exp turn a NaN input into
  * 0 and inf, abs's derivative takes NaN for negative, relu's backward turns
- * 0 * inf or 0 * NaN gradients into NaN where the loops give 0), the operand is
+ * 0 * inf or 0 * NaN gradients into NaN where the loops give 0, gelu's -inf * 0
+ * is the loops' limit 0), the operand is
  * scanned first and such calls are left to the loops. One cpu engine and stream are
  * created on first use, calls are serialized by a lock, and everything is
  * released at exit. The on/off switch is the conv path's (sg_dnnl_enabled). */
@@ -23,11 +24,16 @@ static _Thread_local const char *elt_path = "none";
 const char *sg_eltwise_last_path(void) { return elt_path; }
 void sg_eltwise_note_path(const char *path) { elt_path = path; }
 
-int sg_dnnl_eltwise_uses_dst(sg_dnnl_elt alg) { return alg != SG_DNNL_ELT_ABS && alg != SG_DNNL_ELT_SQUARE; }
+int sg_dnnl_eltwise_uses_dst(sg_dnnl_elt alg) {
+  return alg != SG_DNNL_ELT_ABS && alg != SG_DNNL_ELT_SQUARE && alg != SG_DNNL_ELT_GELU_ERF &&
+         alg != SG_DNNL_ELT_GELU_TANH;
+}
 
 #ifdef SG_HAVE_DNNL
 #include "dnnl_common.h"
 #include <pthread.h>
+
+static bool is_gelu(sg_dnnl_elt alg) { return alg == SG_DNNL_ELT_GELU_ERF || alg == SG_DNNL_ELT_GELU_TANH; }
 
 #define CACHE_CAP 48
 
@@ -49,7 +55,8 @@ static entry_t cache[CACHE_CAP];
 static uint64_t tick;
 
 
-static const char *const NAMES[SG_DNNL_ELT_COUNT] = {"relu", "sigmoid", "tanh", "exp", "sqrt", "abs", "square"};
+static const char *const NAMES[SG_DNNL_ELT_COUNT] = {"relu", "sigmoid", "tanh", "exp", "sqrt", "abs", "square",
+                                                     "gelu", "gelu_tanh"};
 
 static dnnl_alg_kind_t alg_kind(sg_dnnl_elt a) {
   switch (a) {
@@ -60,6 +67,8 @@ static dnnl_alg_kind_t alg_kind(sg_dnnl_elt a) {
   case SG_DNNL_ELT_SQRT: return dnnl_eltwise_sqrt_use_dst_for_bwd;
   case SG_DNNL_ELT_ABS: return dnnl_eltwise_abs;
   case SG_DNNL_ELT_SQUARE: return dnnl_eltwise_square;
+  case SG_DNNL_ELT_GELU_ERF: return dnnl_eltwise_gelu_erf;
+  case SG_DNNL_ELT_GELU_TANH: return dnnl_eltwise_gelu_tanh;
   default: return dnnl_alg_kind_undef;
   }
 }
@@ -203,6 +212,7 @@ static bool wanted(sg_dnnl_elt alg, int64_t n) {
 int sg_dnnl_eltwise_fwd(sg_dnnl_elt alg, int64_t n, const float *x, float *y) {
   if (!wanted(alg, n)) return 0;
   if ((alg == SG_DNNL_ELT_RELU || alg == SG_DNNL_ELT_EXP) && has_special(x, n, false)) return 0;
+  if (is_gelu(alg) && has_special(x, n, true)) return 0;
   const char *what = NAMES[alg];
   pthread_mutex_lock(&lock);
   entry_t *e = NULL;
@@ -222,7 +232,8 @@ int sg_dnnl_eltwise_bwd(sg_dnnl_elt alg, int64_t n, const float *dy, const float
   bool dst = sg_dnnl_eltwise_uses_dst(alg);
   const float *data = dst ? y : x;
   if (!data) return 0;
-  if ((alg == SG_DNNL_ELT_ABS && has_special(x, n, false)) || (alg == SG_DNNL_ELT_RELU && has_special(dy, n, true)))
+  if ((alg == SG_DNNL_ELT_ABS && has_special(x, n, false)) || (alg == SG_DNNL_ELT_RELU && has_special(dy, n, true)) ||
+      (is_gelu(alg) && has_special(x, n, true)))
     return 0;
   const char *what = NAMES[alg];
   pthread_mutex_lock(&lock);

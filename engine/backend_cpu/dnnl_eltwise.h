@@ -16,13 +16,13 @@
 
 typedef enum {
   SG_DNNL_ELT_RELU, SG_DNNL_ELT_SIGMOID, SG_DNNL_ELT_TANH, SG_DNNL_ELT_EXP, SG_DNNL_ELT_SQRT, SG_DNNL_ELT_ABS,
-  SG_DNNL_ELT_SQUARE, SG_DNNL_ELT_COUNT
+  SG_DNNL_ELT_SQUARE, SG_DNNL_ELT_GELU_ERF, SG_DNNL_ELT_GELU_TANH, SG_DNNL_ELT_COUNT
 } sg_dnnl_elt;
 
 /* y = f(x) */
 int sg_dnnl_eltwise_fwd(sg_dnnl_elt alg, int64_t n, const float *x, float *y);
 /* dx = f'(x) * dy. relu, sigmoid, tanh, exp and sqrt read the forward's
- * output y (x may be NULL); abs and square read the input x (y may be NULL). */
+ * output y (x may be NULL); abs, square and gelu read the input x (y may be NULL). */
 int sg_dnnl_eltwise_bwd(sg_dnnl_elt alg, int64_t n, const float *dy, const float *x, const float *y, float *dx);
 /* true when the derivative of alg is computed from the forward's output */
 int sg_dnnl_eltwise_uses_dst(sg_dnnl_elt alg);

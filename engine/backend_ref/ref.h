@@ -68,4 +68,21 @@ int sg_ref_conv(sg_conv_kind kind, const sg_conv_geom *g, sg_tensor *big, sg_ten
 int sg_ref_conv_bias_add_(sg_tensor *out, sg_tensor *bias);
 int sg_ref_conv_bias_backward(sg_tensor *gout, sg_tensor *gb);
 
+/* ---- elementwise.c ----
+ * Unlike the other families these take any dtype and any strides (broadcast operands have zero strides):
+ * the loops run through sg_iter (core/iter.h). The scalar functions are the definition every backend's
+ * fast loops must agree with; op is an sg_unop (ops/ops.h), -1 for clamp. */
+double sg_ref_unary_f(int op, double x);                       /* float compute types, in double */
+int64_t sg_ref_unary_i(int op, int64_t x);                     /* integer compute types, wrapping */
+double sg_ref_unary_grad(int op, double g, double x, double y); /* d op(x)/dx * g from input x, output y */
+double sg_ref_binary_f(int op, double a, double b);           /* op an sg_binop */
+int64_t sg_ref_binary_i(int op, int64_t a, int64_t b);
+/* an element of dtype t as a cast to the compute type ct gives it (float ct: as double; else as int64) */
+double sg_ref_load_ct_f(const void *p, sg_dtype t, sg_dtype ct);
+int64_t sg_ref_load_ct_i(const void *p, sg_dtype t, sg_dtype ct);
+int sg_ref_binary(int op, sg_tensor *out, sg_tensor *a, sg_tensor *b, sg_dtype ct);
+int sg_ref_where(sg_tensor *out, sg_tensor *cond, sg_tensor *a, sg_tensor *b);
+int sg_ref_unary(int op, sg_tensor *out, sg_tensor *a, sg_dtype ct, double lo, double hi);
+int sg_ref_unary_backward(int op, sg_tensor *out, sg_tensor *g, sg_tensor *x, sg_tensor *y);
+
 #endif

@@ -56,6 +56,34 @@ UN(neg, SG_NEG) UN(abs, SG_ABS) UN(exp, SG_EXP) UN(log, SG_LOG) UN(log1p, SG_LOG
 UN(rsqrt, SG_RSQRT) UN(sigmoid, SG_SIGMOID) UN(tanh, SG_TANH) UN(relu, SG_RELU) UN(logical_not, SG_NOT)
 UN(sign, SG_SIGN) UN(square, SG_SQUARE)
 
+/* gelu(t [, {approximate = "none" | "tanh"}]) as in PyTorch: the exact x * Phi(x) or its tanh approximation */
+static sg_unop gelu_form(lua_State *L, int idx) {
+  if (lua_isnoneornil(L, idx)) return SG_GELU;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  sg_unop op = SG_GELU;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    if (!key || strcmp(key, "approximate") != 0)
+      return luaL_error(L, "gelu: unknown option '%s' (expected approximate)", key ? key : luaL_typename(L, -2));
+    const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (v && strcmp(v, "tanh") == 0) op = SG_GELU_TANH;
+    else if (!v || strcmp(v, "none") != 0)
+      return luaL_error(L, "gelu: approximate must be \"none\" or \"tanh\" (got %s)",
+                        v ? v : luaL_typename(L, -1));
+    lua_pop(L, 1);
+  }
+  return op;
+}
+static int l_gelu(lua_State *L) {
+  sgL_check(L, 1, "gelu");
+  return unary(L, gelu_form(L, 2), false);
+}
+static int l_gelu_(lua_State *L) {
+  sgL_check(L, 1, "gelu");
+  return unary(L, gelu_form(L, 2), true);
+}
+
 static double opt_bound(lua_State *L, int idx, double def) {
   if (lua_isnoneornil(L, idx)) return def;
   return luaL_checknumber(L, idx);
@@ -181,7 +209,7 @@ static const luaL_Reg FNS[] = {
 #define E(n) {#n, l_##n}, {#n "_", l_##n##_},
   E(add) E(sub) E(mul) E(div) E(pow) E(minimum) E(maximum) E(eq) E(ne) E(lt) E(le) E(gt) E(ge)
   E(logical_and) E(logical_or) E(neg) E(abs) E(exp) E(log) E(log1p) E(sqrt) E(rsqrt) E(sigmoid) E(tanh)
-  E(relu) E(logical_not) E(sign) E(square) E(clamp)
+  E(relu) E(logical_not) E(sign) E(square) E(gelu) E(clamp)
 #undef E
   {"where", l_where}, {"masked_fill", l_masked_fill},
   {"sum", l_sum}, {"mean", l_mean}, {"prod", l_prod}, {"amax", l_amax}, {"amin", l_amin}, {"all", l_all},

@@ -1,264 +1,23 @@
-/* Elementwise ops with broadcasting and PyTorch-style type promotion.
- * The CPU kernels are row functions over sg_iter: f32/f64 have typed loops,
- * every other dtype goes through the double/int64 reference path. */
+/* Elementwise ops with broadcasting and PyTorch-style type promotion: shapes,
+ * result and compute dtypes and autograd here, the computation in the device
+ * table's elementwise entries (backend_ref/elementwise.c is the reference). */
 #include "ops.h"
 #include "../autograd/autograd.h"
-#include "../core/iter.h"
 #include "../backend_cpu/dnnl_eltwise.h"
 #include "../backend.h"
 #include <math.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 static const char *BIN_NAMES[SG_NBINOPS] = {"add", "sub", "mul", "div", "pow", "minimum", "maximum", "eq", "ne",
                                             "lt", "le", "gt", "ge", "logical_and", "logical_or"};
 static const char *UN_NAMES[SG_NUNOPS] = {"neg", "abs", "exp", "log", "log1p", "sqrt", "rsqrt",
-                                          "sigmoid", "tanh", "relu", "logical_not", "sign", "square"};
+                                          "sigmoid", "tanh", "relu", "logical_not", "sign", "square",
+                                          "gelu", "gelu_tanh"};
 const char *sg_binop_name(sg_binop op) { return BIN_NAMES[op]; }
 const char *sg_unop_name(sg_unop op) { return UN_NAMES[op]; }
 
 static bool is_compare(sg_binop op) { return op >= SG_EQ && op <= SG_GE; }
 static bool is_logical(sg_binop op) { return op == SG_AND || op == SG_OR; }
-
-/* ------------------------------------------------------------------ scalar math */
-static inline double bin_f(sg_binop op, double a, double b) {
-  switch (op) {
-  case SG_ADD: return a + b;
-  case SG_SUB: return a - b;
-  case SG_MUL: return a * b;
-  case SG_DIV: return a / b;
-  case SG_POW: return pow(a, b);
-  case SG_MINIMUM: return (a != a || b != b) ? NAN : (a < b ? a : b);
-  case SG_MAXIMUM: return (a != a || b != b) ? NAN : (a > b ? a : b);
-  case SG_EQ: return a == b;
-  case SG_NE: return a != b;
-  case SG_LT: return a < b;
-  case SG_LE: return a <= b;
-  case SG_GT: return a > b;
-  case SG_GE: return a >= b;
-  case SG_AND: return (a != 0) && (b != 0);
-  case SG_OR: return (a != 0) || (b != 0);
-  default: return 0;
-  }
-}
-
-static inline int64_t ipow(int64_t b, int64_t e) {
-  if (e < 0) return b == 1 ? 1 : (b == -1 ? ((e & 1) ? -1 : 1) : 0);
-  int64_t r = 1;
-  while (e) { if (e & 1) r = (int64_t)((uint64_t)r * (uint64_t)b); b = (int64_t)((uint64_t)b * (uint64_t)b); e >>= 1; }
-  return r;
-}
-
-/* integer arithmetic wraps like C unsigned (and PyTorch) instead of being UB */
-static inline int64_t bin_i(sg_binop op, int64_t a, int64_t b) {
-  switch (op) {
-  case SG_ADD: return (int64_t)((uint64_t)a + (uint64_t)b);
-  case SG_SUB: return (int64_t)((uint64_t)a - (uint64_t)b);
-  case SG_MUL: return (int64_t)((uint64_t)a * (uint64_t)b);
-  case SG_POW: return ipow(a, b);
-  case SG_MINIMUM: return a < b ? a : b;
-  case SG_MAXIMUM: return a > b ? a : b;
-  case SG_EQ: return a == b;
-  case SG_NE: return a != b;
-  case SG_LT: return a < b;
-  case SG_LE: return a <= b;
-  case SG_GT: return a > b;
-  case SG_GE: return a >= b;
-  case SG_AND: return a && b;
-  case SG_OR: return a || b;
-  default: return 0; /* DIV never runs in integer math */
-  }
-}
-
-static inline double sigmoid_d(double x) { return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)); }
-static inline float sigmoid_f(float x) { return x >= 0 ? 1 / (1 + expf(-x)) : expf(x) / (1 + expf(x)); }
-
-static inline double un_f(sg_unop op, double x) {
-  switch (op) {
-  case SG_NEG: return -x;
-  case SG_ABS: return fabs(x);
-  case SG_EXP: return exp(x);
-  case SG_LOG: return log(x);
-  case SG_LOG1P: return log1p(x);
-  case SG_SQRT: return sqrt(x);
-  case SG_RSQRT: return 1 / sqrt(x);
-  case SG_SIGMOID: return sigmoid_d(x);
-  case SG_TANH: return tanh(x);
-  case SG_RELU: return x > 0 ? x : (x != x ? x : 0);
-  case SG_NOT: return x == 0;
-  case SG_SIGN: return (x > 0) - (x < 0);
-  case SG_SQUARE: return x * x;
-  default: return 0;
-  }
-}
-
-static inline int64_t un_i(sg_unop op, int64_t x) {
-  switch (op) {
-  case SG_NEG: return (int64_t)(0 - (uint64_t)x);
-  case SG_ABS: return x < 0 ? (int64_t)(0 - (uint64_t)x) : x;
-  case SG_RELU: return x > 0 ? x : 0;
-  case SG_NOT: return x == 0;
-  case SG_SIGN: return (x > 0) - (x < 0);
-  case SG_SQUARE: return (int64_t)((uint64_t)x * (uint64_t)x);
-  default: return 0;
-  }
-}
-
-/* d op(x) / dx * g, from the input x and the output y */
-static inline double un_grad(sg_unop op, double g, double x, double y) {
-  switch (op) {
-  case SG_NEG: return -g;
-  case SG_ABS: return g * ((x > 0) - (x < 0));
-  case SG_EXP: return g * y;
-  case SG_LOG: return g / x;
-  case SG_LOG1P: return g / (1 + x);
-  case SG_SQRT: return g / (2 * y);
-  case SG_RSQRT: return -0.5 * g * y * y * y;
-  case SG_SIGMOID: return g * y * (1 - y);
-  case SG_TANH: return g * (1 - y * y);
-  case SG_RELU: return y > 0 ? g : 0;
-  case SG_SQUARE: return 2 * g * x;
-  default: return 0;
-  }
-}
-
-/* ------------------------------------------------------------------ row kernels */
-typedef struct { int op; sg_dtype ct, ot; double lo, hi; } kctx; /* compute and output dtypes */
-
-#define ROW2(T, EXPR)                                                                          \
-  do {                                                                                         \
-    if (s[0] == sizeof(T) && s[1] == sizeof(T) && s[2] == sizeof(T)) {                         \
-      T *o = (T *)p[0]; const T *pa = (const T *)p[1], *pb = (const T *)p[2];                  \
-      for (int64_t i = 0; i < n; i++) { T a = pa[i], b = pb[i]; o[i] = (EXPR); }               \
-    } else if (s[0] == sizeof(T) && s[1] == sizeof(T) && s[2] == 0) {                          \
-      T *o = (T *)p[0]; const T *pa = (const T *)p[1]; const T b = *(const T *)p[2];           \
-      for (int64_t i = 0; i < n; i++) { T a = pa[i]; o[i] = (EXPR); }                          \
-    } else {                                                                                   \
-      for (int64_t i = 0; i < n; i++) {                                                        \
-        T a = *(const T *)(p[1] + i * s[1]), b = *(const T *)(p[2] + i * s[2]);                \
-        *(T *)(p[0] + i * s[0]) = (EXPR);                                                      \
-      }                                                                                        \
-    }                                                                                          \
-  } while (0)
-
-#define BIN_TYPED(T)                                                  \
-  switch (c->op) {                                                    \
-  case SG_ADD: ROW2(T, a + b); return;                                \
-  case SG_SUB: ROW2(T, a - b); return;                                \
-  case SG_MUL: ROW2(T, a * b); return;                                \
-  case SG_DIV: ROW2(T, a / b); return;                                \
-  default: break;                                                     \
-  }
-
-static void bin_row(char **p, const int64_t *s, int64_t n, void *vc) {
-  const kctx *c = vc;
-  if (c->ct == c->ot) {
-    if (c->ct == SG_F32) { BIN_TYPED(float) }
-    else if (c->ct == SG_F64) { BIN_TYPED(double) }
-  }
-  size_t ss = sizeof(char);
-  (void)ss;
-  if (sg_dtype_is_float(c->ct)) {
-    for (int64_t i = 0; i < n; i++) {
-      double a = sg_load_f64(p[1] + i * s[1], c->ct), b = sg_load_f64(p[2] + i * s[2], c->ct);
-      sg_store_f64(p[0] + i * s[0], c->ot, bin_f((sg_binop)c->op, a, b));
-    }
-  } else {
-    for (int64_t i = 0; i < n; i++) {
-      int64_t a = sg_load_i64(p[1] + i * s[1], c->ct), b = sg_load_i64(p[2] + i * s[2], c->ct);
-      sg_store_i64(p[0] + i * s[0], c->ot, bin_i((sg_binop)c->op, a, b));
-    }
-  }
-}
-
-#define ROW1(T, EXPR)                                                                          \
-  do {                                                                                         \
-    if (s[0] == sizeof(T) && s[1] == sizeof(T)) {                                              \
-      T *o = (T *)p[0]; const T *pa = (const T *)p[1];                                         \
-      for (int64_t i = 0; i < n; i++) { T x = pa[i]; o[i] = (EXPR); }                          \
-    } else {                                                                                   \
-      for (int64_t i = 0; i < n; i++) {                                                        \
-        T x = *(const T *)(p[1] + i * s[1]);                                                   \
-        *(T *)(p[0] + i * s[0]) = (EXPR);                                                      \
-      }                                                                                        \
-    }                                                                                          \
-  } while (0)
-
-static void un_row(char **p, const int64_t *s, int64_t n, void *vc) {
-  const kctx *c = vc;
-  if (c->ct == SG_F32 && c->ot == SG_F32) {
-    switch (c->op) {
-    case SG_NEG: ROW1(float, -x); return;
-    case SG_EXP: ROW1(float, expf(x)); return;
-    case SG_LOG: ROW1(float, logf(x)); return;
-    case SG_SQRT: ROW1(float, sqrtf(x)); return;
-    case SG_SIGMOID: ROW1(float, sigmoid_f(x)); return;
-    case SG_TANH: ROW1(float, tanhf(x)); return;
-    case SG_RELU: ROW1(float, x > 0 ? x : (x != x ? x : 0.0f)); return;
-    case SG_SQUARE: ROW1(float, x * x); return;
-    case SG_ABS: ROW1(float, fabsf(x)); return;
-    default: break;
-    }
-  }
-  if (c->op == -1) { /* clamp */
-    for (int64_t i = 0; i < n; i++) {
-      double x = sg_load_f64(p[1] + i * s[1], c->ct);
-      x = x < c->lo ? c->lo : (x > c->hi ? c->hi : x);
-      sg_store_f64(p[0] + i * s[0], c->ot, x);
-    }
-  } else if (sg_dtype_is_float(c->ct)) {
-    for (int64_t i = 0; i < n; i++)
-      sg_store_f64(p[0] + i * s[0], c->ot, un_f((sg_unop)c->op, sg_load_f64(p[1] + i * s[1], c->ct)));
-  } else {
-    for (int64_t i = 0; i < n; i++)
-      sg_store_i64(p[0] + i * s[0], c->ot, un_i((sg_unop)c->op, sg_load_i64(p[1] + i * s[1], c->ct)));
-  }
-}
-
-/* ------------------------------------------------------------------ threading
- * Large iterations are cut into fixed chunks of the flat element range and
- * the chunks are spread over OpenMP threads. Every element is computed by the
- * same code whatever the chunking, so the results do not depend on the
- * number of threads. Reductions never come through here. */
-#ifdef _OPENMP
-#define PAR_MIN 65536   /* fewer elements: one thread */
-#define PAR_CHUNK 16384 /* elements per chunk (sg_iter_run_range runs one) */
-
-/* True when chunks may run concurrently: the output (operand 0) writes each
- * element once, and an input sharing its storage is the very same view (an
- * in-place op), never a shifted or differently strided alias of it. */
-static bool par_safe(const sg_iter *it, sg_tensor *const *t) {
-  for (int d = 0; d < it->ndim; d++)
-    if (it->size[d] > 1 && it->stride[0][d] == 0) return false;
-  for (int k = 1; k < it->nops; k++) {
-    if (t[k]->storage != t[0]->storage) continue;
-    if (it->base[k] != it->base[0]) return false;
-    for (int d = 0; d < it->ndim; d++)
-      if (it->size[d] > 1 && it->stride[k][d] != it->stride[0][d]) return false;
-  }
-  return true;
-}
-#endif
-
-/* sg_iter_run, on several threads when the iteration is large and safe */
-static void iter_run_par(sg_iter *it, sg_tensor *const *t, sg_row_fn fn, void *ctx) {
-#ifdef _OPENMP
-  int64_t total = 1;
-  for (int d = 0; d < it->ndim; d++) total *= it->size[d];
-  if (total >= PAR_MIN && omp_get_max_threads() > 1 && !omp_in_parallel() && par_safe(it, t)) {
-    int64_t nchunks = (total + PAR_CHUNK - 1) / PAR_CHUNK;
-#pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < nchunks; c++)
-      sg_iter_run_range(it, fn, ctx, c * PAR_CHUNK, (c + 1) * PAR_CHUNK < total ? (c + 1) * PAR_CHUNK : total);
-    return;
-  }
-#else
-  (void)t;
-#endif
-  sg_iter_run(it, fn, ctx);
-}
 
 /* ------------------------------------------------------------------ drivers */
 static sg_tensor *cast_nograd(sg_tensor *t, sg_dtype dt) {
@@ -291,19 +50,10 @@ static bool same_device(const char *op, sg_tensor *a, sg_tensor *b) {
   return false;
 }
 
-/* Computes op(a, b) into `out` (already shaped like the broadcast result). */
+/* Computes op(a, b) into `out` (already shaped like the broadcast result); the
+ * backend converts a and b to the compute type ct. */
 static int run_binary(sg_binop op, sg_tensor *out, sg_tensor *a, sg_tensor *b, sg_dtype ct) {
-  if ((SG_DEVICE_OF(out) != SG_CPU)) return SG_BACKEND_CALL(SG_DEVICE_OF(out), elementwise.binary, "binary", op, out, a, b, ct); /* converts to ct in the kernel */
-  sg_tensor *ac = cast_nograd(a, ct), *bc = ac ? cast_nograd(b, ct) : NULL;
-  if (!bc) { sg_tensor_decref(ac); return -1; }
-  sg_tensor *ops[3] = {out, ac, bc};
-  sg_iter it;
-  sg_iter_init(&it, 3, ops, out->ndim, out->size);
-  kctx c = {op, ct, out->dtype, 0, 0};
-  iter_run_par(&it, ops, bin_row, &c);
-  sg_tensor_decref(ac);
-  sg_tensor_decref(bc);
-  return 0;
+  return SG_BACKEND_CALL(SG_DEVICE_OF(out), elementwise.binary, BIN_NAMES[op], op, out, a, b, ct);
 }
 
 static sg_dtype compute_type(sg_binop op, sg_tensor *a, sg_tensor *b, sg_dtype *out) {
@@ -527,54 +277,17 @@ static sg_dtype unary_out_type(sg_unop op, sg_dtype in) {
   return in;
 }
 
-/* the oneDNN algorithm of a unary op, or -1 */
-static int dnnl_alg(int op) {
-  switch (op) {
-  case SG_RELU: return SG_DNNL_ELT_RELU;
-  case SG_SIGMOID: return SG_DNNL_ELT_SIGMOID;
-  case SG_TANH: return SG_DNNL_ELT_TANH;
-  case SG_EXP: return SG_DNNL_ELT_EXP;
-  case SG_SQRT: return SG_DNNL_ELT_SQRT;
-  case SG_ABS: return SG_DNNL_ELT_ABS;
-  case SG_SQUARE: return SG_DNNL_ELT_SQUARE;
-  default: return -1;
-  }
-}
-
-static float *f32_data(const sg_tensor *t) { return (float *)t->storage->data + t->offset; }
-
-/* true when every tensor is a contiguous f32 CPU tensor of n >= the oneDNN
- * threshold elements (same shapes are the caller's business) */
-static bool dnnl_eligible(int nt, sg_tensor *const *t) {
-  for (int k = 0; k < nt; k++)
-    if (t[k]->dtype != SG_F32 || t[k]->storage->device != SG_CPU || !sg_is_contiguous(t[k])) return false;
-  return sg_numel(t[0]) >= SG_DNNL_ELTWISE_MIN;
-}
-
+/* Computes op(a) into out; the backend converts a to the compute type ct
+ * (clamp: op -1 with bounds lo, hi). */
 static int run_unary(int op, sg_tensor *out, sg_tensor *a, double lo, double hi) {
   sg_dtype ct = sg_dtype_is_float(out->dtype) && out->dtype != SG_F64 ? SG_F32 : out->dtype;
   if (op == SG_NOT) ct = SG_BOOL;
   if (!sg_dtype_is_float(a->dtype) && sg_dtype_is_float(out->dtype)) ct = out->dtype == SG_F64 ? SG_F64 : SG_F32;
   if (out->dtype == SG_F32 || out->dtype == SG_F64) ct = out->dtype;
-  if ((SG_DEVICE_OF(out) != SG_CPU)) { /* converts to ct in the kernel */
-    sg_eltwise_note_path("cuda");
-    return SG_BACKEND_CALL(SG_DEVICE_OF(out), elementwise.unary, "unary", op, out, a, ct == SG_BOOL ? a->dtype : ct, lo, hi);
-  }
-  sg_tensor *ac = cast_nograd(a, ct == SG_BOOL ? a->dtype : ct);
-  if (!ac) return -1;
-  sg_tensor *ops[2] = {out, ac};
-  int alg = dnnl_alg(op), rc = 0;
-  if (alg >= 0 && dnnl_eligible(2, ops))
-    rc = sg_dnnl_eltwise_fwd((sg_dnnl_elt)alg, sg_numel(out), f32_data(ac), f32_data(out));
-  sg_eltwise_note_path(rc == 1 ? "dnnl" : "loops");
-  if (rc == 0) {
-    sg_iter it;
-    sg_iter_init(&it, 2, ops, out->ndim, out->size);
-    kctx c = {op, ac->dtype, out->dtype, lo, hi};
-    iter_run_par(&it, ops, un_row, &c);
-  }
-  sg_tensor_decref(ac);
-  return rc < 0 ? -1 : 0;
+  sg_device dev = SG_DEVICE_OF(out);
+  sg_eltwise_note_path(sg_device_name(dev)); /* a backend with several paths names the one it took */
+  return SG_BACKEND_CALL(dev, elementwise.unary, op < 0 ? "clamp" : UN_NAMES[op], op, out, a,
+                         ct == SG_BOOL ? a->dtype : ct, lo, hi);
 }
 
 sg_tensor *sg_unary(sg_unop op, sg_tensor *a) {
@@ -613,33 +326,11 @@ sg_tensor *sg_unary_(sg_unop op, sg_tensor *a) {
   return sg_tensor_incref(a);
 }
 
-typedef struct { int op; sg_dtype t; } gctx;
-static void ungrad_row(char **p, const int64_t *s, int64_t n, void *vc) {
-  const gctx *c = vc;
-  for (int64_t i = 0; i < n; i++) {
-    double g = sg_load_f64(p[1] + i * s[1], c->t), x = sg_load_f64(p[2] + i * s[2], c->t),
-           y = sg_load_f64(p[3] + i * s[3], c->t);
-    sg_store_f64(p[0] + i * s[0], c->t, un_grad((sg_unop)c->op, g, x, y));
-  }
-}
-
-static void ungrad_row_f32(char **p, const int64_t *s, int64_t n, void *vc) {
-  const gctx *c = vc;
-  if (s[0] != 4 || s[1] != 4 || s[2] != 4 || s[3] != 4) { gctx d = {c->op, SG_F32}; ungrad_row(p, s, n, &d); return; }
-  float *o = (float *)p[0];
-  const float *g = (const float *)p[1], *x = (const float *)p[2], *y = (const float *)p[3];
-  switch (c->op) {
-  case SG_RELU: for (int64_t i = 0; i < n; i++) o[i] = y[i] > 0 ? g[i] : 0.0f; break;
-  case SG_SIGMOID: for (int64_t i = 0; i < n; i++) o[i] = g[i] * y[i] * (1 - y[i]); break;
-  case SG_TANH: for (int64_t i = 0; i < n; i++) o[i] = g[i] * (1 - y[i] * y[i]); break;
-  case SG_EXP: for (int64_t i = 0; i < n; i++) o[i] = g[i] * y[i]; break;
-  default: for (int64_t i = 0; i < n; i++) o[i] = (float)un_grad((sg_unop)c->op, g[i], x[i], y[i]);
-  }
-}
-
 /* Which saved tensors the derivative reads: only those must be unmodified
  * (the other one is still used for its shape and dtype). */
-static bool un_reads_x(int op) { return op == SG_ABS || op == SG_LOG || op == SG_LOG1P || op == SG_SQUARE; }
+static bool un_reads_x(int op) {
+  return op == SG_ABS || op == SG_LOG || op == SG_LOG1P || op == SG_SQUARE || op == SG_GELU || op == SG_GELU_TANH;
+}
 static bool un_reads_y(int op) {
   return op == SG_EXP || op == SG_SQRT || op == SG_RSQRT || op == SG_SIGMOID || op == SG_TANH || op == SG_RELU;
 }
@@ -652,23 +343,10 @@ static int unary_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_tensor *gc = sg_to_dtype(g, y->dtype), *xc = gc ? sg_to_dtype(x, y->dtype) : NULL;
   sg_tensor *out = xc ? sg_empty_like(y) : NULL;
   if (out) {
-    sg_tensor *ops[4] = {out, gc, xc, y};
-    int alg = dnnl_alg(op), rc = 0;
-    if ((SG_DEVICE_OF(out) != SG_CPU)) {
-      sg_eltwise_note_path("cuda");
-      rc = SG_BACKEND_CALL(SG_DEVICE_OF(out), elementwise.unary_backward, "unary_grad", op, out, gc, xc, y) ? -1 : 2;
-    } else
-    if (alg >= 0 && dnnl_eligible(4, ops))
-      rc = sg_dnnl_eltwise_bwd((sg_dnnl_elt)alg, sg_numel(out), f32_data(gc), f32_data(xc), f32_data(y),
-                               f32_data(out));
-    if (rc != 2) sg_eltwise_note_path(rc == 1 ? "dnnl" : "loops");
-    if (rc == 0) {
-      sg_iter it;
-      sg_iter_init(&it, 4, ops, out->ndim, out->size);
-      gctx c = {op, y->dtype};
-      iter_run_par(&it, ops, y->dtype == SG_F32 ? ungrad_row_f32 : ungrad_row, &c);
-    }
-    if (rc >= 0) gin[0] = sg_to_dtype(out, n->in_dtype[0]);
+    sg_device dev = SG_DEVICE_OF(out);
+    sg_eltwise_note_path(sg_device_name(dev));
+    if (!SG_BACKEND_CALL(dev, elementwise.unary_backward, UN_NAMES[op], op, out, gc, xc, y))
+      gin[0] = sg_to_dtype(out, n->in_dtype[0]);
   }
   sg_tensor_decref(gc); sg_tensor_decref(xc); sg_tensor_decref(out);
   return gin[0] ? 0 : -1;
@@ -720,13 +398,6 @@ sg_tensor *sg_clamp_(sg_tensor *a, double lo, double hi) {
   return sg_tensor_incref(a);
 }
 
-typedef struct { sg_dtype t; } wctx;
-static void where_row(char **p, const int64_t *s, int64_t n, void *vc) {
-  size_t es = sg_dtype_size(((const wctx *)vc)->t);
-  for (int64_t i = 0; i < n; i++)
-    memcpy(p[0] + i * s[0], *(const uint8_t *)(p[1] + i * s[1]) ? p[2] + i * s[2] : p[3] + i * s[3], es);
-}
-
 static int where_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_tensor *c = sg_node_saved(n, 0);
   if (!c) return -1;
@@ -760,16 +431,7 @@ static sg_tensor *where(sg_tensor *cond, sg_tensor *a, sg_tensor *b) {
   sg_tensor *ac = cast_nograd(a, dt), *bc = ac ? cast_nograd(b, dt) : NULL;
   sg_tensor *out = bc ? sg_empty(n2, s2, dt, a->storage->device) : NULL;
   if (out) {
-    sg_tensor *ops[4] = {out, cb, ac, bc};
-    if ((SG_DEVICE_OF(out) != SG_CPU)) {
-      if (SG_BACKEND_CALL(SG_DEVICE_OF(out), elementwise.where, "where", out, cb, ac, bc)) sg_tensor_assign(&out, NULL);
-    } else
-    {
-      sg_iter it;
-      sg_iter_init(&it, 4, ops, n2, s2);
-      wctx c = {dt};
-      sg_iter_run(&it, where_row, &c);
-    }
+    if (SG_BACKEND_CALL(SG_DEVICE_OF(out), elementwise.where, "where", out, cb, ac, bc)) sg_tensor_assign(&out, NULL);
     if (out && sg_dtype_is_float(dt)) {
       sg_tensor *in[3] = {cb, a, b};
       sg_node *nd = sg_record("where", where_bw, out, 3, in);

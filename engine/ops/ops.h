@@ -11,8 +11,8 @@ typedef enum {
 } sg_binop;
 typedef enum {
   SG_NEG, SG_ABS, SG_EXP, SG_LOG, SG_LOG1P, SG_SQRT, SG_RSQRT, SG_SIGMOID, SG_TANH, SG_RELU,
-  SG_NOT, SG_SIGN, SG_SQUARE, SG_NUNOPS
-} sg_unop;
+  SG_NOT, SG_SIGN, SG_SQUARE, SG_GELU, SG_GELU_TANH, SG_NUNOPS
+} sg_unop; /* SG_GELU: x * Phi(x) (erf); SG_GELU_TANH: PyTorch's approximate = "tanh" */
 
 const char *sg_binop_name(sg_binop op);
 const char *sg_unop_name(sg_unop op);

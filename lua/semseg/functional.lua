@@ -47,29 +47,9 @@ end
 
 function F.silu(x) return x * x:sigmoid() end
 
--- gelu, exact (erf) form: 0.5 x (1 + erf(x / sqrt 2)); erf through tanh is the
--- "tanh" approximation, given with approximate = "tanh"
-function F.gelu(x, approximate)
-  if approximate == "tanh" then
-    local k = math.sqrt(2 / math.pi)
-    return x * 0.5 * ((x + x:pow(3) * 0.044715) * k):tanh() + x * 0.5
-  end
-  return x * 0.5 * (1 + F.erf(x / math.sqrt(2)))
-end
-
--- erf through the Chebyshev fit of erfc (fractional error below 1.2e-7):
--- erfc(|x|) = t exp(-x^2 + P(t)), t = 1 / (1 + |x|/2)
-function F.erf(x)
-  local z = x:abs()
-  local t = 1 / (z * 0.5 + 1)
-  local c = {-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806,
-             0.27886807, -1.13520398, 1.48851587, -0.82215223, 0.17087277}
-  local poly = t * c[10]
-  for i = 9, 2, -1 do poly = (poly + c[i]) * t end
-  poly = poly + c[1]
-  local erfc = t * (poly - z:square()):exp()
-  return x:sign() * (1 - erfc)
-end
+-- gelu(x, {approximate = "none" | "tanh"}): x * Phi(x), or PyTorch's tanh approximation; the C op
+-- (elementwise, every backend)
+function F.gelu(x, opts) return core.gelu(x, opts) end
 
 -- group_norm(x [N,C,...], groups, weight [C], bias [C], eps=1e-5): statistics per
 -- sample and group of C/groups channels (groups == C: instance norm); fused C op

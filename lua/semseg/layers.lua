@@ -196,8 +196,12 @@ nn.CELU = nn.class("CELU")
 function nn.CELU:init(alpha) rawset(self, "alpha", alpha or 1) end
 function nn.CELU:forward(x) return F.celu(x, self.alpha) end
 nn.GELU = nn.class("GELU")
-function nn.GELU:init(approximate) rawset(self, "approximate", approximate) end
-function nn.GELU:forward(x) return F.gelu(x, self.approximate) end
+-- nn.GELU({approximate = "tanh"}) as PyTorch's nn.GELU(approximate='tanh'); checked here, not at the first call
+function nn.GELU:init(opts)
+  if opts ~= nil then F.gelu(core.zeros{1}, opts) end
+  rawset(self, "opts", opts)
+end
+function nn.GELU:forward(x) return F.gelu(x, self.opts) end
 nn.SiLU = nn.class("SiLU")
 function nn.SiLU:forward(x) return F.silu(x) end
 nn.Softmax = nn.class("Softmax")

@@ -1,0 +1,254 @@
+/* Reference elementwise ops (binary, unary and their gradients, clamp, where):
+ * one element at a time through sg_iter, in double for float compute types and
+ * in wrapping int64 for the others. An input is
+ * read in its own dtype and rounded to the compute type ct first, which is
+ * what casting it to ct would give, so no temporary is needed. */
+#include "ref.h"
+#include "../core/iter.h"
+#include "../ops/ops.h"
+#include <math.h>
+#include <string.h>
+
+#define SQRT1_2 0.70710678118654752440    /* 1/sqrt(2) */
+#define INV_SQRT_2PI 0.39894228040143267794 /* 1/sqrt(2 pi) */
+#define GELU_K 0.79788456080286535588     /* sqrt(2/pi) */
+#define GELU_C 0.044715
+
+static double sigmoid(double x) { return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)); }
+
+/* x * Phi(x); erfc keeps the left tail accurate, and at -inf the limit 0 replaces -inf * 0 */
+static double gelu(double x) {
+  double cdf = 0.5 * erfc(-x * SQRT1_2);
+  return cdf == 0 ? 0 : x * cdf;
+}
+
+static double gelu_tanh(double x) {
+  double h = 1 + tanh(GELU_K * (x + GELU_C * x * x * x));
+  return h == 0 ? 0 : 0.5 * x * h;
+}
+
+/* Phi(x) + x phi(x); phi == 0 (|x| huge or infinite) drops the term instead of inf * 0 */
+static double gelu_grad(double x) {
+  double pdf = exp(-0.5 * x * x) * INV_SQRT_2PI;
+  return 0.5 * erfc(-x * SQRT1_2) + (pdf == 0 ? 0 : x * pdf);
+}
+
+/* 0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3 c x^2) with t = tanh(k (x + c x^3)); the second term is dropped once
+ * 1 - t^2 rounds to 0, where x^2 may already be infinite */
+static double gelu_tanh_grad(double x) {
+  double t = tanh(GELU_K * (x + GELU_C * x * x * x)), s = 1 - t * t;
+  return 0.5 * (1 + t) + (s == 0 ? 0 : 0.5 * x * s * GELU_K * (1 + 3 * GELU_C * x * x));
+}
+
+double sg_ref_unary_f(int op, double x) {
+  switch (op) {
+  case SG_NEG: return -x;
+  case SG_ABS: return fabs(x);
+  case SG_EXP: return exp(x);
+  case SG_LOG: return log(x);
+  case SG_LOG1P: return log1p(x);
+  case SG_SQRT: return sqrt(x);
+  case SG_RSQRT: return 1 / sqrt(x);
+  case SG_SIGMOID: return sigmoid(x);
+  case SG_TANH: return tanh(x);
+  case SG_RELU: return x > 0 ? x : (x != x ? x : 0);
+  case SG_NOT: return x == 0;
+  case SG_SIGN: return (x > 0) - (x < 0);
+  case SG_SQUARE: return x * x;
+  case SG_GELU: return gelu(x);
+  case SG_GELU_TANH: return gelu_tanh(x);
+  default: return 0;
+  }
+}
+
+int64_t sg_ref_unary_i(int op, int64_t x) {
+  switch (op) {
+  case SG_NEG: return (int64_t)(0 - (uint64_t)x);
+  case SG_ABS: return x < 0 ? (int64_t)(0 - (uint64_t)x) : x;
+  case SG_RELU: return x > 0 ? x : 0;
+  case SG_NOT: return x == 0;
+  case SG_SIGN: return (x > 0) - (x < 0);
+  case SG_SQUARE: return (int64_t)((uint64_t)x * (uint64_t)x);
+  default: return 0;
+  }
+}
+
+double sg_ref_unary_grad(int op, double g, double x, double y) {
+  switch (op) {
+  case SG_NEG: return -g;
+  case SG_ABS: return g * ((x > 0) - (x < 0));
+  case SG_EXP: return g * y;
+  case SG_LOG: return g / x;
+  case SG_LOG1P: return g / (1 + x);
+  case SG_SQRT: return g / (2 * y);
+  case SG_RSQRT: return -0.5 * g * y * y * y;
+  case SG_SIGMOID: return g * y * (1 - y);
+  case SG_TANH: return g * (1 - y * y);
+  case SG_RELU: return y > 0 ? g : 0;
+  case SG_SQUARE: return 2 * g * x;
+  case SG_GELU: return g * gelu_grad(x);
+  case SG_GELU_TANH: return g * gelu_tanh_grad(x);
+  default: return 0;
+  }
+}
+
+typedef struct { int op; sg_dtype at, ct, ot; double lo, hi; } uctx;
+
+static void unary_row(char **p, const int64_t *s, int64_t n, void *vc) {
+  const uctx *c = vc;
+  for (int64_t i = 0; i < n; i++) {
+    const char *pa = p[1] + i * s[1];
+    char *po = p[0] + i * s[0];
+    if (sg_dtype_is_float(c->ct)) {
+      double x = sg_load_f64(pa, c->at);
+      if (c->ct == SG_F32) x = (float)x;
+      double y = c->op < 0 ? (x < c->lo ? c->lo : (x > c->hi ? c->hi : x)) : sg_ref_unary_f(c->op, x);
+      sg_store_f64(po, c->ot, y);
+    } else if (c->op < 0) { /* clamp of integers: bounds compared in double */
+      double x = (double)sg_load_i64(pa, c->at);
+      sg_store_f64(po, c->ot, x < c->lo ? c->lo : (x > c->hi ? c->hi : x));
+    } else {
+      sg_store_i64(po, c->ot, sg_ref_unary_i(c->op, sg_load_i64(pa, c->at)));
+    }
+  }
+}
+
+int sg_ref_unary(int op, sg_tensor *out, sg_tensor *a, sg_dtype ct, double lo, double hi) {
+  sg_tensor *t[2] = {out, a};
+  sg_iter it;
+  sg_iter_init(&it, 2, t, out->ndim, out->size);
+  uctx c = {op, a->dtype, ct, out->dtype, lo, hi};
+  sg_iter_run(&it, unary_row, &c);
+  return 0;
+}
+
+static void unary_backward_row(char **p, const int64_t *s, int64_t n, void *vc) {
+  const uctx *c = vc;
+  for (int64_t i = 0; i < n; i++) {
+    double g = sg_load_f64(p[1] + i * s[1], c->ct), x = sg_load_f64(p[2] + i * s[2], c->ct),
+           y = sg_load_f64(p[3] + i * s[3], c->ct);
+    sg_store_f64(p[0] + i * s[0], c->ct, sg_ref_unary_grad(c->op, g, x, y));
+  }
+}
+
+int sg_ref_unary_backward(int op, sg_tensor *out, sg_tensor *g, sg_tensor *x, sg_tensor *y) {
+  sg_tensor *t[4] = {out, g, x, y};
+  sg_iter it;
+  sg_iter_init(&it, 4, t, out->ndim, out->size);
+  uctx c = {op, out->dtype, out->dtype, out->dtype, 0, 0};
+  sg_iter_run(&it, unary_backward_row, &c);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ binary */
+static int64_t ipow(int64_t b, int64_t e) {
+  if (e < 0) return b == 1 ? 1 : (b == -1 ? ((e & 1) ? -1 : 1) : 0);
+  int64_t r = 1;
+  while (e) {
+    if (e & 1) r = (int64_t)((uint64_t)r * (uint64_t)b);
+    b = (int64_t)((uint64_t)b * (uint64_t)b);
+    e >>= 1;
+  }
+  return r;
+}
+
+double sg_ref_binary_f(int op, double a, double b) {
+  switch (op) {
+  case SG_ADD: return a + b;
+  case SG_SUB: return a - b;
+  case SG_MUL: return a * b;
+  case SG_DIV: return a / b;
+  case SG_POW: return pow(a, b);
+  case SG_MINIMUM: return (a != a || b != b) ? NAN : (a < b ? a : b);
+  case SG_MAXIMUM: return (a != a || b != b) ? NAN : (a > b ? a : b);
+  case SG_EQ: return a == b;
+  case SG_NE: return a != b;
+  case SG_LT: return a < b;
+  case SG_LE: return a <= b;
+  case SG_GT: return a > b;
+  case SG_GE: return a >= b;
+  case SG_AND: return (a != 0) && (b != 0);
+  case SG_OR: return (a != 0) || (b != 0);
+  default: return 0;
+  }
+}
+
+/* integer arithmetic wraps like C unsigned (and PyTorch) instead of being UB */
+int64_t sg_ref_binary_i(int op, int64_t a, int64_t b) {
+  switch (op) {
+  case SG_ADD: return (int64_t)((uint64_t)a + (uint64_t)b);
+  case SG_SUB: return (int64_t)((uint64_t)a - (uint64_t)b);
+  case SG_MUL: return (int64_t)((uint64_t)a * (uint64_t)b);
+  case SG_POW: return ipow(a, b);
+  case SG_MINIMUM: return a < b ? a : b;
+  case SG_MAXIMUM: return a > b ? a : b;
+  case SG_EQ: return a == b;
+  case SG_NE: return a != b;
+  case SG_LT: return a < b;
+  case SG_LE: return a <= b;
+  case SG_GT: return a > b;
+  case SG_GE: return a >= b;
+  case SG_AND: return a && b;
+  case SG_OR: return a || b;
+  default: return 0; /* DIV never runs in integer math */
+  }
+}
+
+double sg_ref_load_ct_f(const void *p, sg_dtype t, sg_dtype ct) {
+  double v = sg_load_f64(p, t);
+  return ct == SG_F32 ? (double)(float)v : v;
+}
+
+int64_t sg_ref_load_ct_i(const void *p, sg_dtype t, sg_dtype ct) {
+  if (ct == SG_BOOL) return sg_load_f64(p, t) != 0; /* a cast to bool: nonzero (NaN too) is true */
+  return sg_load_i64(p, t);
+}
+
+typedef struct { int op; sg_dtype at, bt, ct, ot; } bctx;
+
+static void binary_row(char **p, const int64_t *s, int64_t n, void *vc) {
+  const bctx *c = vc;
+  for (int64_t i = 0; i < n; i++) {
+    const char *pa = p[1] + i * s[1], *pb = p[2] + i * s[2];
+    char *po = p[0] + i * s[0];
+    if (sg_dtype_is_float(c->ct))
+      sg_store_f64(po, c->ot,
+                   sg_ref_binary_f(c->op, sg_ref_load_ct_f(pa, c->at, c->ct), sg_ref_load_ct_f(pb, c->bt, c->ct)));
+    else
+      sg_store_i64(po, c->ot,
+                   sg_ref_binary_i(c->op, sg_ref_load_ct_i(pa, c->at, c->ct), sg_ref_load_ct_i(pb, c->bt, c->ct)));
+  }
+}
+
+int sg_ref_binary(int op, sg_tensor *out, sg_tensor *a, sg_tensor *b, sg_dtype ct) {
+  sg_tensor *t[3] = {out, a, b};
+  sg_iter it;
+  sg_iter_init(&it, 3, t, out->ndim, out->size);
+  bctx c = {op, a->dtype, b->dtype, ct, out->dtype};
+  sg_iter_run(&it, binary_row, &c);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ where */
+static void where_row(char **p, const int64_t *s, int64_t n, void *vc) {
+  size_t es = *(const size_t *)vc;
+  for (int64_t i = 0; i < n; i++)
+    memcpy(p[0] + i * s[0], *(const uint8_t *)(p[1] + i * s[1]) ? p[2] + i * s[2] : p[3] + i * s[3], es);
+}
+
+int sg_ref_where(sg_tensor *out, sg_tensor *cond, sg_tensor *a, sg_tensor *b) {
+  sg_tensor *t[4] = {out, cond, a, b};
+  sg_iter it;
+  sg_iter_init(&it, 4, t, out->ndim, out->size);
+  size_t es = sg_dtype_size(out->dtype);
+  sg_iter_run(&it, where_row, &es);
+  return 0;
+}
+
+void sg_ref_fill_elementwise(sg_backend *t);
+void sg_ref_fill_elementwise(sg_backend *t) {
+  t->elementwise.binary = sg_ref_binary;
+  t->elementwise.where = sg_ref_where;
+  t->elementwise.unary = sg_ref_unary;
+  t->elementwise.unary_backward = sg_ref_unary_backward;
+}
