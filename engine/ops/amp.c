@@ -27,47 +27,12 @@ static int check(sg_tensor *const *grads, int n, sg_tensor *found) {
   return 0;
 }
 
-/* f32 and f64 directly; f16/bf16 through the engine's rounding (like the kernels) */
-static bool unscale_cpu(sg_tensor *g, double inv) {
-  int64_t n = sg_numel(g);
-  bool bad = false;
-  if (g->dtype == SG_F32) {
-    float *p = sg_data_ptr(g), s = (float)inv;
-    for (int64_t i = 0; i < n; i++) {
-      if (!isfinite(p[i])) bad = true;
-      p[i] *= s;
-    }
-  } else if (g->dtype == SG_F64) {
-    double *p = sg_data_ptr(g);
-    for (int64_t i = 0; i < n; i++) {
-      if (!isfinite(p[i])) bad = true;
-      p[i] *= inv;
-    }
-  } else {
-    char *p = sg_data_ptr(g);
-    size_t es = sg_dtype_size(g->dtype);
-    float s = (float)inv;
-    for (int64_t i = 0; i < n; i++) {
-      float v = (float)sg_load_f64(p + i * (int64_t)es, g->dtype);
-      if (!isfinite(v)) bad = true;
-      sg_store_f64(p + i * (int64_t)es, g->dtype, (double)(v * s));
-    }
-  }
-  return bad;
-}
-
 int sg_amp_unscale_(sg_tensor *const *grads, int n, double inv_scale, sg_tensor *found_inf) {
   if (check(grads, n, found_inf)) return -1;
   if (!isfinite(inv_scale)) { sg_error_set("amp unscale: the inverse scale %g is not finite", inv_scale); return -1; }
-  if (found_inf->storage->device != SG_CPU) return SG_BACKEND_CALL(SG_DEVICE_OF(found_inf), amp.unscale_, "amp_unscale_", grads, n, inv_scale, found_inf);
-  bool bad = false;
-  for (int k = 0; k < n; k++) {
-    if (unscale_cpu(grads[k], inv_scale)) bad = true;
-    atomic_fetch_add(&grads[k]->storage->version, 1);
-  }
-  if (bad) {
-    *(float *)sg_data_ptr(found_inf) = 1.0f;
-    atomic_fetch_add(&found_inf->storage->version, 1);
-  }
+  if (SG_BACKEND_CALL(SG_DEVICE_OF(found_inf), amp.unscale_, "amp unscale", grads, n, inv_scale, found_inf))
+    return -1;
+  for (int k = 0; k < n; k++) atomic_fetch_add(&grads[k]->storage->version, 1);
+  atomic_fetch_add(&found_inf->storage->version, 1);
   return 0;
 }

@@ -1,8 +1,9 @@
 /* Counter-based random numbers: Philox 4x32-10 keyed by the seed.
  * Element i of a draw uses counter (offset + i / 4, lane i % 4), so values do
- * not depend on how work is split between threads or devices. The CUDA
- * kernel (kernels/random.cu) runs the same code (philox.h), so a draw on the
- * GPU gives bit for bit the numbers the CPU gives for the same seed and
+ * not depend on how work is split between threads or devices. The generator's
+ * state (seed, offset) is here; the device table's random.fill draws
+ * (backend_ref/random.c; the CUDA kernel runs the same philox.h), so a draw on
+ * the GPU gives bit for bit the numbers the CPU gives for the same seed and
  * offset, and advances the offset the same way. */
 #include "ops.h"
 #include "philox.h"
@@ -30,31 +31,10 @@ void sg_rng_uniform_f32(float *out, int64_t n) {
 static sg_tensor *draw(int kind, int64_t lo, int64_t hi, int ndim, const int64_t *size, sg_dtype dt, sg_device dev) {
   sg_tensor *t = sg_empty(ndim, size, dt, dev); /* first: a failed allocation consumes no numbers */
   if (!t) return NULL;
-  int64_t n = sg_numel(t);
-  size_t es = sg_dtype_size(dt);
-  char *p = t->storage->data;
-  uint64_t base = reserve((uint64_t)(n + 3) / 4);
-  uint64_t key = g_seed;
-  uint64_t range = (uint64_t)hi - (uint64_t)lo;
-  if (dev != SG_CPU) {
-    if (SG_BACKEND_CALL(SG_DEVICE_OF(t), random.fill, "random", t, kind, base, key, lo, range)) { sg_tensor_decref(t); return NULL; }
-    return t;
-  }
-  for (int64_t b = 0; b * 4 < n; b++) {
-    uint32_t r[4];
-    sg_philox(base + (uint64_t)b, 0, key, r);
-    double v[4];
-    if (kind == 0) /* as many random bits as the dtype holds, so rounding never reaches 1.0 */
-      for (int k = 0; k < 4; k++) v[k] = sg_philox_uniform(r[k], dt == SG_F16, dt == SG_BF16);
-    else if (kind == 1) { /* Box-Muller on lanes (0,1) and (2,3) */
-      sg_philox_normal2(r[0], r[1], &v[0], &v[1]);
-      sg_philox_normal2(r[2], r[3], &v[2], &v[3]);
-    } else {
-      for (int k = 0; k < 4 && b * 4 + k < n; k++) /* integers are stored exactly, not through double */
-        sg_store_i64(p + (b * 4 + k) * (int64_t)es, dt, sg_philox_int(r, k, lo, range));
-      continue;
-    }
-    for (int k = 0; k < 4 && b * 4 + k < n; k++) sg_store_f64(p + (b * 4 + k) * (int64_t)es, dt, v[k]);
+  uint64_t base = reserve((uint64_t)(sg_numel(t) + 3) / 4);
+  if (SG_BACKEND_CALL(dev, random.fill, "random", t, kind, base, g_seed, lo, (uint64_t)hi - (uint64_t)lo)) {
+    sg_tensor_decref(t);
+    return NULL;
   }
   return t;
 }
