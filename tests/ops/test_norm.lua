@@ -186,3 +186,222 @@ test("batch_norm: the fused ReLU's path and the two ops agree", function()
     check.near(y1, y2, 1e-6, 1e-5, "fused relu " .. dt)
   end
 end)
+
+-- ---------------------------------------------------------------- group and layer norm against PyTorch's rules (was tests/test_group_norm.lua)
+do
+  -- The fused group_norm / layer_norm C ops (semseg.core, behind sg.F.group_norm
+  -- and sg.F.layer_norm) against the composed versions (F.*_reference) on random
+  -- shapes, forward and every gradient, f32 and f64; gradcheck; argument errors.
+  -- (The PyTorch golden values of GroupNorm / InstanceNorm2d / LayerNorm are in
+  -- test_layers.lua.)
+  local F = sg.F
+  -- the fused C ops themselves, with their own calling convention (layer_norm takes a dim count as a number;
+  -- sg.F.layer_norm reads a number as a normalized shape {n}, like PyTorch)
+  local C = require("semseg.core").nn_functional
+
+  -- max |a - b| / max |b| (max |b| floored at 1e-6: results that should be 0)
+  local function relerr(a, b)
+    local a64, b64 = a:to("f64"), b:to("f64")
+    if b64:numel() == 0 then return 0 end
+    return (a64 - b64):abs():amax():item() / math.max(b64:abs():amax():item(), 1e-6)
+  end
+
+  local function near_rel(got, want, tol, what)
+    check.eq(got.dtype, want.dtype, what .. " dtype")
+    check.eq(got.shape, want.shape, what .. " shape")
+    local e = relerr(got, want)
+    if not (e <= tol) then error(string.format("%s: relative error %.3g > %.3g", what, e, tol), 2) end
+  end
+
+  -- runs fn(x, w, b) on fresh leaves, backward with gy; returns y and the three gradients
+  local function run(fn, x0, w0, b0, gy)
+    local x = x0:detach():clone():requires_grad()
+    local w = w0 and w0:detach():clone():requires_grad()
+    local b = b0 and b0:detach():clone():requires_grad()
+    local y = fn(x, w, b)
+    y:backward(gy)
+    return y, x.grad, w and w.grad, b and b.grad
+  end
+
+  -- The fused op against the composed one. An f32 case runs the composed op on
+  -- the same (f32) values in f64: the fused op accumulates in double and rounds
+  -- once, while the composed f32 chain loses whole digits to cancellation in
+  -- small groups (the gradient of a 2-value group can be 50% off), so only the
+  -- f64 evaluation is a reference at 1e-5. ref32_tol: also against the f32
+  -- composition, at that looser tolerance.
+  local function compare(label, fast, ref, x, w, b, tol, ref32_tol)
+    local gy = sg.randn(x.shape, x.dtype)
+    local y1, gx1, gw1, gb1 = run(fast, x, w, b, gy)
+    local up = function(t) return t and t:to("f64") end
+    local y2, gx2, gw2, gb2 = run(ref, up(x), up(w), up(b), up(gy))
+    if x.dtype == "f32" then
+      if ref32_tol then
+        local r = {run(ref, x, w, b, gy)}
+        local f = {y1, gx1, gw1, gb1}
+        for i = 1, 4 do if r[i] then near_rel(f[i], r[i], ref32_tol, label .. " vs f32 composition " .. i) end end
+      end
+      local down = function(t) return t and t:to("f32") end
+      y2, gx2, gw2, gb2 = down(y2), down(gx2), down(gw2), down(gb2)
+    end
+    near_rel(y1, y2, tol, label .. " forward")
+    near_rel(gx1, gx2, tol, label .. " grad x")
+    if w then near_rel(gw1, gw2, tol, label .. " grad weight") end
+    if b then near_rel(gb1, gb2, tol, label .. " grad bias") end
+  end
+
+  local function rint(lo, hi) return math.floor(sg.rand({1}, "f64"):item() * (hi - lo + 1)) + lo end
+
+  -- a random input: offset and scaled so the statistics are not trivially 0 / 1;
+  -- sometimes a non-contiguous view
+  local function rand_input(shape, dt)
+    local x = sg.randn(shape, dt) * (0.5 + rint(0, 3)) + (rint(-2, 2) * 0.7)
+    if #shape >= 2 and rint(0, 2) == 0 then
+      local s = {}
+      for i, v in ipairs(shape) do s[i] = v end
+      s[1], s[#s] = s[#s], s[1]
+      x = (sg.randn(s, dt) + 0.3):transpose(1, #s)
+    end
+    return x
+  end
+
+  local TOL = {f32 = 1e-5, f64 = 1e-10}
+
+  test("group_norm matches the composed reference on random shapes (f32, f64, all gradients)", function()
+    sg.manual_seed(11)
+    for _, dt in ipairs{"f64", "f32"} do
+      for _ = 1, 40 do
+        local groups, cg = rint(1, 4), rint(1, 3)
+        local shape = {rint(1, 3), groups * cg}
+        for _ = 1, rint(0, 3) do shape[#shape + 1] = rint(1, 5) end
+        local x = rand_input(shape, dt)
+        local affine = rint(0, 3)
+        local w = (affine == 1 or affine == 3) and sg.randn({shape[2]}, dt) or nil
+        local b = (affine == 2 or affine == 3) and sg.randn({shape[2]}, dt) or nil
+        local eps = ({1e-5, 1e-3, 0.1})[rint(1, 3)]
+        compare(string.format("group_norm %s %s groups %d", dt, table.concat(shape, "x"), groups),
+          function(a, c, d) return F.group_norm(a, groups, c, d, eps) end,
+          function(a, c, d) return F.group_norm_reference(a, groups, c, d, eps) end, x, w, b, TOL[dt])
+      end
+    end
+  end)
+
+  test("instance norm (groups == C) and a larger group norm match the reference", function()
+    sg.manual_seed(12)
+    for _, dt in ipairs{"f64", "f32"} do
+      local x = sg.randn({2, 6, 7, 9}, dt) * 3 + 1
+      local w, b = sg.randn({6}, dt), sg.randn({6}, dt)
+      compare("instance " .. dt, function(a, c, d) return F.group_norm(a, 6, c, d) end,
+        function(a, c, d) return F.group_norm_reference(a, 6, c, d) end, x, w, b, TOL[dt], 1e-4)
+      x = sg.randn({2, 32, 16, 20}, dt) * 2 - 1
+      w, b = sg.randn({32}, dt), sg.randn({32}, dt)
+      compare("group 8 " .. dt, function(a, c, d) return F.group_norm(a, 8, c, d) end,
+        function(a, c, d) return F.group_norm_reference(a, 8, c, d) end, x, w, b, TOL[dt], 1e-4)
+    end
+  end)
+
+  test("layer_norm matches the composed reference on random shapes (f32, f64, all gradients)", function()
+    sg.manual_seed(13)
+    for _, dt in ipairs{"f64", "f32"} do
+      for _ = 1, 40 do
+        local shape = {}
+        for _ = 1, rint(1, 4) do shape[#shape + 1] = rint(1, 6) end
+        local k = rint(1, #shape)
+        local nshape = {}
+        for i = #shape - k + 1, #shape do nshape[#nshape + 1] = shape[i] end
+        local x = rand_input(shape, dt)
+        local affine = rint(0, 3)
+        local w = (affine == 1 or affine == 3) and sg.randn(nshape, dt) or nil
+        local b = (affine == 2 or affine == 3) and sg.randn(nshape, dt) or nil
+        local eps = ({1e-5, 1e-3, 0.1})[rint(1, 3)]
+        compare(string.format("layer_norm %s %s over %d", dt, table.concat(shape, "x"), k),
+          function(a, c, d) return F.layer_norm(a, nshape, c, d, eps) end,
+          function(a, c, d) return F.layer_norm_reference(a, nshape, c, d, eps) end, x, w, b, TOL[dt])
+      end
+      -- a wide row, the transformer case
+      local x = sg.randn({4, 5, 256}, dt) * 2 + 0.5
+      compare("layer_norm wide " .. dt, function(a, c, d) return F.layer_norm(a, 256, c, d) end,
+        function(a, c, d) return F.layer_norm_reference(a, 256, c, d) end, x, sg.randn({256}, dt),
+        sg.randn({256}, dt), TOL[dt], 1e-4)
+    end
+  end)
+
+  test("gradcheck of group_norm and layer_norm (x, weight, bias)", function()
+    sg.manual_seed(14)
+    local x = sg.randn({2, 6, 2, 3}, "f64"):requires_grad()
+    local w, b = sg.randn({6}, "f64"):requires_grad(), sg.randn({6}, "f64"):requires_grad()
+    check.grad(function(a, c, d) return C.group_norm(a, 3, c, d, 1e-3) end, {x, w, b})
+    check.grad(function(a, c, d) return C.group_norm(a, 6, c, d, 1e-3) end, {x, w, b})
+    check.grad(function(a) return C.group_norm(a, 2) end, {x})
+    -- a non-contiguous input
+    check.grad(function(a, c, d) return C.group_norm(a:transpose(3, 4), 2, c, d) end, {x, w, b})
+    local y = sg.randn({3, 2, 4}, "f64"):requires_grad()
+    local lw, lb = sg.randn({2, 4}, "f64"):requires_grad(), sg.randn({2, 4}, "f64"):requires_grad()
+    check.grad(function(a, c, d) return C.layer_norm(a, {2, 4}, c, d, 1e-3) end, {y, lw, lb})
+    check.grad(function(a, c, d) return C.layer_norm(a, 1, c, d) end,
+      {y, lw:select(1, 1):detach():requires_grad(), lb:select(1, 1):detach():requires_grad()})
+  end)
+
+  test("group_norm and layer_norm: dtypes, mixed affine dtype, no graph without grad, empty batch", function()
+    sg.manual_seed(15)
+    local x = sg.randn({2, 4, 3}, "f64")
+    local w32 = sg.randn({4}, "f32"):requires_grad()
+    local y = C.group_norm(x, 2, w32, nil)
+    check.eq(y.dtype, "f64")
+    y:sum():backward()
+    check.eq(w32.grad.dtype, "f32")
+    check.eq(w32.grad.shape, {4})
+    local lw = sg.ones({3}, "f32"):requires_grad()
+    local z = C.layer_norm(x, 1, lw, nil)
+    z:sum():backward()
+    check.eq(lw.grad.shape, {3})
+    check.eq(lw.grad.dtype, "f32")
+    check.truthy(not C.group_norm(x, 2):needs_grad(), "no inputs need grad: no graph")
+    local xr = x:detach():requires_grad()
+    check.truthy(not sg.no_grad(function() return C.group_norm(xr, 4) end):needs_grad(), "no_grad: no graph")
+    -- default eps, a number or an options table
+    check.near(C.group_norm(x, 2), F.group_norm_reference(x, 2, nil, nil, 1e-5), 1e-12)
+    check.near(C.group_norm(x, 2, nil, nil, {eps = 0.5}), F.group_norm_reference(x, 2, nil, nil, 0.5), 1e-12)
+    check.near(C.layer_norm(x, 2, nil, nil, 0.5), F.layer_norm_reference(x, {4, 3}, nil, nil, 0.5), 1e-12)
+    -- an empty batch
+    local e = sg.zeros({0, 4, 3}, "f32"):requires_grad()
+    local ye = C.group_norm(e, 2, sg.ones({4}, "f32"):requires_grad())
+    check.eq(ye.shape, {0, 4, 3})
+    ye:sum():backward()
+    check.eq(e.grad.shape, {0, 4, 3})
+    -- statistics of an f32 input in double: a large offset does not swamp the variance
+    local big = (sg.randn({1, 2, 4096}, "f64") + 1e4)
+    near_rel(C.group_norm(big:to("f32"), 1), C.group_norm(big:to("f32"):to("f64"), 1):to("f32"), 1e-5, "offset f32")
+  end)
+
+  test("group_norm and layer_norm argument errors", function()
+    local x = sg.randn({2, 4, 3, 3})
+    check.errors(function() C.group_norm(x, 3) end, "group_norm: 4 channels do not split into 3 groups (input [2,4,3,3])")
+    check.errors(function() F.group_norm(x, 3) end, "4 channels do not split into 3 groups")
+    check.errors(function() C.group_norm(x, 0) end, "group_norm: groups must be at least 1 (got 0)")
+    check.errors(function() C.group_norm(sg.randn({4}), 2) end,
+      "group_norm: input must have at least 2 dims [N,C,...] (got [4])")
+    check.errors(function() C.group_norm(x, 2, sg.ones({3})) end,
+      "group_norm: weight must have shape [4] for input [2,4,3,3] (got [3])")
+    check.errors(function() C.group_norm(x, 2, nil, sg.ones({4, 1})) end,
+      "group_norm: bias must have shape [4] for input [2,4,3,3] (got [4,1])")
+    check.errors(function() C.group_norm(sg.ones({2, 4}, "i64"), 2) end, "group_norm: input must be f32 or f64 (got i64)")
+    check.errors(function() C.group_norm(x, 2, sg.ones({4}, "i32")) end, "group_norm: weight must be f32 or f64")
+    check.errors(function() C.group_norm(x, 2, nil, nil, -1) end, "group_norm: eps must be a finite number >= 0 (got -1)")
+    check.errors(function() C.group_norm(x, 2, nil, nil, "x") end, "group_norm: argument #5 must be eps")
+    check.errors(function() C.group_norm(x) end, "group_norm")
+
+    check.errors(function() C.layer_norm(sg.randn({3}), 2) end,
+      "layer_norm: input [3] has too few dims to normalise over the last 2")
+    check.errors(function() C.layer_norm(x, 0) end, "layer_norm: the number of normalized dims must be at least 1 (got 0)")
+    check.errors(function() F.layer_norm(x, {3, 4}) end,
+      "layer_norm: normalized shape [3,4] does not match the last dims of input [2,4,3,3]")
+    check.errors(function() F.layer_norm(sg.randn({3}), {1, 3}) end,
+      "layer_norm: normalized shape [1,3] does not match the last dims of input [3]")
+    check.errors(function() F.layer_norm(x, {}) end, "layer_norm: normalized shape must have 1 to 8 dims")
+    check.errors(function() F.layer_norm(x, {3, 3}, sg.ones({9})) end,
+      "layer_norm: weight must have shape [3,3] for input [2,4,3,3] (got [9])")
+    check.errors(function() F.layer_norm(x, {3}, nil, sg.ones({3, 3})) end,
+      "layer_norm: bias must have shape [3] for input [2,4,3,3] (got [3,3])")
+    check.errors(function() C.layer_norm(x, "a") end, "layer_norm: argument #2 must be the normalized shape")
+  end)
+end

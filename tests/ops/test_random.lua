@@ -41,3 +41,159 @@ test("random: the reference's numbers are in range and look uniform / normal", f
   check.eq(r[3]:min():item(), 0)
   check.eq(r[3]:max():item(), 9)
 end)
+
+-- ---------------------------------------------------------------- on the GPU (was tests/test_cuda_random.lua)
+do
+  -- Random numbers on the GPU: for the same seed and offset sg.rand, sg.randn and
+  -- sg.randint with device = "cuda" give bit for bit the CPU's numbers and move
+  -- the generator the same way, so a run can switch devices without changing
+  -- its random stream; dropout masks therefore agree too. The GPU tests skip
+  -- without a usable device; the option's error without one is tested on the CPU.
+
+  local function need_cuda()
+    if not sg.cuda.is_available() then skip("no CUDA device: " .. tostring(sg.cuda.why_unavailable())) end
+  end
+  local function host(t) return t:detach():cpu() end
+  local function same_bits(got, want, msg)
+    got, want = host(got), host(want)
+    check.eq(got.shape, want.shape, (msg or "") .. " shape")
+    check.eq(got.dtype, want.dtype, (msg or "") .. " dtype")
+    if got:to_bytes() ~= want:to_bytes() then
+      local g, w = got:to("f64"):reshape(-1), want:to("f64"):reshape(-1)
+      local bad = g:ne(w):to("i64"):argmax():item() + 1
+      error(string.format("%s: the bits differ, first at element %d: %.17g vs %.17g", msg or "same_bits", bad,
+        g[bad]:item(), w[bad]:item()), 2)
+    end
+  end
+
+  -- draw(device) under a fresh seed on each device: the same numbers and the same generator state after
+  local function agree(seed, draw, msg)
+    sg.manual_seed(seed)
+    local c = draw("cpu")
+    local sc = sg.rng_state()
+    sg.manual_seed(seed)
+    local d = draw("cuda")
+    local sd = sg.rng_state()
+    check.eq(d.device, "cuda", msg .. " device")
+    same_bits(d, c, msg)
+    check.eq(sd.offset, sc.offset, msg .. ": the offset advances the same")
+    check.eq(sd.seed, sc.seed)
+  end
+
+  local SHAPES = {{}, {0}, {1}, {3}, {4}, {5}, {7, 3}, {2, 3, 5, 7}, {1000003}}
+
+  test("rand: the CPU's bits in every float dtype", function()
+    need_cuda()
+    for _, dt in ipairs{"f32", "f64", "f16", "bf16"} do
+      for i, shape in ipairs(SHAPES) do
+        agree(1000 + i, function(d) return sg.rand(shape, {dtype = dt, device = d}) end,
+          "rand " .. dt .. " [" .. table.concat(shape, ",") .. "]")
+      end
+    end
+  end)
+
+  test("randn: the CPU's bits (Box-Muller in portable double arithmetic)", function()
+    need_cuda()
+    for _, dt in ipairs{"f32", "f64", "f16", "bf16"} do
+      for i, shape in ipairs(SHAPES) do
+        agree(2000 + i, function(d) return sg.randn(shape, {dtype = dt, device = d}) end,
+          "randn " .. dt .. " [" .. table.concat(shape, ",") .. "]")
+      end
+    end
+    -- many seeds on a large draw: every double the transform makes is compared
+    for _, seed in ipairs{0, 1, 7, 123456789, -1, 1 << 40} do
+      agree(seed, function(d) return sg.randn({1 << 20}, {dtype = "f64", device = d}) end, "randn f64 seed " .. seed)
+    end
+  end)
+
+  test("randint: the CPU's bits for ranges and dtypes", function()
+    need_cuda()
+    local cases = {{0, 10, "i64"}, {-5, 5, "i32"}, {0, 256, "u8"}, {0, 2, "bool"}, {-1000, 1000, "f32"},
+                   {0, 1 << 40, "i64"}, {-(1 << 62), 1 << 62, "i64"}, {3, 4, "i64"}, {0, 7, "f64"}}
+    for i, c in ipairs(cases) do
+      for _, shape in ipairs{{5}, {4, 9}, {100001}} do
+        agree(3000 + i, function(d) return sg.randint(c[1], c[2], shape, {dtype = c[3], device = d}) end,
+          string.format("randint [%d, %d) %s", c[1], c[2], c[3]))
+      end
+    end
+  end)
+
+  test("one stream across devices: interleaved CPU and GPU draws", function()
+    need_cuda()
+    local function run(devs)
+      sg.manual_seed(77)
+      local out = {}
+      out[1] = host(sg.rand({5}, {device = devs[1]}))
+      out[2] = host(sg.randn({2, 7}, {dtype = "f64", device = devs[2]}))
+      out[3] = host(sg.randint(-5, 5, {9}, {dtype = "i32", device = devs[3]}))
+      out[4] = host(sg.randn({13}, {device = devs[4]}))
+      return out, sg.rng_state().offset
+    end
+    local a, oa = run{"cpu", "cpu", "cpu", "cpu"}
+    local b, ob = run{"cuda", "cpu", "cuda", "cpu"}
+    local c, oc = run{"cuda", "cuda", "cuda", "cuda"}
+    check.eq(ob, oa)
+    check.eq(oc, oa)
+    for k = 1, #a do
+      same_bits(b[k], a[k], "mixed, draw " .. k)
+      same_bits(c[k], a[k], "gpu, draw " .. k)
+    end
+    -- a saved state replays on the other device
+    sg.manual_seed(5)
+    sg.rand{3}
+    local st = sg.rng_state()
+    local x = sg.randn({33}, {device = "cuda"})
+    sg.rng_state(st)
+    same_bits(sg.randn{33}, x, "restored state, other device")
+  end)
+
+  test("requires_grad and dtype options with a device", function()
+    need_cuda()
+    local t = sg.randn({3}, {device = "cuda", requires_grad = true})
+    check.eq(t.device, "cuda")
+    check.truthy(t:needs_grad())
+    check.errors(function() return sg.rand({3}, {dtype = "i64", device = "cuda"}) end, "rand: dtype must be floating point")
+    check.errors(function() return sg.randint(5, 5, {3}, {device = "cuda"}) end, "randint: empty range")
+  end)
+
+  test("dropout masks agree between the CPU and the GPU", function()
+    need_cuda()
+    sg.manual_seed(9)
+    local x = sg.randn(4, 8, 16, 16)
+    for _, p in ipairs{0.1, 0.5, 0.9} do
+      sg.manual_seed(10)
+      local c = sg.F.dropout(x, p, true)
+      sg.manual_seed(10)
+      local d = sg.F.dropout(x:cuda(), p, true)
+      check.eq(d.device, "cuda")
+      same_bits(d, c, "dropout p=" .. p)
+      sg.manual_seed(11)
+      local c2 = sg.F.dropout2d(x, p, true)
+      sg.manual_seed(11)
+      local d2 = sg.F.dropout2d(x:cuda(), p, true)
+      same_bits(d2, c2, "dropout2d p=" .. p)
+    end
+    -- the nn module too
+    local m = sg.nn.Dropout(0.3)
+    m:train()
+    sg.manual_seed(12)
+    local c = m(x)
+    sg.manual_seed(12)
+    same_bits(m(x:cuda()), c, "nn.Dropout")
+  end)
+
+  test("device = 'cuda' without a usable device is a clear error and draws nothing", function()
+    if sg.cuda.is_available() then skip("a CUDA device is available: this checks the error without one") end
+    sg.manual_seed(3)
+    for _, f in ipairs{function() return sg.rand({2, 3}, {device = "cuda"}) end,
+                       function() return sg.randn(4, {device = "cuda"}) end,
+                       function() return sg.randint(0, 5, {3}, {device = "cuda"}) end} do
+      local err = check.errors(f, "device 'cuda' is not available")
+      check.truthy(err:find(sg.cuda.is_built() and tostring(sg.cuda.why_unavailable()) or "built without", 1, true),
+        "the reason is given: " .. err)
+    end
+    check.eq(sg.rng_state().offset, 0, "a failed draw consumes no numbers")
+    check.errors(function() return sg.rand({2}, {device = "tpu"}) end, "rand: unknown device 'tpu'")
+    check.eq(sg.rand({2}, {device = "cpu"}).device, "cpu")
+  end)
+end
