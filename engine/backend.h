@@ -39,6 +39,9 @@ typedef struct {
   int64_t ld;
 } sg_mat;
 
+/* What index.gather_scatter does. */
+typedef enum { SG_GS_GATHER = 0, SG_GS_SCATTER = 1, SG_GS_SCATTER_ADD = 2 } sg_gs_mode;
+
 /* Reductions (reduce.reduce); kernels/k_reduce.h mirrors these values. */
 typedef enum { R_SUM, R_PROD, R_MAX, R_MIN, R_ALL, R_ANY, R_NONZERO, R_ARGMAX, R_ARGMIN } sg_reduce_kind;
 
@@ -153,13 +156,25 @@ typedef struct sg_backend {
     int (*upsample_backward)(sg_tensor *g, sg_tensor *gx, double scale_h, double scale_w, int mode, bool align);
   } upsample;
   struct {
+    /* Index maps (flip, roll, pad, repeat, index_select): out (c) of nd dims and out_size, element (j0..jnd-1)
+     * reads a at sum_d map_d[j_d] * astride[d] (a's strides right-aligned to the nd dims, 0 for the missing
+     * ones); maps[d] NULL is the identity, an entry -1 writes fill (in a's dtype). maps[d] point into map_data
+     * (map_len entries in all, host memory). Any dtype. */
     int (*index_map)(sg_tensor *out, const sg_tensor *a, int nd, const int64_t *out_size, const int64_t *astride,
                      int64_t *const *maps, const int64_t *map_data, int64_t map_len, double fill);
+    /* its adjoint: ga (c, the input's shape right-aligned to nd dims, f32/f64) overwritten with the sum of g
+     * (c, out_size, ga's dtype) over the output positions reading each input element, in ascending order */
     int (*index_map_backward)(sg_tensor *ga, const sg_tensor *g, int nd, const int64_t *out_size,
                               int64_t *const *maps);
+    /* mode an sg_gs_mode; ix (c) i64 of dst's (gather) or src's (scatter) rank, values checked. GATHER:
+     * dst (index shape) <- src along dim; SCATTER / SCATTER_ADD: dst along dim <- / += src at the index
+     * positions, in index order (the last repeated position wins, sums added in order). dst and src strided,
+     * one dtype (any). */
     int (*gather_scatter)(int mode, sg_tensor *dst, const sg_tensor *src, int dim, const sg_tensor *ix);
+    /* ix (c) i64: 0 when every value is in [0, hi); 1 with *pos the first position outside and *val its value */
     int (*index_check)(const sg_tensor *ix, int64_t hi, int64_t *pos, int64_t *val);
-    int (*index_max)(const sg_tensor *ix, int64_t *mx);
+    int (*index_max)(const sg_tensor *ix, int64_t *mx); /* ix (c) i64, not empty */
+    /* out (c) i64 [.., classes] overwritten whole: 1 at each checked value of ix (c, i64), 0 elsewhere */
     int (*one_hot)(sg_tensor *out, const sg_tensor *ix, int64_t classes);
   } index;
   struct {

@@ -68,4 +68,15 @@ int sg_ref_conv(sg_conv_kind kind, const sg_conv_geom *g, sg_tensor *big, sg_ten
 int sg_ref_conv_bias_add_(sg_tensor *out, sg_tensor *bias);
 int sg_ref_conv_bias_backward(sg_tensor *gout, sg_tensor *gb);
 
+/* ---- index.c ---- */
+/* the index entries of backend.h, every dtype */
+int sg_ref_index_map(sg_tensor *out, const sg_tensor *a, int nd, const int64_t *out_size, const int64_t *astride,
+                     int64_t *const *maps, const int64_t *map_data, int64_t map_len, double fill);
+int sg_ref_index_map_backward(sg_tensor *ga, const sg_tensor *g, int nd, const int64_t *out_size,
+                              int64_t *const *maps);
+int sg_ref_gather_scatter(int mode, sg_tensor *dst, const sg_tensor *src, int dim, const sg_tensor *ix);
+int sg_ref_index_check(const sg_tensor *ix, int64_t hi, int64_t *pos, int64_t *val);
+int sg_ref_index_max(const sg_tensor *ix, int64_t *mx);
+int sg_ref_one_hot(sg_tensor *out, const sg_tensor *ix, int64_t classes);
+
 #endif
