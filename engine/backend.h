@@ -178,6 +178,23 @@ typedef struct sg_backend {
     int (*one_hot)(sg_tensor *out, const sg_tensor *ix, int64_t classes);
   } index;
   struct {
+    /* Binary cross-entropy with logits, fused: x, t (c) of one shape and float dtype; out a 0-dim tensor of
+     * that dtype <- the sum over elements (mean: divided by their number, NaN when there are none) of
+     * max(x, 0) - x t + log1p(exp(-|x|)), in double. Optional: without it the op fails naming the device
+     * (sg.loss.bce_with_logits then runs its composite of elementwise ops). */
+    int (*bce_with_logits)(sg_tensor *x, sg_tensor *t, bool mean, sg_tensor *out);
+    /* gx (c, x's shape and dtype) <- scale * (sigmoid(x) - t) */
+    int (*bce_with_logits_backward)(sg_tensor *x, sg_tensor *t, double scale, sg_tensor *gx);
+  } loss;
+  struct {
+    /* Confusion counts: pred, target (c) i64 of n elements in n_groups equal consecutive chunks; out (c) i64
+     * [n_groups, nclasses, nclasses] (row = target class, column = predicted class) += the counts of each
+     * chunk, skipping the targets equal to ignore_index when has_ignore. Every class is checked first: a
+     * class outside 0..nclasses-1 is an error naming it and its position, and nothing is added. */
+    int (*confusion)(const sg_tensor *pred, const sg_tensor *target, int64_t n_groups, int64_t nclasses,
+                     bool has_ignore, int64_t ignore_index, sg_tensor *out);
+  } metrics;
+  struct {
     /* in place on p and its state (c, the parameter's f32/f64); g (c) of p's shape in any float dtype */
     int (*sgd_step)(sg_tensor *p, sg_tensor *g, sg_tensor *buf, const sg_sgd_hyper *h, bool first);
     int (*adam_step)(sg_tensor *p, sg_tensor *g, sg_tensor *m, sg_tensor *v, sg_tensor *vmax, const sg_adam_hyper *h,

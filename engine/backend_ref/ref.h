@@ -79,4 +79,12 @@ int sg_ref_index_check(const sg_tensor *ix, int64_t hi, int64_t *pos, int64_t *v
 int sg_ref_index_max(const sg_tensor *ix, int64_t *mx);
 int sg_ref_one_hot(sg_tensor *out, const sg_tensor *ix, int64_t classes);
 
+/* ---- loss.c ---- */
+int sg_ref_bce_with_logits(sg_tensor *x, sg_tensor *t, bool mean, sg_tensor *out);
+int sg_ref_bce_with_logits_backward(sg_tensor *x, sg_tensor *t, double scale, sg_tensor *gx);
+
+/* ---- metrics.c ---- */
+int sg_ref_confusion(const sg_tensor *pred, const sg_tensor *target, int64_t n_groups, int64_t nclasses,
+                     bool has_ignore, int64_t ignore_index, sg_tensor *out);
+
 #endif
