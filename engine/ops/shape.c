@@ -297,7 +297,7 @@ sg_tensor *sg_index_select(sg_tensor *a, int dim, sg_tensor *index) {
 }
 
 /* ------------------------------------------------------------------ cat, stack */
-static int cat_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+static int cat_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   int dim = (int)n->i[0];
   for (int k = 0; k < n->nin; k++) {
     if (!n->needs[k]) continue;
@@ -383,7 +383,7 @@ sg_tensor *sg_cat(int n, sg_tensor **ts, int dim) {
   }
   atomic_store(&out->storage->version, 0);
   if (track) {
-    sg_node *nd = sg_record("cat", cat_bw, out, n, ts);
+    sg_node *nd = sg_record("cat", cat_backward, out, n, ts);
     if (nd) {
       nd->i[0] = dim;
       int64_t o = 0;
