@@ -39,6 +39,9 @@ typedef struct {
   int64_t ld;
 } sg_mat;
 
+/* What index.gather_scatter does. */
+typedef enum { SG_GS_GATHER = 0, SG_GS_SCATTER = 1, SG_GS_SCATTER_ADD = 2 } sg_gs_mode;
+
 /* Reductions (reduce.reduce); kernels/k_reduce.h mirrors these values. */
 typedef enum { R_SUM, R_PROD, R_MAX, R_MIN, R_ALL, R_ANY, R_NONZERO, R_ARGMAX, R_ARGMIN } sg_reduce_kind;
 
@@ -153,15 +156,44 @@ typedef struct sg_backend {
     int (*upsample_backward)(sg_tensor *g, sg_tensor *gx, double scale_h, double scale_w, int mode, bool align);
   } upsample;
   struct {
+    /* Index maps (flip, roll, pad, repeat, index_select): out (c) of nd dims and out_size, element (j0..jnd-1)
+     * reads a at sum_d map_d[j_d] * astride[d] (a's strides right-aligned to the nd dims, 0 for the missing
+     * ones); maps[d] NULL is the identity, an entry -1 writes fill (in a's dtype). maps[d] point into map_data
+     * (map_len entries in all, host memory). Any dtype. */
     int (*index_map)(sg_tensor *out, const sg_tensor *a, int nd, const int64_t *out_size, const int64_t *astride,
                      int64_t *const *maps, const int64_t *map_data, int64_t map_len, double fill);
+    /* its adjoint: ga (c, the input's shape right-aligned to nd dims, f32/f64) overwritten with the sum of g
+     * (c, out_size, ga's dtype) over the output positions reading each input element, in ascending order */
     int (*index_map_backward)(sg_tensor *ga, const sg_tensor *g, int nd, const int64_t *out_size,
                               int64_t *const *maps);
+    /* mode an sg_gs_mode; ix (c) i64 of dst's (gather) or src's (scatter) rank, values checked. GATHER:
+     * dst (index shape) <- src along dim; SCATTER / SCATTER_ADD: dst along dim <- / += src at the index
+     * positions, in index order (the last repeated position wins, sums added in order). dst and src strided,
+     * one dtype (any). */
     int (*gather_scatter)(int mode, sg_tensor *dst, const sg_tensor *src, int dim, const sg_tensor *ix);
+    /* ix (c) i64: 0 when every value is in [0, hi); 1 with *pos the first position outside and *val its value */
     int (*index_check)(const sg_tensor *ix, int64_t hi, int64_t *pos, int64_t *val);
-    int (*index_max)(const sg_tensor *ix, int64_t *mx);
+    int (*index_max)(const sg_tensor *ix, int64_t *mx); /* ix (c) i64, not empty */
+    /* out (c) i64 [.., classes] overwritten whole: 1 at each checked value of ix (c, i64), 0 elsewhere */
     int (*one_hot)(sg_tensor *out, const sg_tensor *ix, int64_t classes);
   } index;
+  struct {
+    /* Binary cross-entropy with logits, fused: x, t (c) of one shape and float dtype; out a 0-dim tensor of
+     * that dtype <- the sum over elements (mean: divided by their number, NaN when there are none) of
+     * max(x, 0) - x t + log1p(exp(-|x|)), in double. Optional: without it the op fails naming the device
+     * (sg.loss.bce_with_logits then runs its composite of elementwise ops). */
+    int (*bce_with_logits)(sg_tensor *x, sg_tensor *t, bool mean, sg_tensor *out);
+    /* gx (c, x's shape and dtype) <- scale * (sigmoid(x) - t) */
+    int (*bce_with_logits_backward)(sg_tensor *x, sg_tensor *t, double scale, sg_tensor *gx);
+  } loss;
+  struct {
+    /* Confusion counts: pred, target (c) i64 of n elements in n_groups equal consecutive chunks; out (c) i64
+     * [n_groups, nclasses, nclasses] (row = target class, column = predicted class) += the counts of each
+     * chunk, skipping the targets equal to ignore_index when has_ignore. Every class is checked first: a
+     * class outside 0..nclasses-1 is an error naming it and its position, and nothing is added. */
+    int (*confusion)(const sg_tensor *pred, const sg_tensor *target, int64_t n_groups, int64_t nclasses,
+                     bool has_ignore, int64_t ignore_index, sg_tensor *out);
+  } metrics;
   struct {
     /* in place on p and its state (c, the parameter's f32/f64); g (c) of p's shape in any float dtype */
     int (*sgd_step)(sg_tensor *p, sg_tensor *g, sg_tensor *buf, const sg_sgd_hyper *h, bool first);

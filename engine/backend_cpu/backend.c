@@ -8,7 +8,7 @@
 #include <stddef.h>
 
 #define FAMILIES(X) X(elementwise) X(reduce) X(matmul) X(conv) X(pool) X(norm) X(upsample) X(index) X(optim) \
-  X(random) X(amp)
+  X(random) X(amp) X(loss) X(metrics)
 
 #define DECLARE(f)                                                                                     \
   void sg_cpu_fill_##f(sg_backend *t) __attribute__((weak));                                         \

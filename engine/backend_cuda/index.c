@@ -134,11 +134,11 @@ int sg_cuda_gather_scatter(int mode, sg_tensor *dst, const sg_tensor *src, int d
   }
   const int64_t *iv = sg_data_ptr(ix);
   int rc;
-  if (mode == 0)
+  if (mode == SG_GS_GATHER)
     rc = SG_LAUNCH_OK(sgk_gather(&g, sg_data_ptr(dst), sg_data_ptr(src), (int)sg_dtype_size(dst->dtype), iv, n,
                                  sg_cuda_stream())) ? 0 : -1;
   else
-    rc = SG_LAUNCH_OK(sgk_scatter(&g, mode == 2, sg_data_ptr(dst), sg_data_ptr(src), dst->dtype, iv, n,
+    rc = SG_LAUNCH_OK(sgk_scatter(&g, mode == SG_GS_SCATTER_ADD, sg_data_ptr(dst), sg_data_ptr(src), dst->dtype, iv, n,
                                   sg_cuda_stream())) ? 0 : -1;
   if (rc == 0) atomic_fetch_add(&dst->storage->version, 1);
   return rc;

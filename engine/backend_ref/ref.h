@@ -85,4 +85,23 @@ int sg_ref_where(sg_tensor *out, sg_tensor *cond, sg_tensor *a, sg_tensor *b);
 int sg_ref_unary(int op, sg_tensor *out, sg_tensor *a, sg_dtype ct, double lo, double hi);
 int sg_ref_unary_backward(int op, sg_tensor *out, sg_tensor *g, sg_tensor *x, sg_tensor *y);
 
+/* ---- index.c ---- */
+/* the index entries of backend.h, every dtype */
+int sg_ref_index_map(sg_tensor *out, const sg_tensor *a, int nd, const int64_t *out_size, const int64_t *astride,
+                     int64_t *const *maps, const int64_t *map_data, int64_t map_len, double fill);
+int sg_ref_index_map_backward(sg_tensor *ga, const sg_tensor *g, int nd, const int64_t *out_size,
+                              int64_t *const *maps);
+int sg_ref_gather_scatter(int mode, sg_tensor *dst, const sg_tensor *src, int dim, const sg_tensor *ix);
+int sg_ref_index_check(const sg_tensor *ix, int64_t hi, int64_t *pos, int64_t *val);
+int sg_ref_index_max(const sg_tensor *ix, int64_t *mx);
+int sg_ref_one_hot(sg_tensor *out, const sg_tensor *ix, int64_t classes);
+
+/* ---- loss.c ---- */
+int sg_ref_bce_with_logits(sg_tensor *x, sg_tensor *t, bool mean, sg_tensor *out);
+int sg_ref_bce_with_logits_backward(sg_tensor *x, sg_tensor *t, double scale, sg_tensor *gx);
+
+/* ---- metrics.c ---- */
+int sg_ref_confusion(const sg_tensor *pred, const sg_tensor *target, int64_t n_groups, int64_t nclasses,
+                     bool has_ignore, int64_t ignore_index, sg_tensor *out);
+
 #endif

@@ -50,13 +50,12 @@ static int l_confusion(lua_State *L) {
     return luaL_error(L, "confusion: predictions %s and target %s differ in shape", SG_SHAPE_STR(p0), SG_SHAPE_STR(t0));
   if (per_image && t0->ndim < 1) return luaL_error(L, "confusion: per_image needs a batch dimension");
   int64_t groups = per_image ? t0->size[0] : 1;
-  int64_t n = sg_numel(t0);
   if (groups == 0) groups = 1;
   sg_tensor *p = as_ids(L, 1, "predictions");
   sg_tensor *t = as_ids(L, 2, "target");
   int64_t shape[3] = {groups, nc, nc};
   sg_tensor *out = per_image ? sg_zeros(3, shape, SG_I64, SG_CPU) : sg_zeros(2, shape + 1, SG_I64, SG_CPU);
-  int rc = out ? sg_confusion_count(sg_data_ptr(p), sg_data_ptr(t), n, groups, nc, has_ignore, ignore, sg_data_ptr(out))
+  int rc = out ? sg_confusion_count(p, t, groups, nc, has_ignore, ignore, out)
                : -1;
   sg_tensor_decref(p);
   sg_tensor_decref(t);

@@ -5,10 +5,9 @@
  *   scatter:     out[j with dim := index[j]] = src[j]   (out starts as a copy of a)
  *   scatter_add: out[j with dim := index[j]] += src[j]
  * gather's gradient is a scatter_add and scatter_add's gradient a gather, so
- * both directions share one kernel. On the GPU (kernels/index.cu) gather runs
- * one thread per element and scatters one thread per line along dim, in
- * index order, so repeated indices give the CPU's result bit for bit (no
- * float atomics); index values are checked on the device (one wait). */
+ * both directions share one table entry (index.gather_scatter); every
+ * backend scatters in index order, so repeated indices give the same bits
+ * everywhere. Index values are checked on their device (index.index_check). */
 #include "ops.h"
 #include "../autograd/autograd.h"
 #include <stdio.h>
@@ -17,68 +16,14 @@
 
 sg_tensor *sg_index_values(const char *op, sg_tensor *index, int64_t n, const char *what);
 
-typedef enum { GS_GATHER, GS_SCATTER, GS_ADD } gs_mode;
-
-/* `ix` is contiguous i64 with the index shape, values already checked.
- * GATHER: dst (index shape) <- src indexed; otherwise dst indexed <- src (index shape).
- * dst and src have the same dtype. */
-static void gs_run(gs_mode mode, sg_tensor *dst, const sg_tensor *src, int dim, const sg_tensor *ix) {
-  int64_t cnt = sg_numel(ix);
-  if (cnt == 0) return;
-  int nd = ix->ndim > 0 ? ix->ndim : 1;
-  int64_t size[SG_MAX_DIMS], sd[SG_MAX_DIMS], ss[SG_MAX_DIMS], pos[SG_MAX_DIMS] = {0};
-  for (int d = 0; d < nd; d++) {
-    size[d] = ix->ndim ? ix->size[d] : 1;
-    sd[d] = dst->ndim ? dst->stride[d] : 0;
-    ss[d] = src->ndim ? src->stride[d] : 0;
-  }
-  /* the indexed side moves with idx along dim, not with the position */
-  const int64_t *st_idx = mode == GS_GATHER ? ss : sd;
-  int64_t dim_stride = st_idx[dim];
-  int64_t walk_idx[SG_MAX_DIMS];
-  for (int d = 0; d < nd; d++) walk_idx[d] = d == dim ? 0 : st_idx[d];
-  const int64_t *walk_pos = mode == GS_GATHER ? sd : ss;
-  size_t es = sg_dtype_size(dst->dtype);
-  char *db = (char *)dst->storage->data + dst->offset * (int64_t)es;
-  const char *sb = (const char *)src->storage->data + src->offset * (int64_t)es;
-  const int64_t *iv = sg_data_ptr(ix);
-  int64_t off_i = 0, off_p = 0; /* element offsets of the indexed and the positional side */
-  bool fl = sg_dtype_is_float(dst->dtype);
-  for (int64_t k = 0; k < cnt; k++) {
-    int64_t oi = off_i + iv[k] * dim_stride;
-    if (mode == GS_GATHER) memcpy(db + off_p * (int64_t)es, sb + oi * (int64_t)es, es);
-    else if (mode == GS_SCATTER) memcpy(db + oi * (int64_t)es, sb + off_p * (int64_t)es, es);
-    else if (dst->dtype == SG_F32) *(float *)(db + oi * 4) += *(const float *)(sb + off_p * 4);
-    else if (dst->dtype == SG_F64) *(double *)(db + oi * 8) += *(const double *)(sb + off_p * 8);
-    else if (fl) {
-      char *p = db + oi * (int64_t)es;
-      sg_store_f64(p, dst->dtype, sg_load_f64(p, dst->dtype) + sg_load_f64(sb + off_p * (int64_t)es, src->dtype));
-    } else {
-      char *p = db + oi * (int64_t)es;
-      uint64_t v = (uint64_t)sg_load_i64(p, dst->dtype) + (uint64_t)sg_load_i64(sb + off_p * (int64_t)es, src->dtype);
-      sg_store_i64(p, dst->dtype, (int64_t)v);
-    }
-    for (int d = nd - 1; d >= 0; d--) { /* odometer over the index shape */
-      off_i += walk_idx[d];
-      off_p += walk_pos[d];
-      if (++pos[d] < size[d]) break;
-      off_i -= walk_idx[d] * size[d];
-      off_p -= walk_pos[d] * size[d];
-      pos[d] = 0;
-    }
-  }
-}
-
 static bool same_device(const char *op, sg_tensor *a, sg_tensor *b) {
   sg_tensor *ts[2] = {a, b};
   return sg_same_device(op, 2, ts);
 }
 
-/* gs_run, or its CUDA kernel when the tensors live on the GPU */
-static int gs_dispatch(gs_mode mode, sg_tensor *dst, const sg_tensor *src, int dim, const sg_tensor *ix) {
-  if ((SG_DEVICE_OF(dst) != SG_CPU)) return SG_BACKEND_CALL(SG_DEVICE_OF(dst), index.gather_scatter, "gather_scatter", mode == GS_GATHER ? 0 : mode == GS_SCATTER ? 1 : 2, dst, src, dim, ix);
-  gs_run(mode, dst, src, dim, ix);
-  return 0;
+static int gs_dispatch(sg_gs_mode mode, sg_tensor *dst, const sg_tensor *src, int dim, const sg_tensor *ix) {
+  static const char *const names[] = {"gather", "scatter", "scatter_add"};
+  return SG_BACKEND_CALL(SG_DEVICE_OF(dst), index.gather_scatter, names[mode], (int)mode, dst, src, dim, ix);
 }
 
 /* Shape rules shared by gather and scatter (PyTorch's): same rank; index no
@@ -119,7 +64,7 @@ static sg_tensor *checked_index(const char *op, sg_tensor *a, int dim, sg_tensor
 }
 
 /* ------------------------------------------------------------------ gather */
-static int gather_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+static int gather_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_tensor *ix = sg_node_saved(n, 0);
   if (!ix) return -1;
   sg_tensor *z = sg_zeros(n->in_shape[0].ndim, n->in_shape[0].size, g->dtype, g->storage->device);
@@ -133,9 +78,9 @@ sg_tensor *sg_gather(sg_tensor *a, int dim, sg_tensor *index) {
   sg_tensor *ix = checked_index("gather", a, dim, index);
   if (!ix) return NULL;
   sg_tensor *out = sg_empty(index->ndim, index->size, a->dtype, a->storage->device);
-  if (out && gs_dispatch(GS_GATHER, out, a, dim, ix)) { sg_tensor_decref(out); out = NULL; }
+  if (out && gs_dispatch(SG_GS_GATHER, out, a, dim, ix)) { sg_tensor_decref(out); out = NULL; }
   if (out) {
-    sg_node *n = sg_dtype_is_float(a->dtype) ? sg_record("gather", gather_bw, out, 1, &a) : NULL;
+    sg_node *n = sg_dtype_is_float(a->dtype) ? sg_record("gather", gather_backward, out, 1, &a) : NULL;
     if (n) { n->i[0] = dim; sg_node_save(n, ix); }
   }
   sg_tensor_decref(ix);
@@ -161,7 +106,7 @@ static sg_tensor *src_grad(sg_node *n, sg_tensor *g, sg_tensor *ix) {
   return p;
 }
 
-static int scatter_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+static int scatter_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_tensor *ix = sg_node_saved(n, 0);
   if (!ix) return -1;
   if (n->needs[0]) {
@@ -189,14 +134,14 @@ static sg_tensor *scatter_impl(const char *op, bool add, sg_tensor *a, int dim, 
   sg_tensor *sc = sg_to_dtype(src, a->dtype);
   sg_set_grad_enabled(prev);
   sg_tensor *out = sc ? sg_empty(a->ndim, a->size, a->dtype, a->storage->device) : NULL;
-  if (out && (sg_copy_(out, a) || gs_dispatch(add ? GS_ADD : GS_SCATTER, out, sc, dim, ix))) {
+  if (out && (sg_copy_(out, a) || gs_dispatch(add ? SG_GS_SCATTER_ADD : SG_GS_SCATTER, out, sc, dim, ix))) {
     sg_tensor_decref(out);
     out = NULL;
   }
   if (out) {
     atomic_store(&out->storage->version, 0);
     sg_tensor *in[2] = {a, src};
-    sg_node *n = sg_dtype_is_float(a->dtype) ? sg_record(op, scatter_bw, out, 2, in) : NULL;
+    sg_node *n = sg_dtype_is_float(a->dtype) ? sg_record(op, scatter_backward, out, 2, in) : NULL;
     if (n) { n->i[0] = dim; n->i[1] = add; sg_node_save(n, ix); }
   }
   sg_tensor_decref(sc);
@@ -212,35 +157,6 @@ sg_tensor *sg_scatter_add(sg_tensor *a, int dim, sg_tensor *index, sg_tensor *sr
 }
 
 /* ------------------------------------------------------------------ one_hot */
-/* c: the labels as contiguous i64 on the GPU (taken over). The same checks and
- * messages as on the CPU; the values are read back only to check them. */
-static sg_tensor *one_hot_cuda(const sg_tensor *labels, sg_tensor *c, int64_t classes) {
-  int64_t n = sg_numel(c), pos = 0, bad = 0;
-  sg_tensor *out = NULL;
-  if (classes == -1) {
-    if (n == 0) {
-      sg_error_set("one_hot: cannot infer the number of classes from empty labels (give it)");
-      goto done;
-    }
-    int64_t mx = 0;
-    if (SG_BACKEND_CALL(SG_DEVICE_OF(c), index.index_max, "index_max", c, &mx)) goto done;
-    classes = mx >= 0 ? mx + 1 : 0;
-  }
-  int r = SG_BACKEND_CALL(SG_DEVICE_OF(c), index.index_check, "index_check", c, classes, &pos, &bad);
-  if (r == 1)
-    sg_error_set("one_hot: label %lld is out of range for %lld classes (labels count from 0)", (long long)bad,
-                 (long long)classes);
-  if (r) goto done;
-  int64_t sz[SG_MAX_DIMS];
-  memcpy(sz, labels->size, sizeof(int64_t) * (size_t)labels->ndim);
-  sz[labels->ndim] = classes;
-  out = sg_empty(labels->ndim + 1, sz, SG_I64, SG_CUDA);
-  if (out && SG_BACKEND_CALL(SG_DEVICE_OF(out), index.one_hot, "one_hot", out, c, classes)) { sg_tensor_decref(out); out = NULL; }
-done:
-  sg_tensor_decref(c);
-  return out;
-}
-
 sg_tensor *sg_one_hot(sg_tensor *labels, int64_t classes) {
   if (!sg_dtype_is_int(labels->dtype)) {
     sg_error_set("one_hot: labels must be an integer tensor (u8, i32 or i64), got %s", sg_dtype_name(labels->dtype));
@@ -255,33 +171,29 @@ sg_tensor *sg_one_hot(sg_tensor *labels, int64_t classes) {
   sg_tensor *i64 = sg_to_dtype(labels, SG_I64), *c = i64 ? sg_contiguous(i64) : NULL;
   sg_tensor_decref(i64);
   if (!c) return NULL;
-  if ((SG_DEVICE_OF(c) != SG_CPU)) return one_hot_cuda(labels, c, classes);
-  const int64_t *v = sg_data_ptr(c);
-  int64_t n = sg_numel(c);
+  sg_device dev = SG_DEVICE_OF(c);
+  int64_t pos = 0, bad = 0;
+  sg_tensor *out = NULL;
   if (classes == -1) {
-    if (n == 0) {
+    if (sg_numel(c) == 0) {
       sg_error_set("one_hot: cannot infer the number of classes from empty labels (give it)");
-      sg_tensor_decref(c);
-      return NULL;
+      goto done;
     }
-    classes = 0;
-    for (int64_t k = 0; k < n; k++) if (v[k] >= classes) classes = v[k] + 1;
+    int64_t mx = 0;
+    if (SG_BACKEND_CALL(dev, index.index_max, "one_hot", c, &mx)) goto done;
+    classes = mx >= 0 ? mx + 1 : 0;
   }
-  for (int64_t k = 0; k < n; k++)
-    if (v[k] < 0 || v[k] >= classes) {
-      sg_error_set("one_hot: label %lld is out of range for %lld classes (labels count from 0)", (long long)v[k],
-                   (long long)classes);
-      sg_tensor_decref(c);
-      return NULL;
-    }
+  int r = SG_BACKEND_CALL(dev, index.index_check, "one_hot", c, classes, &pos, &bad);
+  if (r == 1)
+    sg_error_set("one_hot: label %lld is out of range for %lld classes (labels count from 0)", (long long)bad,
+                 (long long)classes);
+  if (r) goto done;
   int64_t sz[SG_MAX_DIMS];
   memcpy(sz, labels->size, sizeof(int64_t) * (size_t)labels->ndim);
   sz[labels->ndim] = classes;
-  sg_tensor *out = sg_zeros(labels->ndim + 1, sz, SG_I64, SG_CPU);
-  if (out) {
-    int64_t *o = sg_data_ptr(out);
-    for (int64_t k = 0; k < n; k++) o[k * classes + v[k]] = 1;
-  }
+  out = sg_empty(labels->ndim + 1, sz, SG_I64, dev);
+  if (out && SG_BACKEND_CALL(dev, index.one_hot, "one_hot", out, c, classes)) { sg_tensor_decref(out); out = NULL; }
+done:
   sg_tensor_decref(c);
   return out;
 }

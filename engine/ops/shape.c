@@ -5,9 +5,9 @@
  * identity and a map entry -1 means "the fill value" (constant padding). Its
  * adjoint (accumulate the output gradient back through the same maps) is the
  * one backward of all of them, so repeated or reflected elements sum their
- * gradients. On the GPU (kernels/index.cu) the maps are copied over and the
- * adjoint runs per input element over the output positions reading it, in
- * the CPU's order; cat copies into views of the result on either device. */
+ * gradients. Both go through the device table (index.index_map,
+ * index.index_map_backward) with the maps built here on the host; cat copies
+ * into views of the result on any device. */
 #include "ops.h"
 #include "../autograd/autograd.h"
 #include <stdio.h>
@@ -63,109 +63,15 @@ static void aligned_strides(const idxmap *m, int ndim, const int64_t *stride, in
   for (int d = 0; d < m->ndim; d++) out[d] = d < off ? 0 : stride[d - off];
 }
 
-#define COPY_ROW(T)                                                                              \
-  do {                                                                                           \
-    T *o = (T *)op;                                                                              \
-    const T *src = (const T *)base + off;                                                        \
-    T fv; memcpy(&fv, fill, sizeof fv);                                                          \
-    if (hole) { for (int64_t j = 0; j < inner; j++) o[j] = fv; }                                 \
-    else if (!im) { for (int64_t j = 0; j < inner; j++) o[j] = src[j * ist]; }                  \
-    else for (int64_t j = 0; j < inner; j++) o[j] = im[j] < 0 ? fv : src[im[j] * ist];           \
-  } while (0)
-
-/* out (contiguous, m->out_size, a's dtype) <- a through the maps */
-static void map_forward(sg_tensor *out, const sg_tensor *a, const idxmap *m) {
-  int nd = m->ndim;
-  size_t es = sg_dtype_size(a->dtype);
-  if (sg_numel(out) == 0) return;
-  const char *base = (const char *)a->storage->data + a->offset * (int64_t)es;
-  char *op = sg_data_ptr(out);
-  char fill[8] = {0};
-  sg_store_f64(fill, a->dtype, m->fill);
-  if (nd == 0) { memcpy(op, base, es); return; }
-  int64_t st[SG_MAX_DIMS], idx[SG_MAX_DIMS] = {0};
-  aligned_strides(m, a->ndim, a->stride, st);
-  int64_t inner = m->out_size[nd - 1], ist = st[nd - 1];
-  const int64_t *im = m->map[nd - 1];
-  for (;;) {
-    int64_t off = 0;
-    bool hole = false;
-    for (int d = 0; d < nd - 1; d++) {
-      int64_t s = m->map[d] ? m->map[d][idx[d]] : idx[d];
-      if (s < 0) hole = true;
-      off += s * st[d];
-    }
-    switch (es) {
-    case 1: COPY_ROW(uint8_t); break;
-    case 2: COPY_ROW(uint16_t); break;
-    case 4: COPY_ROW(uint32_t); break;
-    default: COPY_ROW(uint64_t); break;
-    }
-    op += inner * (int64_t)es;
-    int d = nd - 2;
-    for (; d >= 0; d--) {
-      if (++idx[d] < m->out_size[d]) break;
-      idx[d] = 0;
-    }
-    if (d < 0) return;
-  }
-}
-
-#define ADD_ROW(T)                                                                               \
-  do {                                                                                           \
-    T *acc = (T *)sg_data_ptr(ga) + off;                                                         \
-    const T *gr = (const T *)gp;                                                                 \
-    if (!im) { for (int64_t j = 0; j < inner; j++) acc[j * ist] += gr[j]; }                     \
-    else for (int64_t j = 0; j < inner; j++) if (im[j] >= 0) acc[im[j] * ist] += gr[j];         \
-    gp += inner * (int64_t)sizeof(T);                                                            \
-  } while (0)
-
-/* ga (contiguous, the input's shape, f32/f64) += g (contiguous, output shape, same dtype) through the maps */
-static void map_adjoint(sg_tensor *ga, const sg_tensor *g, const idxmap *m) {
-  int nd = m->ndim;
-  if (sg_numel(g) == 0) return;
-  const char *gp = sg_data_ptr(g);
-  if (nd == 0) {
-    if (ga->dtype == SG_F64) *(double *)sg_data_ptr(ga) += *(const double *)gp;
-    else *(float *)sg_data_ptr(ga) += *(const float *)gp;
-    return;
-  }
-  int64_t st[SG_MAX_DIMS], idx[SG_MAX_DIMS] = {0};
-  aligned_strides(m, ga->ndim, ga->stride, st);
-  int64_t inner = m->out_size[nd - 1], ist = st[nd - 1];
-  const int64_t *im = m->map[nd - 1];
-  for (;;) {
-    int64_t off = 0;
-    bool hole = false;
-    for (int d = 0; d < nd - 1; d++) {
-      int64_t s = m->map[d] ? m->map[d][idx[d]] : idx[d];
-      if (s < 0) hole = true;
-      off += s * st[d];
-    }
-    if (hole) gp += inner * (int64_t)sg_dtype_size(g->dtype);
-    else if (ga->dtype == SG_F64) ADD_ROW(double);
-    else ADD_ROW(float);
-    int d = nd - 2;
-    for (; d >= 0; d--) {
-      if (++idx[d] < m->out_size[d]) break;
-      idx[d] = 0;
-    }
-    if (d < 0) return;
-  }
-}
-
-static int map_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+static int map_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   idxmap *m = n->ctx;
   sg_dtype at = g->dtype == SG_F64 ? SG_F64 : SG_F32; /* f16/bf16 accumulate in f32 */
   sg_tensor *gc = sg_to_dtype(g, at), *gcc = gc ? sg_contiguous(gc) : NULL;
-  sg_tensor *z = NULL;
-  if (gcc && (SG_DEVICE_OF(gcc) != SG_CPU)) { /* every element written: no zero fill */
-    z = sg_empty(n->in_shape[0].ndim, n->in_shape[0].size, at, SG_CUDA);
-    if (z && SG_BACKEND_CALL(SG_DEVICE_OF(z), index.index_map_backward, "index_adjoint", z, gcc, m->ndim, m->out_size, m->map)) { sg_tensor_decref(z); z = NULL; }
-  } else
-  if (gcc) {
-    z = sg_zeros(n->in_shape[0].ndim, n->in_shape[0].size, at, g->storage->device);
-    if (z) map_adjoint(z, gcc, m);
+  sg_tensor *z = gcc ? sg_empty(n->in_shape[0].ndim, n->in_shape[0].size, at, SG_DEVICE_OF(gcc)) : NULL;
+  if (z && SG_BACKEND_CALL(SG_DEVICE_OF(z), index.index_map_backward, n->op, z, gcc, m->ndim, m->out_size,
+                           m->map)) {
+    sg_tensor_decref(z);
+    z = NULL;
   }
   sg_tensor_decref(gc); sg_tensor_decref(gcc);
   if (!z) return -1;
@@ -178,19 +84,17 @@ static int map_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
 static sg_tensor *map_apply(const char *op, sg_tensor *a, idxmap *m) {
   sg_tensor *out = sg_empty(m->ndim, m->out_size, a->dtype, a->storage->device);
   if (!out) { free(m); return NULL; }
-  if ((SG_DEVICE_OF(a) != SG_CPU)) {
-    int64_t st[SG_MAX_DIMS], len = 0;
-    aligned_strides(m, a->ndim, a->stride, st);
-    bool empty = sg_shape_numel(m->ndim, m->out_size) == 0;
-    for (int d = 0; d < m->ndim; d++) if (m->map[d] && !empty) len += m->out_size[d];
-    if (SG_BACKEND_CALL(SG_DEVICE_OF(out), index.index_map, "index_map", out, a, m->ndim, m->out_size, st, m->map, m->data, len, m->fill)) {
-      sg_tensor_decref(out);
-      free(m);
-      return NULL;
-    }
-  } else
-  map_forward(out, a, m);
-  sg_node *n = sg_dtype_is_float(a->dtype) ? sg_record(op, map_bw, out, 1, &a) : NULL;
+  int64_t st[SG_MAX_DIMS], len = 0;
+  aligned_strides(m, a->ndim, a->stride, st);
+  bool empty = sg_shape_numel(m->ndim, m->out_size) == 0;
+  for (int d = 0; d < m->ndim; d++) if (m->map[d] && !empty) len += m->out_size[d];
+  if (SG_BACKEND_CALL(SG_DEVICE_OF(out), index.index_map, op, out, a, m->ndim, m->out_size, st, m->map, m->data, len,
+                      m->fill)) {
+    sg_tensor_decref(out);
+    free(m);
+    return NULL;
+  }
+  sg_node *n = sg_dtype_is_float(a->dtype) ? sg_record(op, map_backward, out, 1, &a) : NULL;
   if (n) { n->ctx = m; n->free_ctx = free; }
   else free(m);
   return out;
@@ -356,23 +260,12 @@ sg_tensor *sg_index_values(const char *op, sg_tensor *index, int64_t n, const ch
   sg_tensor *i64 = sg_to_dtype(index, SG_I64), *c = i64 ? sg_contiguous(i64) : NULL;
   sg_tensor_decref(i64);
   if (!c) return NULL;
-  if ((SG_DEVICE_OF(c) != SG_CPU)) { /* checked on the device: one wait, the first bad value read back */
-    int64_t pos = 0, bad = 0;
-    int r = SG_BACKEND_CALL(SG_DEVICE_OF(c), index.index_check, "index_check", c, n, &pos, &bad);
-    if (r == 1)
-      sg_error_set("%s: index %lld is out of range for %s of size %lld (indices count from 0)", op, (long long)bad, what,
-                   (long long)n);
-    if (r) { sg_tensor_decref(c); return NULL; }
-    return c;
-  }
-  const int64_t *v = sg_data_ptr(c);
-  for (int64_t k = 0, m = sg_numel(c); k < m; k++)
-    if (v[k] < 0 || v[k] >= n) {
-      sg_error_set("%s: index %lld is out of range for %s of size %lld (indices count from 0)", op, (long long)v[k],
-                   what, (long long)n);
-      sg_tensor_decref(c);
-      return NULL;
-    }
+  int64_t pos = 0, bad = 0; /* checked on the index's device: on a GPU one wait, the first bad value read back */
+  int r = SG_BACKEND_CALL(SG_DEVICE_OF(c), index.index_check, op, c, n, &pos, &bad);
+  if (r == 1)
+    sg_error_set("%s: index %lld is out of range for %s of size %lld (indices count from 0)", op, (long long)bad, what,
+                 (long long)n);
+  if (r) { sg_tensor_decref(c); return NULL; }
   return c;
 }
 
@@ -404,7 +297,7 @@ sg_tensor *sg_index_select(sg_tensor *a, int dim, sg_tensor *index) {
 }
 
 /* ------------------------------------------------------------------ cat, stack */
-static int cat_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+static int cat_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   int dim = (int)n->i[0];
   for (int k = 0; k < n->nin; k++) {
     if (!n->needs[k]) continue;
@@ -490,7 +383,7 @@ sg_tensor *sg_cat(int n, sg_tensor **ts, int dim) {
   }
   atomic_store(&out->storage->version, 0);
   if (track) {
-    sg_node *nd = sg_record("cat", cat_bw, out, n, ts);
+    sg_node *nd = sg_record("cat", cat_backward, out, n, ts);
     if (nd) {
       nd->i[0] = dim;
       int64_t o = 0;
