@@ -3,7 +3,8 @@
  * Every other backend is tested against it (tests/ops/). Its files are named
  * after the op families; each fills its entries in sg_ref_fill_<family>.
  * The fast cpu paths may call these functions for the cases they do not
- * speed up. Floating tensors are f32 or f64 here, contiguous (c). */
+ * speed up. Floating tensors are f32 or f64 here, contiguous (c), unless an
+ * entry says otherwise (the reductions take any dtype and any strides). */
 #ifndef SG_BACKEND_REF_H
 #define SG_BACKEND_REF_H
 #include "../backend.h"
@@ -67,5 +68,18 @@ int sg_ref_conv(sg_conv_kind kind, const sg_conv_geom *g, sg_tensor *big, sg_ten
                 sg_tensor *bias);
 int sg_ref_conv_bias_add_(sg_tensor *out, sg_tensor *bias);
 int sg_ref_conv_bias_backward(sg_tensor *gout, sg_tensor *gb);
+
+/* ---- reduce.c ---- */
+/* Dims perm[from..to) of t in that order as (size, stride) pairs, size-1 dims dropped and a dim merged into the
+ * one before it when that one continues where it ends (the visiting order is kept). */
+typedef struct { int ndim; int64_t size[SG_MAX_DIMS], stride[SG_MAX_DIMS]; } sg_ref_dims;
+sg_ref_dims sg_ref_reduce_dims(const sg_tensor *t, const int *perm, int from, int to);
+/* the element offset of position i in the row-major order of the first n dims of l */
+int64_t sg_ref_dims_offset(const sg_ref_dims *l, int n, int64_t i);
+/* how many runs of the last dim l holds (the product of the other sizes) */
+int64_t sg_ref_dims_lines(const sg_ref_dims *l);
+/* the reduce entries of backend.h: any dtype, a strided, rows in place */
+int sg_ref_reduce(int kind, sg_tensor *a, const int *perm, int nkeep, sg_tensor *out);
+int sg_ref_prod_backward_rows(sg_tensor *d, sg_tensor *rows, int64_t outer, int64_t row);
 
 #endif
