@@ -98,6 +98,10 @@ typedef struct sg_backend {
     int (*prod_backward_rows)(sg_tensor *d, sg_tensor *rows, int64_t outer, int64_t row);
   } reduce;
   struct {
+    /* C (c) [bat.., n, m] of dtype dt (operands already in dt) = A [.., n, k] * B [.., k, m] for each batch of
+     * bat[nbat], A's and B's matrices at per-batch element offsets sa/sb (0 where broadcast); n, m, k and the
+     * batch nonzero. blas: trans and ld of A and B are valid and a floating dt may go to the device's BLAS
+     * (a dtype it has none for runs its plain loops); false: the plain loops (integers, sg_matmul_reference). */
     int (*matmul)(sg_dtype dt, bool blas, int64_t n, int64_t m, int64_t k, sg_mat A, sg_mat B, void *C, int nbat,
                   const int64_t *bat, const int64_t *sa, const int64_t *sb);
   } matmul;

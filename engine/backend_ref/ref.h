@@ -82,4 +82,12 @@ int64_t sg_ref_dims_lines(const sg_ref_dims *l);
 int sg_ref_reduce(int kind, sg_tensor *a, const int *perm, int nkeep, sg_tensor *out);
 int sg_ref_prod_backward_rows(sg_tensor *d, sg_tensor *rows, int64_t outer, int64_t row);
 
+/* ---- matmul.c ---- */
+/* the element offsets into A and B of batch t (row-major over bat[nbat]; strides sa, sb, 0 where broadcast) */
+void sg_ref_batch_offsets(int nbat, const int64_t *bat, const int64_t *sa, const int64_t *sb, int64_t t,
+                          int64_t *oa, int64_t *ob);
+/* the matmul entry of backend.h for every dtype but bool (blas ignored: always the plain loops) */
+int sg_ref_matmul(sg_dtype dt, bool blas, int64_t n, int64_t m, int64_t k, sg_mat A, sg_mat B, void *C, int nbat,
+                  const int64_t *bat, const int64_t *sa, const int64_t *sb);
+
 #endif
