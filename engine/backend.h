@@ -91,11 +91,20 @@ typedef struct sg_backend {
     int (*where)(sg_tensor *out, sg_tensor *cond, sg_tensor *a, sg_tensor *b);
   } elementwise;
   struct {
-    /* kind: an SG_RED_* of ops/ops.h; a permuted so the nkeep kept dims come first */
+    /* kind: an sg_reduce_kind. a, any dtype, strided (read in place), seen through perm: the nkeep kept dims
+     * first, then the reduced ones; out (c) of the kept sizes in that order, in the kind's result dtype
+     * (sum/prod: the float dtype or i64, all/any: bool, count and arg*: i64). Each output element reduces its
+     * row in the row-major order of the permuted dims; a NaN wins max/min and their positions, else the first
+     * extreme. */
     int (*reduce)(int kind, sg_tensor *a, const int *perm, int nkeep, sg_tensor *out);
+    /* d, rows (c) f64 [outer, row]: d = the product of the other elements of each row (exact with zeros) */
     int (*prod_backward_rows)(sg_tensor *d, sg_tensor *rows, int64_t outer, int64_t row);
   } reduce;
   struct {
+    /* C (c) [bat.., n, m] of dtype dt (operands already in dt) = A [.., n, k] * B [.., k, m] for each batch of
+     * bat[nbat], A's and B's matrices at per-batch element offsets sa/sb (0 where broadcast); n, m, k and the
+     * batch nonzero. blas: trans and ld of A and B are valid and a floating dt may go to the device's BLAS
+     * (a dtype it has none for runs its plain loops); false: the plain loops (integers, sg_matmul_reference). */
     int (*matmul)(sg_dtype dt, bool blas, int64_t n, int64_t m, int64_t k, sg_mat A, sg_mat B, void *C, int nbat,
                   const int64_t *bat, const int64_t *sa, const int64_t *sb);
   } matmul;

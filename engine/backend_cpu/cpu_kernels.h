@@ -38,7 +38,7 @@ void sg_cpu_bn_bwd(bool training, int64_t N, int64_t C, int64_t L, double eps, c
                    const float *dy, const double *mean, const double *var, const float *w, float *dx,
                    double *sum_dy, double *sum_dyxhat);
 
-/* ---- sum over the middle dim of x [A, R, B] (ops/reduce.c; e.g. a broadcast gradient summed over
+/* ---- sum over the middle dim of x [A, R, B] (backend_cpu/reduce.c; e.g. a broadcast gradient summed over
  * channels): out[a, b] = sum over r of x[a, r, b], added in double in r order (the loops' order). */
 void sg_cpu_sum_mid(int64_t A, int64_t R, int64_t B, const float *x, float *out);
 

@@ -148,7 +148,7 @@ int sg_cuda_where(sg_tensor *out, sg_tensor *cond, sg_tensor *a, sg_tensor *b);
  * these run kernels/reduce.cu directly over the input's strided view (no
  * permuted copy). 0 or -1 with the sg error set. */
 /* out (contiguous, numel = product of the kept sizes) = reduction `kind`
- * (reduce.c's rkind; the same order as SGK_R_* in kernels/k_reduce.h) of a
+ * (an sg_reduce_kind of backend.h; the same order as SGK_R_* in kernels/k_reduce.h) of a
  * over the dims perm[nkeep..ndim), keeping perm[0..nkeep) in that order. */
 int sg_cuda_reduce(int kind, sg_tensor *a, const int *perm, int nkeep, sg_tensor *out);
 /* prod backward: d = product of the other elements of each row of `rows`

@@ -3,7 +3,8 @@
  * Every other backend is tested against it (tests/ops/). Its files are named
  * after the op families; each fills its entries in sg_ref_fill_<family>.
  * The fast cpu paths may call these functions for the cases they do not
- * speed up. Floating tensors are f32 or f64 here, contiguous (c). */
+ * speed up. Floating tensors are f32 or f64 here, contiguous (c), unless an
+ * entry says otherwise (the reductions take any dtype and any strides). */
 #ifndef SG_BACKEND_REF_H
 #define SG_BACKEND_REF_H
 #include "../backend.h"
@@ -103,5 +104,26 @@ int sg_ref_bce_with_logits_backward(sg_tensor *x, sg_tensor *t, double scale, sg
 /* ---- metrics.c ---- */
 int sg_ref_confusion(const sg_tensor *pred, const sg_tensor *target, int64_t n_groups, int64_t nclasses,
                      bool has_ignore, int64_t ignore_index, sg_tensor *out);
+
+/* ---- reduce.c ---- */
+/* Dims perm[from..to) of t in that order as (size, stride) pairs, size-1 dims dropped and a dim merged into the
+ * one before it when that one continues where it ends (the visiting order is kept). */
+typedef struct { int ndim; int64_t size[SG_MAX_DIMS], stride[SG_MAX_DIMS]; } sg_ref_dims;
+sg_ref_dims sg_ref_reduce_dims(const sg_tensor *t, const int *perm, int from, int to);
+/* the element offset of position i in the row-major order of the first n dims of l */
+int64_t sg_ref_dims_offset(const sg_ref_dims *l, int n, int64_t i);
+/* how many runs of the last dim l holds (the product of the other sizes) */
+int64_t sg_ref_dims_lines(const sg_ref_dims *l);
+/* the reduce entries of backend.h: any dtype, a strided, rows in place */
+int sg_ref_reduce(int kind, sg_tensor *a, const int *perm, int nkeep, sg_tensor *out);
+int sg_ref_prod_backward_rows(sg_tensor *d, sg_tensor *rows, int64_t outer, int64_t row);
+
+/* ---- matmul.c ---- */
+/* the element offsets into A and B of batch t (row-major over bat[nbat]; strides sa, sb, 0 where broadcast) */
+void sg_ref_batch_offsets(int nbat, const int64_t *bat, const int64_t *sa, const int64_t *sb, int64_t t,
+                          int64_t *oa, int64_t *ob);
+/* the matmul entry of backend.h for every dtype but bool (blas ignored: always the plain loops) */
+int sg_ref_matmul(sg_dtype dt, bool blas, int64_t n, int64_t m, int64_t k, sg_mat A, sg_mat B, void *C, int nbat,
+                  const int64_t *bat, const int64_t *sa, const int64_t *sb);
 
 #endif

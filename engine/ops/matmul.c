@@ -1,60 +1,23 @@
 /* Matrix products: matmul (PyTorch semantics, batched with broadcasting) and bmm.
  *
- * On the GPU f16/bf16/f32/f64 go to cuBLAS (engine/backend_cuda/matmul.c)
- * with the same operand preparation as below, integers to a plain kernel.
+ * Here the checks, the output, the operand views and autograd; the product in
+ * the device table's matmul entry (backend_ref/matmul.c is the reference:
+ * plain loops, floats accumulated in double, integers in int64 wrapping like
+ * PyTorch, stored in the promoted dtype). Floating dtypes may take the
+ * device's BLAS (OpenBLAS for f32/f64 on the cpu, cuBLAS on the GPU), which
+ * reads a strided matrix directly when it is row-major or column-major (the
+ * latter transposed): other layouts are made contiguous first. One shared B
+ * whose A's batch dims merge with its rows becomes one [batch*n, k] product.
  * Under autocast (core/autocast.h) f32 operands are cast (differentiably) to
  * the autocast type first and the product is computed and returned in it.
- *
- * On the CPU f32/f64 go to OpenBLAS, which reads strided operands directly when each
- * matrix is row-major or column-major (the latter through CblasTrans); other
- * layouts are made contiguous first. Every other dtype (f16, bf16, integers)
- * uses the reference loop: floats accumulate in double, integers in int64
- * (wrapping like PyTorch), and the result is stored in the promoted dtype.
- * sg_matmul_reference forces the reference loop for any dtype (for tests). */
+ * sg_matmul_reference forces the plain loops on any device (for tests). */
 #include "ops.h"
 #include "../autograd/autograd.h"
 #include "../core/autocast.h"
-#include <cblas.h>
-#include <limits.h>
-#include <stdlib.h>
-#include <string.h>
 #include "../backend.h"
+#include <limits.h>
 
 sg_tensor *sg_matmul_reference(sg_tensor *a, sg_tensor *b);
-
-/* One matrix operand: element (i, j) sits at data + (i*rs + j*cs) elements. */
-typedef struct { const char *data; int64_t rs, cs; } mat_ref;
-
-/* ------------------------------------------------------------------ kernels */
-
-/* C[n,m] (contiguous) = A[n,k] * B[k,m], reference loop. */
-static void gemm_reference(sg_dtype dt, int64_t n, int64_t m, int64_t k, mat_ref A, mat_ref B, char *C,
-                           void *scratch) {
-  size_t es = sg_dtype_size(dt);
-  if (sg_dtype_is_float(dt)) {
-    double *acc = scratch;
-    for (int64_t i = 0; i < n; i++) {
-      for (int64_t j = 0; j < m; j++) acc[j] = 0;
-      for (int64_t l = 0; l < k; l++) {
-        double av = sg_load_f64(A.data + (i * A.rs + l * A.cs) * (int64_t)es, dt);
-        const char *brow = B.data + l * B.rs * (int64_t)es;
-        for (int64_t j = 0; j < m; j++) acc[j] += av * sg_load_f64(brow + j * B.cs * (int64_t)es, dt);
-      }
-      for (int64_t j = 0; j < m; j++) sg_store_f64(C + (i * m + j) * (int64_t)es, dt, acc[j]);
-    }
-  } else {
-    uint64_t *acc = scratch; /* unsigned: overflow wraps instead of being undefined */
-    for (int64_t i = 0; i < n; i++) {
-      for (int64_t j = 0; j < m; j++) acc[j] = 0;
-      for (int64_t l = 0; l < k; l++) {
-        uint64_t av = (uint64_t)sg_load_i64(A.data + (i * A.rs + l * A.cs) * (int64_t)es, dt);
-        const char *brow = B.data + l * B.rs * (int64_t)es;
-        for (int64_t j = 0; j < m; j++) acc[j] += av * (uint64_t)sg_load_i64(brow + j * B.cs * (int64_t)es, dt);
-      }
-      for (int64_t j = 0; j < m; j++) sg_store_i64(C + (i * m + j) * (int64_t)es, dt, (int64_t)acc[j]);
-    }
-  }
-}
 
 /* How BLAS can read a rows x cols matrix with strides (rs, cs): row-major
  * (NoTrans, ld = rs) or column-major (Trans, ld = cs). Size-1 dims may have
@@ -74,22 +37,6 @@ static bool blas_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs, bool
 }
 
 static bool blas_dims_ok(int64_t n, int64_t m, int64_t k) { return n <= INT_MAX && m <= INT_MAX && k <= INT_MAX; }
-
-/* C = A * B with BLAS; the layouts were checked by the caller. */
-static void gemm_blas(sg_dtype dt, int64_t n, int64_t m, int64_t k, mat_ref A, mat_ref B, char *C) {
-  bool ta, tb;
-  int64_t lda, ldb;
-  blas_layout(n, k, A.rs, A.cs, &ta, &lda);
-  blas_layout(k, m, B.rs, B.cs, &tb, &ldb);
-  enum CBLAS_TRANSPOSE TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
-  int ldc = m > 1 ? (int)m : 1;
-  if (dt == SG_F32)
-    cblas_sgemm(CblasRowMajor, TA, TB, (int)n, (int)m, (int)k, 1.0f, (const float *)A.data, (int)lda,
-                (const float *)B.data, (int)ldb, 0.0f, (float *)C, ldc);
-  else
-    cblas_dgemm(CblasRowMajor, TA, TB, (int)n, (int)m, (int)k, 1.0, (const double *)A.data, (int)lda,
-                (const double *)B.data, (int)ldb, 0.0, (double *)C, ldc);
-}
 
 /* ------------------------------------------------------------------ forward */
 
@@ -141,7 +88,6 @@ static sg_tensor *mm_forward(const char *op, sg_tensor *a, sg_tensor *b, bool re
   sg_tensor *ab[2] = {a, b};
   if (!sg_same_device(op, 2, ab)) return NULL;
   sg_device dev = a->storage->device;
-  bool cuda = dev != SG_CPU;
   if (a->ndim == 0 || b->ndim == 0) {
     sg_error_set("%s: both arguments need at least 1 dim, got shapes %s and %s", op, SG_SHAPE_STR(a),
                  SG_SHAPE_STR(b));
@@ -181,15 +127,15 @@ static sg_tensor *mm_forward(const char *op, sg_tensor *a, sg_tensor *b, bool re
   int64_t nbatch = sg_shape_numel(nbat, bat);
   if (nbatch == 0 || n == 0 || m == 0) return out;
   if (k == 0) {
-    if (cuda && sg_fill_(out, 0)) { sg_tensor_decref(out); return NULL; }
-    if (!cuda) memset(out->storage->data, 0, out->storage->nbytes);
+    if (sg_fill_(out, 0)) { sg_tensor_decref(out); return NULL; }
     atomic_store(&out->storage->version, 0);
     return out;
   }
 
   sg_tensor *ac = nograd_cast(a, dt), *bc = ac ? nograd_cast(b, dt) : NULL;
   if (!bc) { sg_tensor_decref(ac); sg_tensor_decref(out); return NULL; }
-  bool blas_type = dt == SG_F32 || dt == SG_F64 || (cuda && (dt == SG_F16 || dt == SG_BF16));
+  /* a device without BLAS for a floating dtype (the cpu for f16 and bf16) runs its plain loops on these views */
+  bool blas_type = dt == SG_F32 || dt == SG_F64 || dt == SG_F16 || dt == SG_BF16;
   bool use_blas = !reference && blas_type && blas_dims_ok(n, m, k);
   if (use_blas) { /* BLAS needs unit stride on one dim of each matrix: copy the others */
     bool tr;
@@ -211,7 +157,7 @@ static sg_tensor *mm_forward(const char *op, sg_tensor *a, sg_tensor *b, bool re
     if (!ac || !bc) { sg_tensor_decref(ac); sg_tensor_decref(bc); sg_tensor_decref(out); return NULL; }
   }
 
-  mat_ref A, B;
+  sg_mat A = {0}, B = {0};
   A.data = sg_data_ptr(ac);
   B.data = sg_data_ptr(bc);
   mat_strides(ac, false, &A.rs, &A.cs);
@@ -235,53 +181,16 @@ static sg_tensor *mm_forward(const char *op, sg_tensor *a, sg_tensor *b, bool re
     int64_t ld;
     if (use_blas && !blas_layout(rows, k, mrs, A.cs, &tr, &ld)) fold = false;
   }
-  size_t es = sg_dtype_size(dt);
-  char *C = sg_data_ptr(out);
-  if (cuda) {
-    sg_mat CA = {A.data, fold ? mrs : A.rs, A.cs, false, 0}, CB = {B.data, B.rs, B.cs, false, 0};
-    if (use_blas) {
-      blas_layout(fold ? rows : n, k, CA.rs, CA.cs, &CA.trans, &CA.ld);
-      blas_layout(k, m, CB.rs, CB.cs, &CB.trans, &CB.ld);
-    }
-    int rc = SG_BACKEND_CALL(dev, matmul.matmul, "matmul", dt, use_blas, fold ? rows : n, m, k, CA, CB, C, fold ? 0 : nbat, bat, sa, sb);
-    sg_tensor_decref(ac);
-    sg_tensor_decref(bc);
-    if (rc) { sg_tensor_decref(out); return NULL; }
-    return out;
+  if (fold) A.rs = mrs;
+  if (use_blas) {
+    blas_layout(fold ? rows : n, k, A.rs, A.cs, &A.trans, &A.ld);
+    blas_layout(k, m, B.rs, B.cs, &B.trans, &B.ld);
   }
-  void *scratch = NULL;
-  if (!use_blas) {
-    scratch = malloc((size_t)m * 8);
-    if (!scratch) {
-      sg_tensor_decref(ac); sg_tensor_decref(bc); sg_tensor_decref(out);
-      sg_error_set("%s: out of memory", op);
-      return NULL;
-    }
-  }
-  if (fold) {
-    A.rs = mrs;
-    if (use_blas) gemm_blas(dt, rows, m, k, A, B, C);
-    else gemm_reference(dt, rows, m, k, A, B, C, scratch);
-  } else {
-    int64_t idx[SG_MAX_DIMS] = {0};
-    const char *a0 = A.data, *b0 = B.data;
-    for (int64_t t = 0; t < nbatch; t++) {
-      int64_t oa = 0, ob = 0;
-      for (int d = 0; d < nbat; d++) { oa += idx[d] * sa[d]; ob += idx[d] * sb[d]; }
-      A.data = a0 + oa * (int64_t)es;
-      B.data = b0 + ob * (int64_t)es;
-      char *Ct = C + t * n * m * (int64_t)es;
-      if (use_blas) gemm_blas(dt, n, m, k, A, B, Ct);
-      else gemm_reference(dt, n, m, k, A, B, Ct, scratch);
-      for (int d = nbat - 1; d >= 0; d--) {
-        if (++idx[d] < bat[d]) break;
-        idx[d] = 0;
-      }
-    }
-  }
-  free(scratch);
+  int rc = SG_BACKEND_CALL(dev, matmul.matmul, op, dt, use_blas, fold ? rows : n, m, k, A, B, sg_data_ptr(out),
+                           fold ? 0 : nbat, bat, sa, sb);
   sg_tensor_decref(ac);
   sg_tensor_decref(bc);
+  if (rc) { sg_tensor_decref(out); return NULL; }
   return out;
 }
 
@@ -298,7 +207,7 @@ static sg_tensor *fold_product(sg_tensor *x, sg_tensor *y) {
 
 static sg_tensor *mT(sg_tensor *t) { return sg_transpose(t, t->ndim - 2, t->ndim - 1); }
 
-static int matmul_bw(sg_node *nd, sg_tensor *g, sg_tensor **gin) {
+static int matmul_backward(sg_node *nd, sg_tensor *g, sg_tensor **gin) {
   sg_tensor *a = NULL, *b = NULL;
   if (nd->needs[1] && !(a = sg_node_saved(nd, 0))) return -1;
   if (nd->needs[0] && !(b = sg_node_saved(nd, 1))) return -1;
@@ -362,7 +271,7 @@ static sg_tensor *mm_op(const char *op, sg_tensor *a, sg_tensor *b, bool referen
   sg_tensor *out = mm_forward(op, a, b, reference);
   if (!out || !sg_dtype_is_float(out->dtype)) return out;
   sg_tensor *in[2] = {a, b};
-  sg_node *nd = sg_record(op, matmul_bw, out, 2, in);
+  sg_node *nd = sg_record(op, matmul_backward, out, 2, in);
   if (nd) {
     sg_node_save(nd, nd->needs[1] ? a : NULL); /* a is needed for b's gradient */
     sg_node_save(nd, nd->needs[0] ? b : NULL);

@@ -1,13 +1,12 @@
-/* Reductions over any set of dims. Reduced dims are permuted to the end so
- * every output element reduces one contiguous row; accumulation is in double
- * (int64 for integers), sequential, so results do not depend on threads. */
+/* Reductions over any set of dims: the plan (kept dims first, then the
+ * reduced ones, each output element reducing one row), the output and the
+ * autograd nodes here; the computation in the device table's reduce entries
+ * (backend_ref/reduce.c is the reference: double accumulation, int64 for
+ * integers, in row order, so results do not depend on threads). */
 #include "ops.h"
 #include "../autograd/autograd.h"
-#include "../backend_cpu/cpu_kernels.h"
-#include <math.h>
-#include <stdlib.h>
-#include <string.h>
 #include "../backend.h"
+#include <math.h>
 
 typedef sg_reduce_kind rkind;
 static const char *RNAMES[] = {"sum", "prod", "max", "min", "all", "any", "count_nonzero", "argmax", "argmin"};
@@ -53,67 +52,6 @@ static sg_dtype result_type(rkind k, sg_dtype in) {
   }
 }
 
-static void reduce_rows(rkind k, const sg_tensor *rows, sg_tensor *out, int64_t outer, int64_t row) {
-  sg_dtype dt = rows->dtype;
-  size_t es = sg_dtype_size(dt), os = sg_dtype_size(out->dtype);
-  const char *base = sg_data_ptr(rows);
-  char *ob = sg_data_ptr(out);
-  bool fl = sg_dtype_is_float(dt);
-  for (int64_t o = 0; o < outer; o++) {
-    const char *r = base + o * row * (int64_t)es;
-    if (k == R_SUM && dt == SG_F32) {
-      double s = 0; const float *f = (const float *)r;
-      for (int64_t i = 0; i < row; i++) s += f[i];
-      ((float *)ob)[o] = (float)s;
-      continue;
-    }
-    if (fl) {
-      double acc = k == R_PROD ? 1 : (k == R_MAX ? -INFINITY : (k == R_MIN ? INFINITY : 0));
-      int64_t best = 0, cnt = 0;
-      bool all = true, any = false;
-      for (int64_t i = 0; i < row; i++) {
-        double v = sg_load_f64(r + i * (int64_t)es, dt);
-        switch (k) {
-        case R_SUM: acc += v; break;
-        case R_PROD: acc *= v; break;
-        case R_MAX: case R_ARGMAX: if (i == 0 || (acc == acc && (v > acc || v != v))) { acc = v; best = i; } break;
-        case R_MIN: case R_ARGMIN: if (i == 0 || (acc == acc && (v < acc || v != v))) { acc = v; best = i; } break;
-        case R_ALL: all = all && v != 0; break;
-        case R_ANY: any = any || v != 0; break;
-        case R_NONZERO: cnt += v != 0; break;
-        }
-      }
-      char *dst = ob + o * (int64_t)os;
-      if (k == R_ARGMAX || k == R_ARGMIN) *(int64_t *)dst = best;
-      else if (k == R_ALL) *(uint8_t *)dst = all;
-      else if (k == R_ANY) *(uint8_t *)dst = any;
-      else if (k == R_NONZERO) *(int64_t *)dst = cnt;
-      else sg_store_f64(dst, out->dtype, acc);
-    } else {
-      int64_t acc = k == R_PROD ? 1 : 0, best = 0, cnt = 0;
-      bool all = true, any = false;
-      for (int64_t i = 0; i < row; i++) {
-        int64_t v = sg_load_i64(r + i * (int64_t)es, dt);
-        switch (k) {
-        case R_SUM: acc = (int64_t)((uint64_t)acc + (uint64_t)v); break;
-        case R_PROD: acc = (int64_t)((uint64_t)acc * (uint64_t)v); break;
-        case R_MAX: case R_ARGMAX: if (i == 0 || v > acc) { acc = v; best = i; } break;
-        case R_MIN: case R_ARGMIN: if (i == 0 || v < acc) { acc = v; best = i; } break;
-        case R_ALL: all = all && v != 0; break;
-        case R_ANY: any = any || v != 0; break;
-        case R_NONZERO: cnt += v != 0; break;
-        }
-      }
-      char *dst = ob + o * (int64_t)os;
-      if (k == R_ARGMAX || k == R_ARGMIN) *(int64_t *)dst = best;
-      else if (k == R_ALL) *(uint8_t *)dst = all;
-      else if (k == R_ANY) *(uint8_t *)dst = any;
-      else if (k == R_NONZERO) *(int64_t *)dst = cnt;
-      else sg_store_i64(dst, out->dtype, acc);
-    }
-  }
-}
-
 /* gradient g of a reduced tensor, broadcast back to the input's shape */
 static sg_tensor *expand_back(sg_tensor *g, const sg_node *n) {
   const sg_shape *in = &n->in_shape[0];
@@ -130,12 +68,12 @@ static sg_tensor *expand_back(sg_tensor *g, const sg_node *n) {
   return e;
 }
 
-static int sum_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+static int sum_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   gin[0] = expand_back(g, n);
   return gin[0] ? 0 : -1;
 }
 
-static int prod_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+static int prod_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   /* d prod / d x_i = product of the others: prefix * suffix, exact with zeros */
   sg_tensor *x = sg_node_saved(n, 0);
   if (!x) return -1;
@@ -145,19 +83,8 @@ static int prod_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   plan(x, dims, true, &p);
   sg_tensor *xf = sg_to_dtype(x, SG_F64), *rows = xf ? as_rows(xf, &p) : NULL;
   sg_tensor *d = rows ? sg_empty_like(rows) : NULL;
-  if (d && (SG_DEVICE_OF(d) != SG_CPU)) {
-    if (SG_BACKEND_CALL(SG_DEVICE_OF(d), reduce.prod_backward_rows, "prod", d, rows, p.outer, p.row)) sg_tensor_assign(&d, NULL);
-  } else
-  if (d) {
-    const double *xr = sg_data_ptr(rows);
-    double *dr = sg_data_ptr(d);
-    for (int64_t o = 0; o < p.outer; o++) {
-      double acc = 1;
-      for (int64_t i = 0; i < p.row; i++) { dr[o * p.row + i] = acc; acc *= xr[o * p.row + i]; }
-      acc = 1;
-      for (int64_t i = p.row - 1; i >= 0; i--) { dr[o * p.row + i] *= acc; acc *= xr[o * p.row + i]; }
-    }
-  }
+  if (d && SG_BACKEND_CALL(SG_DEVICE_OF(d), reduce.prod_backward_rows, "prod", d, rows, p.outer, p.row))
+    sg_tensor_assign(&d, NULL);
   sg_tensor_decref(xf); sg_tensor_decref(rows);
   if (!d) return -1;
   /* rows layout back to the input layout */
@@ -171,7 +98,7 @@ static int prod_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   return gin[0] ? 0 : -1;
 }
 
-static int extreme_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+static int extreme_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   /* ties share the gradient evenly (PyTorch's amax/amin) */
   sg_tensor *x = sg_node_saved(n, 0), *y = x ? sg_node_saved(n, 1) : NULL;
   if (!y) return -1;
@@ -195,31 +122,12 @@ static sg_tensor *reduce(rkind k, sg_tensor *a, const bool *dims, bool keepdim) 
     sg_error_set("%s: cannot reduce over an empty dimension of %s", name, SG_SHAPE_STR(a));
     return NULL;
   }
-  sg_tensor *out = NULL;
-  /* an f32 sum over one block of dims ahead of the last: summed in place ([A, R, B] -> [A, B]) by the
-   * cpu kernel, without the transposing copy to rows (the same additions in the same order) */
-  int d0 = -1, d1 = -1;
-  for (int d = 0; d < a->ndim; d++)
-    if (dims ? dims[d] : true) { if (d0 < 0) d0 = d; d1 = d; }
-  bool block = d0 >= 0 && d1 < a->ndim - 1;
-  for (int d = d0; block && d <= d1; d++) block = dims ? dims[d] : true;
-  if ((SG_DEVICE_OF(a) != SG_CPU)) { /* reads a's strided view directly */
-    out = sg_empty(p.out_ndim, p.out_size, result_type(k, a->dtype), SG_CUDA);
-    if (out && SG_BACKEND_CALL(SG_DEVICE_OF(a), reduce.reduce, "reduce", k, a, p.perm, p.nkeep, out)) sg_tensor_assign(&out, NULL);
-  } else
-  if (k == R_SUM && a->dtype == SG_F32 && block && sg_is_contiguous(a)) {
-    int64_t A = 1, R = 1, B = 1;
-    for (int d = 0; d < a->ndim; d++) *(d < d0 ? &A : d <= d1 ? &R : &B) *= a->size[d];
-    if (!(out = sg_empty(p.out_ndim, p.out_size, SG_F32, a->storage->device))) return NULL;
-    sg_cpu_sum_mid(A, R, B, sg_data_ptr(a), sg_data_ptr(out));
-  } else {
-    sg_tensor *rows = as_rows(a, &p);
-    out = rows ? sg_empty(p.out_ndim, p.out_size, result_type(k, a->dtype), a->storage->device) : NULL;
-    if (out) reduce_rows(k, rows, out, p.outer, p.row);
-    sg_tensor_decref(rows);
-  }
+  sg_tensor *out = sg_empty(p.out_ndim, p.out_size, result_type(k, a->dtype), SG_DEVICE_OF(a));
+  if (out && SG_BACKEND_CALL(SG_DEVICE_OF(a), reduce.reduce, name, k, a, p.perm, p.nkeep, out))
+    sg_tensor_assign(&out, NULL);
   if (!out) return NULL;
-  sg_backward_fn bw = k == R_SUM ? sum_bw : k == R_PROD ? prod_bw : (k == R_MAX || k == R_MIN) ? extreme_bw : NULL;
+  sg_backward_fn bw = k == R_SUM ? sum_backward : k == R_PROD ? prod_backward
+                     : (k == R_MAX || k == R_MIN) ? extreme_backward : NULL;
   if (bw && sg_dtype_is_float(a->dtype)) {
     sg_node *n = sg_record(name, bw, out, 1, &a);
     if (n) {
@@ -301,7 +209,7 @@ sg_tensor *sg_norm(sg_tensor *a, double p, const bool *dims, bool keepdim) {
 }
 
 /* ---- values and indices along one dim ---- */
-static int index_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+static int index_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   /* the winner of each row gets the gradient: g where arange(size) == index, else 0 */
   sg_tensor *idx = sg_node_saved(n, 0);
   if (!idx) return -1;
@@ -341,10 +249,10 @@ static int extreme_dim(rkind k, sg_tensor *a, int dim, bool keepdim, sg_tensor *
   sg_set_grad_enabled(prev);
   if (!vv) { sg_tensor_decref(idx); return -1; }
   if (sg_dtype_is_float(a->dtype) && a->ndim) {
-    sg_node *n = sg_record(name, index_bw, vv, 1, &a);
+    sg_node *n = sg_record(name, index_backward, vv, 1, &a);
     if (n) { n->i[0] = dim; n->i[1] = keepdim; sg_node_save(n, idx); }
   } else if (sg_dtype_is_float(a->dtype)) {
-    sg_record(name, sum_bw, vv, 1, &a); /* 0-dim: the value is the input */
+    sg_record(name, sum_backward, vv, 1, &a); /* 0-dim: the value is the input */
   }
   *values = vv;
   *indices = idx;
