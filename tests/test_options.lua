@@ -70,7 +70,7 @@ test("prepared options print their parsed values and belong to one op", function
   check.truthy(tostring(F.avg_pool2d_options{kernel = 2}):find("count_include_pad = true", 1, true))
   check.truthy(tostring(F.conv_transpose2d_options{size = {4, 4}}):find("size = {4, 4}", 1, true))
   check.truthy(tostring(F.max_unpool2d_options{kernel = 2}):find("kernel = {2, 2}", 1, true))
-  check.eq(getmetatable(F.conv2d_options{}), "options") -- the metatable stays the binding's
+  check.eq(getmetatable(F.conv2d_options{}).__name, "semseg.conv2d_options")
   local x = sg.randn{1, 1, 4, 4}
   check.errors(function() F.max_pool2d(x, F.avg_pool2d_options{kernel = 2}) end,
     "max_pool2d: argument #2 must be an options table or max_pool2d_options{...} (got semseg.avg_pool2d_options)")
@@ -131,6 +131,8 @@ test("unknown names and wrong types are errors naming the function and the optio
   check.errors(function() F.conv2d(x, w, nil, {zzz = 1}) end, "conv2d: unknown option 'zzz' (known: dilation")
   check.errors(function() F.conv2d(x, w, nil, {yy = 1, xx = 2, [1] = 3}) end, "conv2d: unknown option 'xx' (known:")
   check.errors(function() F.conv2d(x, w, nil, {3}) end, "conv2d: unknown option [1] (known:")
+  local long = string.rep("s", 100)
+  check.errors(function() F.conv2d(x, w, nil, {[long] = 1}) end, "conv2d: unknown option '" .. long .. "' (known:")
   -- the eps tables of group and layer norm are checked too
   check.errors(function() F.group_norm(x, 1, nil, nil, {epss = 1e-3}) end, "group_norm: unknown option 'epss' (did you mean 'eps'?")
   check.errors(function() F.layer_norm(x, 6, nil, nil, {eps = 1e-3, e = 1}) end, "layer_norm: unknown option 'e'")

@@ -68,9 +68,10 @@ static const char *suggest(const char *key, const char *const *keys) {
  * "where: unknown option 'x' (did you mean 'y'?; known: a, b)", for the first bad key in sorted order so
  * the message does not depend on the table's iteration order (the format of sg.util.check_options). */
 static void check_keys(lua_State *L, int idx, const char *where, const char *const *keys) {
-  char bad[72] = "", shown[72];
-  bool bad_is_string = false;
   idx = lua_absindex(L, idx);
+  lua_pushnil(L); /* the first bad key as shown ('name' or [1]), and the key itself */
+  lua_pushnil(L);
+  int shown = lua_gettop(L) - 1, key = shown + 1;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     lua_pop(L, 1);
@@ -79,28 +80,31 @@ static void check_keys(lua_State *L, int idx, const char *where, const char *con
       for (int k = 0; keys[k] && !known; k++) known = strcmp(keys[k], lua_tostring(L, -1)) == 0;
     if (known) continue;
     if (is_string) {
-      snprintf(shown, sizeof shown, "'%s'", lua_tostring(L, -1));
+      lua_pushfstring(L, "'%s'", lua_tostring(L, -1));
     } else {
-      snprintf(shown, sizeof shown, "[%s]", luaL_tolstring(L, -1, NULL));
+      lua_pushfstring(L, "[%s]", luaL_tolstring(L, -1, NULL));
+      lua_remove(L, -2);
+    }
+    if (lua_isnil(L, shown) || lua_compare(L, -1, shown, LUA_OPLT)) {
+      lua_replace(L, shown);
+      lua_pushvalue(L, -1);
+      lua_replace(L, key);
+    } else {
       lua_pop(L, 1);
     }
-    if (!bad[0] || strcmp(shown, bad) < 0) {
-      memcpy(bad, shown, sizeof bad);
-      bad_is_string = is_string;
-    }
   }
-  if (!bad[0]) return;
+  if (lua_isnil(L, shown)) {
+    lua_pop(L, 2);
+    return;
+  }
   luaL_Buffer b;
   luaL_buffinit(L, &b);
-  lua_pushfstring(L, "%s: unknown option %s (", where, bad);
+  lua_pushfstring(L, "%s: unknown option %s (", where, lua_tostring(L, shown));
   luaL_addvalue(&b);
-  if (bad_is_string) {
-    bad[strlen(bad) - 1] = '\0'; /* the quotes off again */
-    const char *s = suggest(bad + 1, keys);
-    if (s) {
-      lua_pushfstring(L, "did you mean '%s'?; ", s);
-      luaL_addvalue(&b);
-    }
+  const char *s = lua_type(L, key) == LUA_TSTRING ? suggest(lua_tostring(L, key), keys) : NULL;
+  if (s) {
+    lua_pushfstring(L, "did you mean '%s'?; ", s);
+    luaL_addvalue(&b);
   }
   luaL_addstring(&b, "known: ");
   for (int k = 0; keys[k]; k++) {
@@ -789,8 +793,6 @@ void sgL_open_nn(lua_State *L, int mod, int methods) {
     lua_pushinteger(L, k);
     lua_pushcclosure(L, l_options_tostring, 1);
     lua_setfield(L, -2, "__tostring");
-    lua_pushliteral(L, "options");
-    lua_setfield(L, -2, "__metatable"); /* getmetatable() cannot swap the parsed struct's checks away */
     lua_pop(L, 1);
     lua_pushinteger(L, k);
     lua_pushcclosure(L, l_make_options, 1);
