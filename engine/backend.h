@@ -42,6 +42,16 @@ typedef struct {
 /* What index.gather_scatter does. */
 typedef enum { SG_GS_GATHER = 0, SG_GS_SCATTER = 1, SG_GS_SCATTER_ADD = 2 } sg_gs_mode;
 
+/* Elementwise op codes (elementwise.binary / unary / unary_backward); kernels/k_elementwise.h mirrors them. */
+typedef enum {
+  SG_ADD, SG_SUB, SG_MUL, SG_DIV, SG_POW, SG_MINIMUM, SG_MAXIMUM,
+  SG_EQ, SG_NE, SG_LT, SG_LE, SG_GT, SG_GE, SG_AND, SG_OR, SG_NBINOPS
+} sg_binop;
+typedef enum {
+  SG_NEG, SG_ABS, SG_EXP, SG_LOG, SG_LOG1P, SG_SQRT, SG_RSQRT, SG_SIGMOID, SG_TANH, SG_RELU,
+  SG_NOT, SG_SIGN, SG_SQUARE, SG_GELU, SG_GELU_TANH, SG_NUNOPS
+} sg_unop; /* SG_GELU: x * Phi(x) (erf); SG_GELU_TANH: PyTorch's approximate = "tanh" */
+
 /* Reductions (reduce.reduce); kernels/k_reduce.h mirrors these values. */
 typedef enum { R_SUM, R_PROD, R_MAX, R_MIN, R_ALL, R_ANY, R_NONZERO, R_ARGMAX, R_ARGMIN } sg_reduce_kind;
 
@@ -84,7 +94,7 @@ typedef struct sg_backend {
 
   /* ---- op families ---- */
   struct {
-    /* op: an SG_OP_* of ops/ops.h; ct the compute dtype */
+    /* op: an sg_binop / sg_unop (above); ct the compute dtype */
     int (*binary)(int op, sg_tensor *out, sg_tensor *a, sg_tensor *b, sg_dtype ct);
     int (*unary)(int op, sg_tensor *out, sg_tensor *a, sg_dtype ct, double lo, double hi);
     int (*unary_backward)(int op, sg_tensor *out, sg_tensor *g, sg_tensor *x, sg_tensor *y);

@@ -1,6 +1,6 @@
 /* The tape and the backward pass. */
 #include "autograd.h"
-#include "../ops/ops.h"
+#include "../backend.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,14 +96,31 @@ void sg_node_decref(sg_node *n) {
   free(stack);
 }
 
+/* The tape adds gradients with core's copies and the device table's add, not with ops (which record into
+ * the tape): g in dtype dt, g itself when it already is (a new reference). */
+static sg_tensor *as_dtype(sg_tensor *g, sg_dtype dt) {
+  if (g->dtype == dt) return sg_tensor_incref(g);
+  sg_tensor *c = sg_empty(g->ndim, g->size, dt, g->storage->device);
+  if (c && sg_copy_(c, g)) { sg_tensor_decref(c); c = NULL; }
+  return c;
+}
+
+/* out = a + b, all of one shape and device; out may be a (then its version is bumped) */
+static int add_into(sg_tensor *out, sg_tensor *a, sg_tensor *b) {
+  if (SG_BACKEND_CALL(SG_DEVICE_OF(out), elementwise.binary, "backward", SG_ADD, out, a, b, out->dtype)) return -1;
+  atomic_fetch_add(&out->storage->version, 1);
+  return 0;
+}
+
 /* *acc += g (out of place, so tensors shared with other nodes stay intact) */
 static int accumulate(sg_tensor **acc, sg_tensor *g, sg_dtype dt) {
-  sg_tensor *gc = sg_to_dtype(g, dt);
+  sg_tensor *gc = as_dtype(g, dt);
   if (!gc) return -1;
   if (!*acc) { *acc = gc; return 0; }
-  sg_tensor *s = sg_add(*acc, gc);
+  sg_tensor *s = sg_empty((*acc)->ndim, (*acc)->size, dt, (*acc)->storage->device);
+  int rc = s ? add_into(s, *acc, gc) : -1;
   sg_tensor_decref(gc);
-  if (!s) return -1;
+  if (rc) { sg_tensor_decref(s); return -1; }
   sg_tensor_decref(*acc);
   *acc = s;
   return 0;
@@ -121,9 +138,11 @@ static int accumulate_leaf(sg_tensor *leaf, sg_tensor *g) {
     leaf->grad = c;
     return 0;
   }
-  sg_tensor *r = sg_add_(leaf->grad, g); /* returns a new reference to leaf->grad */
-  sg_tensor_decref(r);
-  return r ? 0 : -1;
+  sg_tensor *gc = as_dtype(g, leaf->grad->dtype);
+  if (!gc) return -1;
+  int rc = add_into(leaf->grad, leaf->grad, gc);
+  sg_tensor_decref(gc);
+  return rc;
 }
 
 typedef struct { sg_node **v; size_t n, cap; } node_vec;
@@ -208,7 +227,7 @@ int sg_backward(sg_tensor *root, sg_tensor *grad) {
       sg_error_set("backward: gradient of shape %s for a tensor of shape %s", SG_SHAPE_STR(grad), SG_SHAPE_STR(root));
       return -1;
     }
-    g = sg_to_dtype(grad, root->dtype);
+    g = as_dtype(grad, root->dtype);
   } else {
     if (sg_numel(root) != 1) {
       sg_error_set("backward: a gradient can be created implicitly only for a single-element tensor, got shape %s "
@@ -223,18 +242,4 @@ int sg_backward(sg_tensor *root, sg_tensor *grad) {
   sg_set_grad_enabled(prev);
   sg_tensor_decref(g);
   return rc;
-}
-
-sg_tensor *sg_sum_to(sg_tensor *g, const sg_shape *shape) {
-  if (g->ndim == shape->ndim && memcmp(g->size, shape->size, sizeof(int64_t) * (size_t)g->ndim) == 0)
-    return sg_tensor_incref(g);
-  bool dims[SG_MAX_DIMS] = {0};
-  int lead = g->ndim - shape->ndim;
-  for (int d = 0; d < g->ndim; d++)
-    dims[d] = d < lead || (shape->size[d - lead] == 1 && g->size[d] != 1);
-  sg_tensor *s = sg_sum(g, dims, true);
-  if (!s) return NULL;
-  sg_tensor *r = sg_reshape(s, shape->ndim, shape->size);
-  sg_tensor_decref(s);
-  return r;
 }

@@ -59,7 +59,5 @@ void sg_node_decref(sg_node *n);
 /* Runs backward from `root`; `grad` may be NULL for a single-element root. */
 int sg_backward(sg_tensor *root, sg_tensor *grad);
 
-/* Sums a broadcast gradient back to an input's shape. New reference. */
-sg_tensor *sg_sum_to(sg_tensor *g, const sg_shape *shape);
 
 #endif

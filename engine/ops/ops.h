@@ -2,17 +2,10 @@
  * Same conventions as tensor.h: new references out, NULL + sg_error on failure. */
 #ifndef SG_OPS_H
 #define SG_OPS_H
-#include "../core/tensor.h"
+#include "../backend.h"
 
 /* ---- elementwise (ops/elementwise.c) ---- */
-typedef enum {
-  SG_ADD, SG_SUB, SG_MUL, SG_DIV, SG_POW, SG_MINIMUM, SG_MAXIMUM,
-  SG_EQ, SG_NE, SG_LT, SG_LE, SG_GT, SG_GE, SG_AND, SG_OR, SG_NBINOPS
-} sg_binop;
-typedef enum {
-  SG_NEG, SG_ABS, SG_EXP, SG_LOG, SG_LOG1P, SG_SQRT, SG_RSQRT, SG_SIGMOID, SG_TANH, SG_RELU,
-  SG_NOT, SG_SIGN, SG_SQUARE, SG_GELU, SG_GELU_TANH, SG_NUNOPS
-} sg_unop; /* SG_GELU: x * Phi(x) (erf); SG_GELU_TANH: PyTorch's approximate = "tanh" */
+/* sg_binop and sg_unop, the elementwise op codes, are the device table's (backend.h) */
 
 const char *sg_binop_name(sg_binop op);
 const char *sg_unop_name(sg_unop op);
@@ -37,6 +30,8 @@ sg_tensor *sg_scale(sg_tensor *a, double s);
 sg_tensor *sg_scalar_like(double v, bool is_integer, const sg_tensor *like);
 
 /* ---- reductions (ops/reduce.c); dims: mask of reduced dims, NULL = all ---- */
+/* Sums a broadcast gradient back to an input's shape (backward functions). New reference. */
+sg_tensor *sg_sum_to(sg_tensor *g, const sg_shape *shape);
 sg_tensor *sg_sum(sg_tensor *a, const bool *dims, bool keepdim);
 sg_tensor *sg_mean(sg_tensor *a, const bool *dims, bool keepdim);
 sg_tensor *sg_prod(sg_tensor *a, const bool *dims, bool keepdim);

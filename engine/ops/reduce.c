@@ -3,6 +3,7 @@
  * autograd nodes here; the computation in the device table's reduce entries
  * (backend_ref/reduce.c is the reference: double accumulation, int64 for
  * integers, in row order, so results do not depend on threads). */
+#include <string.h>
 #include "ops.h"
 #include "../autograd/autograd.h"
 #include "../backend.h"
@@ -272,3 +273,18 @@ static sg_tensor *arg_extreme(rkind k, sg_tensor *a, int dim, bool keepdim) {
 
 sg_tensor *sg_argmax(sg_tensor *a, int dim, bool keepdim) { return arg_extreme(R_ARGMAX, a, dim, keepdim); }
 sg_tensor *sg_argmin(sg_tensor *a, int dim, bool keepdim) { return arg_extreme(R_ARGMIN, a, dim, keepdim); }
+
+/* the dims g has more of, or broadcast from 1, summed away (keepdim), then shaped as `shape` */
+sg_tensor *sg_sum_to(sg_tensor *g, const sg_shape *shape) {
+  if (g->ndim == shape->ndim && memcmp(g->size, shape->size, sizeof(int64_t) * (size_t)g->ndim) == 0)
+    return sg_tensor_incref(g);
+  bool dims[SG_MAX_DIMS] = {0};
+  int lead = g->ndim - shape->ndim;
+  for (int d = 0; d < g->ndim; d++)
+    dims[d] = d < lead || (shape->size[d - lead] == 1 && g->size[d] != 1);
+  sg_tensor *s = sg_sum(g, dims, true);
+  if (!s) return NULL;
+  sg_tensor *r = sg_reshape(s, shape->ndim, shape->size);
+  sg_tensor_decref(s);
+  return r;
+}

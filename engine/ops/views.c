@@ -1,6 +1,7 @@
 /* View ops: new headers over the same storage, differentiable. */
 #include "../core/tensor.h"
 #include "../autograd/autograd.h"
+#include "ops.h"
 #include <string.h>
 
 
