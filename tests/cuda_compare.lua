@@ -1,4 +1,4 @@
--- Shared by the GPU sections of tests/ops/test_elementwise.lua and tests/test_cuda_reduce.lua:
+-- Shared by the GPU sections of tests/ops/test_elementwise.lua and tests/ops/test_reduce.lua:
 -- comparing a GPU result, and its gradients, with the CPU reference.
 --   local C = require("tests.cuda_compare")(check, skip)
 -- gives need_cuda, is_float, TOL, close, compare, randn and positive.
