@@ -77,6 +77,29 @@ int sg_dnnl_cache_count(sg_dnnl_cache *c) {
   return n;
 }
 
+int sg_dnnl_execute(sg_dnnl_cache *c, dnnl_primitive_t prim, int nargs, const int *arg,
+                    const dnnl_memory_desc_t *const *md, void *const *buf, const char *what) {
+  dnnl_memory_t mem[SG_DNNL_MAX_ARGS] = {0};
+  dnnl_exec_arg_t ea[SG_DNNL_MAX_ARGS];
+  int rc = -1;
+  if (nargs > SG_DNNL_MAX_ARGS) {
+    sg_error_set("%s (oneDNN): %d arguments, at most %d", what, nargs, SG_DNNL_MAX_ARGS);
+    return -1;
+  }
+  for (int k = 0; k < nargs; k++) {
+    SG_DNNL_CHECK(what, dnnl_memory_create, (&mem[k], md[k], c->eng, buf[k]));
+    ea[k].arg = arg[k];
+    ea[k].memory = mem[k];
+  }
+  SG_DNNL_CHECK(what, dnnl_primitive_execute, (prim, c->strm, nargs, ea));
+  SG_DNNL_CHECK(what, dnnl_stream_wait, (c->strm));
+  rc = 0;
+fail:
+  for (int k = 0; k < nargs; k++)
+    if (mem[k]) dnnl_memory_destroy(mem[k]);
+  return rc;
+}
+
 static void release_cache(sg_dnnl_cache *c) {
   pthread_mutex_lock(&c->lock);
   for (int k = 0; k < c->cap; k++)

@@ -90,6 +90,13 @@ void sg_dnnl_entry_clear(sg_dnnl_cache *c, sg_dnnl_entry *e);
 /* Number of usable entries (for tests). Takes c->lock. */
 int sg_dnnl_cache_count(sg_dnnl_cache *c);
 
+/* Runs prim on c's stream, argument k being arg[k] over a memory of layout
+ * *md[k] wrapping buf[k] (no copy), and waits. At most SG_DNNL_MAX_ARGS
+ * arguments. 0, or -1 with an error naming `what`. Caller holds c->lock. */
+#define SG_DNNL_MAX_ARGS 8
+int sg_dnnl_execute(sg_dnnl_cache *c, dnnl_primitive_t prim, int nargs, const int *arg,
+                    const dnnl_memory_desc_t *const *md, void *const *buf, const char *what);
+
 /* A grow-only buffer: calls are serialised by the caller's lock, so steady
  * state allocates nothing. */
 typedef struct { void *p; size_t size; } sg_dnnl_scratch;

@@ -114,22 +114,11 @@ static int entry_get(bool backward, sg_dnnl_elt alg, int64_t n, const char *what
 /* runs e->prim on (arg, buffer) pairs, all flat [n] f32, and waits */
 static int execute(sg_dnnl_entry *e, int64_t n, int nargs, const int *arg, void *const *buf, const char *what) {
   dnnl_memory_desc_t md;
-  dnnl_memory_t mem[3] = {0};
-  dnnl_exec_arg_t ea[3];
-  int rc = -1;
   CK(what, flat_md, (&md, n));
-  for (int k = 0; k < nargs; k++) {
-    CK(what, dnnl_memory_create, (&mem[k], &md, cache.eng, buf[k]));
-    ea[k].arg = arg[k];
-    ea[k].memory = mem[k];
-  }
-  CK(what, dnnl_primitive_execute, (e->prim, cache.strm, nargs, ea));
-  CK(what, dnnl_stream_wait, (cache.strm));
-  rc = 0;
+  const dnnl_memory_desc_t *const mds[3] = {&md, &md, &md};
+  return sg_dnnl_execute(&cache, e->prim, nargs, arg, mds, buf, what);
 fail:
-  for (int k = 0; k < nargs; k++)
-    if (mem[k]) dnnl_memory_destroy(mem[k]);
-  return rc;
+  return -1;
 }
 
 /* true when x[0..n) holds a NaN (or, with inf_too, an infinity); an exact

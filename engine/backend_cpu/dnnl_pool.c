@@ -24,7 +24,6 @@ enum { K_POOL_FWD, K_POOL_BWD };
 #define NKEY 14 /* kind, algorithm, 12 geometry values */
 _Static_assert(NKEY <= SG_DNNL_KEY_MAX, "pool key too long");
 #define NSCRATCH 2 /* the blocked copies of the reorders: input, output */
-#define MAX_ARGS 10
 
 typedef struct {
   sg_dnnl_entry h; /* key, LRU stamp, hint, pd, prim */
@@ -60,41 +59,13 @@ int sg_dnnl_pool_cache_size(void) { return sg_dnnl_cache_count(&cache); }
 /* scratch buffer k of at least `bytes`, or NULL with an error */
 static void *scratch_get(int k, size_t bytes, const char *what) { return sg_dnnl_scratch_get(&scratch[k], bytes, what); }
 
-/* Executes e->prim on (arg, buffer) pairs and waits. */
-static int execute(entry_t *e, int nargs, const int *arg, const dnnl_memory_desc_t *md, void *const *buf,
-                   const char *what) {
-  dnnl_memory_t mem[MAX_ARGS] = {0};
-  dnnl_exec_arg_t ea[MAX_ARGS];
-  int rc = -1;
-  for (int k = 0; k < nargs; k++) {
-    CK(what, dnnl_memory_create, (&mem[k], &md[k], cache.eng, buf[k]));
-    ea[k].arg = arg[k];
-    ea[k].memory = mem[k];
-  }
-  CK(what, dnnl_primitive_execute, (e->h.prim, cache.strm, nargs, ea));
-  CK(what, dnnl_stream_wait, (cache.strm));
-  rc = 0;
-fail:
-  for (int k = 0; k < nargs; k++)
-    if (mem[k]) dnnl_memory_destroy(mem[k]);
-  return rc;
-}
-
 /* runs reorder r: from (md, buf) to (md, buf) */
 static int run_reorder(dnnl_primitive_t r, const dnnl_memory_desc_t *fm, void *fb, const dnnl_memory_desc_t *tm,
                        void *tb, const char *what) {
-  dnnl_memory_t a = NULL, b = NULL;
-  int rc = -1;
-  CK(what, dnnl_memory_create, (&a, fm, cache.eng, fb));
-  CK(what, dnnl_memory_create, (&b, tm, cache.eng, tb));
-  dnnl_exec_arg_t ea[2] = {{DNNL_ARG_FROM, a}, {DNNL_ARG_TO, b}};
-  CK(what, dnnl_primitive_execute, (r, cache.strm, 2, ea));
-  CK(what, dnnl_stream_wait, (cache.strm));
-  rc = 0;
-fail:
-  if (a) dnnl_memory_destroy(a);
-  if (b) dnnl_memory_destroy(b);
-  return rc;
+  const int args[2] = {DNNL_ARG_FROM, DNNL_ARG_TO};
+  const dnnl_memory_desc_t *const md[2] = {fm, tm};
+  void *const bufs[2] = {fb, tb};
+  return sg_dnnl_execute(&cache, r, 2, args, md, bufs, what);
 }
 
 static dnnl_status_t plain(dnnl_memory_desc_t *md, int nd, const int64_t *dims, dnnl_data_type_t dt) {
@@ -232,9 +203,9 @@ static int pool_run(entry_t *e, bool backward, const sg_dnnl_pool_geom *g, const
       return -1;
   }
   int args[2] = {backward ? DNNL_ARG_DIFF_DST : DNNL_ARG_SRC, backward ? DNNL_ARG_DIFF_SRC : DNNL_ARG_DST};
-  dnnl_memory_desc_t md[2] = {*min, *mout};
-  void *bufs[2] = {bin, bout};
-  if (execute(e, 2, args, md, bufs, what)) return -1;
+  const dnnl_memory_desc_t *const md[2] = {min, mout};
+  void *const bufs[2] = {bin, bout};
+  if (sg_dnnl_execute(&cache, e->h.prim, 2, args, md, bufs, what)) return -1;
   if (rout && run_reorder(rout, mout, bout, pout, out, what)) return -1;
   return 0;
 }
