@@ -104,21 +104,29 @@ fail:
   return -1;
 }
 
-/* the cached entry for (direction, alg, n); 1, 0 or -1 as sg_dnnl_cache_get. Lock held. */
-static int entry_get(bool backward, sg_dnnl_elt alg, int64_t n, const char *what, sg_dnnl_entry **out) {
+/* Runs the cached entry for (direction, alg, n), built on a miss, on (arg,
+ * buffer) pairs, all flat [n] f32: 1, 0 or -1 as the entry points. */
+static int run(bool backward, sg_dnnl_elt alg, int64_t n, int nargs, const int *arg, void *const *buf) {
+  const char *what = NAMES[alg];
   const int64_t key[NKEY] = {backward, alg, n};
   const elt_spec spec = {backward, alg, n, what};
-  return sg_dnnl_cache_get(&cache, key, build, &spec, out);
-}
-
-/* runs e->prim on (arg, buffer) pairs, all flat [n] f32, and waits */
-static int execute(sg_dnnl_entry *e, int64_t n, int nargs, const int *arg, void *const *buf, const char *what) {
-  dnnl_memory_desc_t md;
-  CK(what, flat_md, (&md, n));
-  const dnnl_memory_desc_t *const mds[3] = {&md, &md, &md};
-  return sg_dnnl_execute(&cache, e->prim, nargs, arg, mds, buf, what);
-fail:
-  return -1;
+  pthread_mutex_lock(&cache.lock);
+  sg_dnnl_entry *e = NULL;
+  int rc = sg_dnnl_engine(&cache, what);
+  if (!rc) rc = sg_dnnl_cache_get(&cache, key, build, &spec, &e);
+  if (rc == 1) {
+    dnnl_memory_desc_t md;
+    const dnnl_memory_desc_t *const mds[3] = {&md, &md, &md};
+    dnnl_status_t st = flat_md(&md, n);
+    if (st != dnnl_success) {
+      sg_error_set("%s (oneDNN): flat_md failed: %s", what, dnnl_status2str(st));
+      rc = -1;
+    } else if (sg_dnnl_execute(&cache, e->prim, nargs, arg, mds, buf, what)) {
+      rc = -1;
+    }
+  }
+  pthread_mutex_unlock(&cache.lock);
+  return rc;
 }
 
 /* true when x[0..n) holds a NaN (or, with inf_too, an infinity); an exact
@@ -150,18 +158,9 @@ int sg_dnnl_eltwise_fwd(sg_dnnl_elt alg, int64_t n, const float *x, float *y) {
   if (!wanted(alg, n)) return 0;
   if ((alg == SG_DNNL_ELT_RELU || alg == SG_DNNL_ELT_EXP) && has_special(x, n, false)) return 0;
   if (is_gelu(alg) && has_special(x, n, true)) return 0;
-  const char *what = NAMES[alg];
-  pthread_mutex_lock(&cache.lock);
-  sg_dnnl_entry *e = NULL;
-  int rc = sg_dnnl_engine(&cache, what);
-  if (!rc) rc = entry_get(false, alg, n, what, &e);
-  if (rc == 1) {
-    const int args[2] = {DNNL_ARG_SRC, DNNL_ARG_DST};
-    void *const bufs[2] = {(void *)x, y};
-    if (execute(e, n, 2, args, bufs, what)) rc = -1;
-  }
-  pthread_mutex_unlock(&cache.lock);
-  return rc;
+  const int args[2] = {DNNL_ARG_SRC, DNNL_ARG_DST};
+  void *const bufs[2] = {(void *)x, y};
+  return run(false, alg, n, 2, args, bufs);
 }
 
 int sg_dnnl_eltwise_bwd(sg_dnnl_elt alg, int64_t n, const float *dy, const float *x, const float *y, float *dx) {
@@ -172,18 +171,9 @@ int sg_dnnl_eltwise_bwd(sg_dnnl_elt alg, int64_t n, const float *dy, const float
   if ((alg == SG_DNNL_ELT_ABS && has_special(x, n, false)) || (alg == SG_DNNL_ELT_RELU && has_special(dy, n, true)) ||
       (is_gelu(alg) && has_special(x, n, true)))
     return 0;
-  const char *what = NAMES[alg];
-  pthread_mutex_lock(&cache.lock);
-  sg_dnnl_entry *e = NULL;
-  int rc = sg_dnnl_engine(&cache, what);
-  if (!rc) rc = entry_get(true, alg, n, what, &e);
-  if (rc == 1) {
-    const int args[3] = {dst ? DNNL_ARG_DST : DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC};
-    void *const bufs[3] = {(void *)data, (void *)dy, dx};
-    if (execute(e, n, 3, args, bufs, what)) rc = -1;
-  }
-  pthread_mutex_unlock(&cache.lock);
-  return rc;
+  const int args[3] = {dst ? DNNL_ARG_DST : DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC};
+  void *const bufs[3] = {(void *)data, (void *)dy, dx};
+  return run(true, alg, n, 3, args, bufs);
 }
 
 #else /* !SG_HAVE_DNNL */

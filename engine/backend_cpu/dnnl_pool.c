@@ -210,34 +210,28 @@ static int pool_run(entry_t *e, bool backward, const sg_dnnl_pool_geom *g, const
   return 0;
 }
 
-int sg_dnnl_pool_fwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *src, float *dst) {
+/* forward: in = src, out = dst; backward: in = diff_dst, out = diff_src */
+static int pool_call(bool backward, sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *in, float *out) {
   if (!sg_dnnl_enabled() || !pool_geom_ok(g)) return 0;
-  const char *what = "avg_pool2d";
+  const char *what = backward ? "avg_pool2d backward" : "avg_pool2d";
   int64_t key[NKEY];
-  pool_key(K_POOL_FWD, alg, g, key);
+  pool_key(backward ? K_POOL_BWD : K_POOL_FWD, alg, g, key);
   pool_spec spec = {alg, g};
   pthread_mutex_lock(&cache.lock);
   sg_dnnl_entry *e = NULL;
   int rc = sg_dnnl_engine(&cache, what);
-  if (!rc) rc = sg_dnnl_cache_get(&cache, key, pool_build_fwd, &spec, &e);
-  if (rc == 1 && pool_run((entry_t *)e, false, g, src, dst, what)) rc = -1;
+  if (!rc) rc = sg_dnnl_cache_get(&cache, key, backward ? pool_build_bwd : pool_build_fwd, &spec, &e);
+  if (rc == 1 && pool_run((entry_t *)e, backward, g, in, out, what)) rc = -1;
   pthread_mutex_unlock(&cache.lock);
   return rc;
 }
 
+int sg_dnnl_pool_fwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *src, float *dst) {
+  return pool_call(false, alg, g, src, dst);
+}
+
 int sg_dnnl_pool_bwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *diff_dst, float *diff_src) {
-  if (!sg_dnnl_enabled() || !pool_geom_ok(g)) return 0;
-  const char *what = "avg_pool2d backward";
-  int64_t key[NKEY];
-  pool_key(K_POOL_BWD, alg, g, key);
-  pool_spec spec = {alg, g};
-  pthread_mutex_lock(&cache.lock);
-  sg_dnnl_entry *e = NULL;
-  int rc = sg_dnnl_engine(&cache, what);
-  if (!rc) rc = sg_dnnl_cache_get(&cache, key, pool_build_bwd, &spec, &e);
-  if (rc == 1 && pool_run((entry_t *)e, true, g, diff_dst, diff_src, what)) rc = -1;
-  pthread_mutex_unlock(&cache.lock);
-  return rc;
+  return pool_call(true, alg, g, diff_dst, diff_src);
 }
 
 #else /* !SG_HAVE_DNNL */
