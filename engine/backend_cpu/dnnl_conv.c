@@ -1,6 +1,7 @@
 /* oneDNN convolution primitives for conv2d / conv_transpose2d (f32 NCHW).
  *
- * Each call looks up a cached entry keyed by (kind, bias, geometry) holding
+ * Each call looks up a cached entry (the shared oneDNN primitive cache,
+ * dnnl_common.h) keyed by (kind, bias, geometry, ...) holding
  * the primitive descriptor the library chose with format_tag_any, the
  * primitive, and for every tensor argument the plain user layout, the
  * layout the primitive wants and a reorder between them when they differ.
@@ -44,6 +45,10 @@ bool sg_dnnl_enabled(void) { return sg_config.dnnl; }
 #define MAX_IO 4
 #define CACHE_CAP 64
 #define NGEOM 16
+/* the key: kind, bias, winograd asked for, deterministic mode, the OpenMP
+ * threads the entry is built for (oneDNN splits work by it), the geometry */
+enum { K_KIND, K_BIAS, K_WINO, K_DET, K_NTHR, K_GEO, NKEY = K_GEO + NGEOM };
+_Static_assert(NKEY <= SG_DNNL_KEY_MAX, "conv key too long");
 
 typedef struct {
   int arg;                 /* DNNL_ARG_* */
@@ -55,17 +60,9 @@ typedef struct {
 } io_t;
 
 typedef struct {
-  bool used;
-  int kind;
-  bool bias;
-  bool det;    /* built in deterministic mode (no plain-layout GEMM) */
-  bool wino_ran; /* the primitive is oneDNN's Winograd one (CPUs with AVX-512 have it) */
-  bool wino;   /* winograd asked for (the direct algorithm runs where oneDNN has none) */
-  int nthr;    /* the OpenMP threads it was built for (oneDNN splits work by it) */
-  int64_t geo[NGEOM];
-  uint64_t stamp;
-  dnnl_primitive_desc_t hint, pd;
-  dnnl_primitive_t prim;
+  sg_dnnl_entry h; /* key, LRU stamp, hint, pd, prim */
+  bool wino_ran; /* the primitive is oneDNN's Winograd one (CPUs with AVX-512 have it);
+                    winograd asked for (the key) runs direct where oneDNN has none */
   dnnl_memory_desc_t scratch; /* its scratchpad (user-managed) */
   int nio;
   io_t io[MAX_IO];
@@ -73,41 +70,18 @@ typedef struct {
 
 #define CK(fn, args) SG_DNNL_CHECK("conv", fn, args)
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static dnnl_engine_t eng;
-static dnnl_stream_t strm;
-static entry_t cache[CACHE_CAP];
-static uint64_t clock_;
-
-
-static void entry_free(entry_t *e) {
+static void free_reorders(sg_dnnl_entry *h) {
+  entry_t *e = (entry_t *)h;
   for (int k = 0; k < e->nio; k++)
     if (e->io[k].reorder) dnnl_primitive_destroy(e->io[k].reorder);
-  if (e->prim) dnnl_primitive_destroy(e->prim);
-  if (e->pd) dnnl_primitive_desc_destroy(e->pd);
-  if (e->hint) dnnl_primitive_desc_destroy(e->hint);
-  memset(e, 0, sizeof *e);
 }
 
-static void release_all(void) {
-  pthread_mutex_lock(&lock);
-  for (int k = 0; k < CACHE_CAP; k++)
-    if (cache[k].used) entry_free(&cache[k]);
-  if (strm) dnnl_stream_destroy(strm); /* the engine is shared: dnnl_common.c destroys it */
-  strm = NULL;
-  eng = NULL;
-  pthread_mutex_unlock(&lock);
-}
+/* refusals are not kept: conv asks oneDNN again */
+static entry_t entries[CACHE_CAP];
+static sg_dnnl_cache cache = {.entries = entries, .stride = sizeof(entry_t), .cap = CACHE_CAP, .keylen = NKEY,
+                              .free_extra = free_reorders, .lock = PTHREAD_MUTEX_INITIALIZER};
 
-int sg_dnnl_cache_size(void) {
-  int n = 0;
-  pthread_mutex_lock(&lock);
-  for (int k = 0; k < CACHE_CAP; k++) n += cache[k].used;
-  pthread_mutex_unlock(&lock);
-  return n;
-}
-
-static int ensure_engine(void) { return sg_dnnl_engine("conv", release_all, &eng, &strm); }
+int sg_dnnl_cache_size(void) { return sg_dnnl_cache_count(&cache); }
 
 static void geo_key(const sg_dnnl_geom *g, int64_t *k) {
   const int64_t v[NGEOM] = {g->N, g->G, g->Cb, g->Hb, g->Wb, g->Cs, g->Hs, g->Ws,
@@ -176,9 +150,10 @@ static int max_threads(void) {
 #endif
 }
 
-/* Builds the entry; returns 1 on success, 0 when oneDNN has no implementation
- * (or rejects the geometry), -1 on other failures. */
-static int entry_build(entry_t *e, sg_dnnl_kind kind, const sg_dnnl_geom *g, bool has_bias, bool wino) {
+/* Builds the entry with the winograd or the direct algorithm; returns 1 on
+ * success, 0 when oneDNN has no implementation (or rejects the geometry), -1
+ * on other failures (the cache destroys what it left on 0 and -1). */
+static int build_alg(entry_t *e, sg_dnnl_kind kind, const sg_dnnl_geom *g, bool has_bias, bool wino) {
   dnnl_memory_desc_t ub, uw, us, ubias, ab, aw, as, abias;
   dnnl_convolution_desc_t fd, bd;
   dnnl_dims_t strides = {g->sh, g->sw}, dil = {g->dh - 1, g->dw - 1}, pl = {g->ph, g->pw};
@@ -187,13 +162,6 @@ static int entry_build(entry_t *e, sg_dnnl_kind kind, const sg_dnnl_geom *g, boo
   dnnl_dims_t pr = {(g->Hs - 1) * g->sh + (g->kh - 1) * g->dh + 1 - g->Hb - g->ph,
                     (g->Ws - 1) * g->sw + (g->kw - 1) * g->dw + 1 - g->Wb - g->pw};
   if (pr[0] + g->sh <= 0 || pr[1] + g->sw <= 0) return 0;
-  memset(e, 0, sizeof *e);
-  e->kind = (int)kind;
-  e->bias = has_bias;
-  e->wino = wino;
-  e->det = sg_conv_deterministic();
-  e->nthr = max_threads();
-  geo_key(g, e->geo);
   dnnl_status_t st;
   dnnl_alg_kind_t alg = wino ? dnnl_convolution_winograd : dnnl_convolution_direct;
   dnnl_primitive_attr_t attr = NULL;
@@ -209,29 +177,28 @@ static int entry_build(entry_t *e, sg_dnnl_kind kind, const sg_dnnl_geom *g, boo
   CK(dnnl_primitive_attr_create, (&attr));
   CK(dnnl_primitive_attr_set_scratchpad_mode, (attr, dnnl_scratchpad_mode_user));
   dnnl_primitive_desc_t fpd = NULL;
-  st = dnnl_primitive_desc_create(&fpd, &fd, kind == SG_DNNL_FWD ? attr : NULL, eng, NULL);
+  st = dnnl_primitive_desc_create(&fpd, &fd, kind == SG_DNNL_FWD ? attr : NULL, cache.eng, NULL);
   if (st != dnnl_success) {
     dnnl_primitive_attr_destroy(attr);
     return 0;
   }
   if (kind == SG_DNNL_FWD) {
-    e->pd = fpd;
+    e->h.pd = fpd;
     e->io[0] = (io_t){.arg = DNNL_ARG_SRC, .buf = 0, .user = ub};
     e->io[1] = (io_t){.arg = DNNL_ARG_WEIGHTS, .buf = 1, .user = uw};
     e->io[2] = (io_t){.arg = DNNL_ARG_DST, .buf = 2, .out = true, .user = us};
     e->nio = 3;
     if (has_bias) e->io[e->nio++] = (io_t){.arg = DNNL_ARG_BIAS, .buf = 3, .user = ubias};
   } else {
-    e->hint = fpd;
+    e->h.hint = fpd;
     if (kind == SG_DNNL_BWD_DATA)
       st = dnnl_dilated_convolution_backward_data_desc_init(&bd, alg, &ab, &aw, &as, strides, dil, pl, pr);
     else
       st = dnnl_dilated_convolution_backward_weights_desc_init(&bd, alg, &ab, &aw, has_bias ? &abias : NULL, &as,
                                                                strides, dil, pl, pr);
-    if (st == dnnl_success) st = dnnl_primitive_desc_create(&e->pd, &bd, attr, eng, fpd);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(&e->h.pd, &bd, attr, cache.eng, fpd);
     if (st != dnnl_success) {
       dnnl_primitive_attr_destroy(attr);
-      entry_free(e);
       return 0;
     }
     if (kind == SG_DNNL_BWD_DATA) {
@@ -249,13 +216,13 @@ static int entry_build(entry_t *e, sg_dnnl_kind kind, const sg_dnnl_geom *g, boo
   }
   dnnl_primitive_attr_destroy(attr);
   attr = NULL;
-  const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(e->pd, dnnl_query_scratchpad_md, 0);
+  const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(e->h.pd, dnnl_query_scratchpad_md, 0);
   if (smd) e->scratch = *smd;
-  if (wino && dnnl_memory_desc_get_size(&e->scratch) > wino_budget(g)) goto refuse;
-  CK(dnnl_primitive_create, (&e->prim, e->pd));
+  if (wino && dnnl_memory_desc_get_size(&e->scratch) > wino_budget(g)) return 0;
+  CK(dnnl_primitive_create, (&e->h.prim, e->h.pd));
   for (int k = 0; k < e->nio; k++) {
     io_t *io = &e->io[k];
-    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(e->pd, dnnl_query_exec_arg_md, io->arg);
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(e->h.pd, dnnl_query_exec_arg_md, io->arg);
     if (!md) {
       sg_error_set("conv (oneDNN): dnnl_primitive_desc_query_md found no descriptor for argument %d", io->arg);
       goto fail;
@@ -263,8 +230,8 @@ static int entry_build(entry_t *e, sg_dnnl_kind kind, const sg_dnnl_geom *g, boo
     io->prim = *md;
     if (dnnl_memory_desc_equal(&io->prim, &io->user)) continue;
     dnnl_primitive_desc_t rpd = NULL;
-    if (io->out) CK(dnnl_reorder_primitive_desc_create, (&rpd, &io->prim, eng, &io->user, eng, NULL));
-    else CK(dnnl_reorder_primitive_desc_create, (&rpd, &io->user, eng, &io->prim, eng, NULL));
+    if (io->out) CK(dnnl_reorder_primitive_desc_create, (&rpd, &io->prim, cache.eng, &io->user, cache.eng, NULL));
+    else CK(dnnl_reorder_primitive_desc_create, (&rpd, &io->user, cache.eng, &io->prim, cache.eng, NULL));
     st = dnnl_primitive_create(&io->reorder, rpd);
     dnnl_primitive_desc_destroy(rpd);
     if (st != dnnl_success) {
@@ -273,44 +240,26 @@ static int entry_build(entry_t *e, sg_dnnl_kind kind, const sg_dnnl_geom *g, boo
       goto fail;
     }
   }
-  e->used = true;
   return 1;
-refuse:
-  entry_free(e);
-  return 0;
 fail:
   if (attr) dnnl_primitive_attr_destroy(attr);
-  entry_free(e);
   return -1;
 }
 
-/* The cached entry for this call, building it (and evicting the least
- * recently used one when full) on a miss. Caller holds the lock. */
-static int entry_get(sg_dnnl_kind kind, const sg_dnnl_geom *g, bool has_bias, bool wino, entry_t **out) {
-  int64_t key[NGEOM];
-  geo_key(g, key);
-  int victim = 0, nthr = max_threads();
-  for (int k = 0; k < CACHE_CAP; k++) {
-    entry_t *e = &cache[k];
-    if (e->used && e->kind == (int)kind && e->bias == has_bias && e->wino == wino && e->det == sg_conv_deterministic() && e->nthr == nthr &&
-        memcmp(e->geo, key, sizeof key) == 0) {
-      e->stamp = ++clock_;
-      *out = e;
-      return 1;
-    }
-    if (!e->used) victim = k;
-    else if (cache[victim].used && e->stamp < cache[victim].stamp) victim = k;
-  }
-  if (cache[victim].used) entry_free(&cache[victim]);
-  int rc = entry_build(&cache[victim], kind, g, has_bias, wino);
-  cache[victim].wino_ran = rc == 1 && wino;
-  if (rc == 0 && wino) { /* no winograd here after all: direct, under the same key */
-    rc = entry_build(&cache[victim], kind, g, has_bias, false);
-    cache[victim].wino = true;
-  }
-  if (rc == 1) {
-    cache[victim].stamp = ++clock_;
-    *out = &cache[victim];
+typedef struct {
+  sg_dnnl_kind kind;
+  const sg_dnnl_geom *g;
+  bool bias, wino;
+} conv_spec;
+
+static int entry_build(sg_dnnl_entry *h, const void *spec) {
+  const conv_spec *s = spec;
+  entry_t *e = (entry_t *)h;
+  int rc = build_alg(e, s->kind, s->g, s->bias, s->wino);
+  e->wino_ran = rc == 1 && s->wino;
+  if (rc == 0 && s->wino) { /* no winograd here after all: direct, under the same key */
+    sg_dnnl_entry_clear(&cache, h);
+    rc = build_alg(e, s->kind, s->g, s->bias, false);
   }
   return rc;
 }
@@ -360,13 +309,13 @@ static int run(entry_t *e, void *const bufs[4]) {
   if (sbytes) {
     void *p = sg_dnnl_transient(sbytes, &hold[MAX_IO], "conv");
     if (!p) return -1;
-    CK(dnnl_memory_create, (&spad, &e->scratch, eng, p));
+    CK(dnnl_memory_create, (&spad, &e->scratch, cache.eng, p));
     args[nargs].arg = DNNL_ARG_SCRATCHPAD;
     args[nargs++].memory = spad;
   }
   for (int k = 0; k < e->nio; k++) {
     io_t *io = &e->io[k];
-    CK(dnnl_memory_create, (&user[k], &io->user, eng, bufs[io->buf]));
+    CK(dnnl_memory_create, (&user[k], &io->user, cache.eng, bufs[io->buf]));
     args[k].arg = io->arg;
     args[k].memory = user[k];
     if (!io->reorder) continue;
@@ -374,22 +323,22 @@ static int run(entry_t *e, void *const bufs[4]) {
     if (have) sg_storage_incref(hold[k] = have);
     void *blocked = have ? have->data : sg_dnnl_transient(dnnl_memory_desc_get_size(&io->prim), &hold[k], "conv");
     if (!blocked) goto fail;
-    CK(dnnl_memory_create, (&prim[k], &io->prim, eng, blocked));
+    CK(dnnl_memory_create, (&prim[k], &io->prim, cache.eng, blocked));
     args[k].memory = prim[k];
     if (!io->out && !have) {
       dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, user[k]}, {DNNL_ARG_TO, prim[k]}};
-      CK(dnnl_primitive_execute, (io->reorder, strm, 2, ra));
+      CK(dnnl_primitive_execute, (io->reorder, cache.strm, 2, ra));
       memo_add(bufs[io->buf], &io->prim, hold[k]);
     }
   }
-  CK(dnnl_primitive_execute, (e->prim, strm, nargs, args));
+  CK(dnnl_primitive_execute, (e->h.prim, cache.strm, nargs, args));
   for (int k = 0; k < e->nio; k++) {
     io_t *io = &e->io[k];
     if (!io->reorder || !io->out) continue;
     dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, prim[k]}, {DNNL_ARG_TO, user[k]}};
-    CK(dnnl_primitive_execute, (io->reorder, strm, 2, ra));
+    CK(dnnl_primitive_execute, (io->reorder, cache.strm, 2, ra));
   }
-  CK(dnnl_stream_wait, (strm));
+  CK(dnnl_stream_wait, (cache.strm));
   rc = 0;
 fail:
   for (int k = 0; k < e->nio; k++) {
@@ -403,21 +352,29 @@ fail:
 
 int sg_dnnl_conv(sg_dnnl_kind kind, const sg_dnnl_geom *g, float *big, float *w, float *small, float *bias) {
   if (!sg_dnnl_enabled()) return 0;
-  int64_t v[NGEOM];
+  int64_t key[NKEY];
+  int64_t *v = key + K_GEO;
   geo_key(g, v);
   for (int k = 0; k < NGEOM; k++)
     if (v[k] < 0 || (v[k] == 0 && k != 12 && k != 13)) return 0; /* empty tensors: leave them to the loops */
   if (g->Cb % g->G || g->Cs % g->G) return 0;
-  pthread_mutex_lock(&lock);
+  pthread_mutex_lock(&cache.lock);
   /* deterministic mode: the weight gradient (a reduction oneDNN splits by thread count) on one thread */
   int prev = max_threads();
   bool one = kind == SG_DNNL_BWD_WEIGHTS && prev > 1 && sg_conv_deterministic();
 #ifdef _OPENMP
   if (one) omp_set_num_threads(1);
 #endif
-  entry_t *e = NULL;
-  int rc = ensure_engine();
-  if (!rc) rc = entry_get(kind, g, bias != NULL, use_winograd(kind, g), &e);
+  conv_spec spec = {kind, g, bias != NULL, use_winograd(kind, g)};
+  key[K_KIND] = kind;
+  key[K_BIAS] = spec.bias;
+  key[K_WINO] = spec.wino;
+  key[K_DET] = sg_conv_deterministic();
+  key[K_NTHR] = max_threads();
+  sg_dnnl_entry *h = NULL;
+  int rc = sg_dnnl_engine(&cache, "conv");
+  if (!rc) rc = sg_dnnl_cache_get(&cache, key, entry_build, &spec, &h);
+  entry_t *e = (entry_t *)h;
   last_winograd = rc == 1 && e->wino_ran;
   if (rc == 1) {
     void *const bufs[4] = {big, w, small, bias};
@@ -427,7 +384,7 @@ int sg_dnnl_conv(sg_dnnl_kind kind, const sg_dnnl_geom *g, float *big, float *w,
   if (one) omp_set_num_threads(prev);
 #endif
   (void)one;
-  pthread_mutex_unlock(&lock);
+  pthread_mutex_unlock(&cache.lock);
   return rc;
 }
 

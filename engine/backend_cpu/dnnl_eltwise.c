@@ -1,6 +1,7 @@
 /* oneDNN eltwise primitives (f32, one flat dimension).
  *
- * A cached entry per (direction, algorithm, element count) holds the
+ * A cached entry per (direction, algorithm, element count) (the shared
+ * oneDNN primitive cache, dnnl_common.h) holds the
  * primitive descriptor and the primitive; the caller's buffers are wrapped
  * without a copy. Activations whose derivative the engine writes in terms of
  * the output (relu, sigmoid, tanh, exp, sqrt) use oneDNN's *_use_dst_for_bwd
@@ -36,24 +37,14 @@ int sg_dnnl_eltwise_uses_dst(sg_dnnl_elt alg) {
 static bool is_gelu(sg_dnnl_elt alg) { return alg == SG_DNNL_ELT_GELU_ERF || alg == SG_DNNL_ELT_GELU_TANH; }
 
 #define CACHE_CAP 48
-
-typedef struct {
-  bool used, ok, backward;
-  sg_dnnl_elt alg;
-  int64_t n;
-  uint64_t stamp;
-  dnnl_primitive_desc_t hint, pd;
-  dnnl_primitive_t prim;
-} entry_t;
+enum { K_BACKWARD, K_ALG, K_N, NKEY };
 
 #define CK(what, fn, args) SG_DNNL_CHECK(what, fn, args)
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static dnnl_engine_t eng;
-static dnnl_stream_t strm;
-static entry_t cache[CACHE_CAP];
-static uint64_t tick;
-
+/* entries are the common header alone; refusals are kept (ok = false) */
+static sg_dnnl_entry entries[CACHE_CAP];
+static sg_dnnl_cache cache = {.entries = entries, .stride = sizeof(sg_dnnl_entry), .cap = CACHE_CAP, .keylen = NKEY,
+                              .keep_refusals = true, .lock = PTHREAD_MUTEX_INITIALIZER};
 
 static const char *const NAMES[SG_DNNL_ELT_COUNT] = {"relu", "sigmoid", "tanh", "exp", "sqrt", "abs", "square",
                                                      "gelu", "gelu_tanh"};
@@ -73,54 +64,38 @@ static dnnl_alg_kind_t alg_kind(sg_dnnl_elt a) {
   }
 }
 
-static void entry_free(entry_t *e) {
-  if (e->prim) dnnl_primitive_destroy(e->prim);
-  if (e->pd) dnnl_primitive_desc_destroy(e->pd);
-  if (e->hint) dnnl_primitive_desc_destroy(e->hint);
-  memset(e, 0, sizeof *e);
-}
-
-static void release_all(void) {
-  pthread_mutex_lock(&lock);
-  for (int k = 0; k < CACHE_CAP; k++)
-    if (cache[k].used) entry_free(&cache[k]);
-  if (strm) dnnl_stream_destroy(strm); /* the engine is shared: dnnl_common.c destroys it */
-  strm = NULL;
-  eng = NULL;
-  pthread_mutex_unlock(&lock);
-}
-
-int sg_dnnl_eltwise_cache_size(void) {
-  int n = 0;
-  pthread_mutex_lock(&lock);
-  for (int k = 0; k < CACHE_CAP; k++) n += cache[k].used && cache[k].ok;
-  pthread_mutex_unlock(&lock);
-  return n;
-}
-
-static int ensure_engine(const char *what) { return sg_dnnl_engine(what, release_all, &eng, &strm); }
+int sg_dnnl_eltwise_cache_size(void) { return sg_dnnl_cache_count(&cache); }
 
 static dnnl_status_t flat_md(dnnl_memory_desc_t *md, int64_t n) {
   dnnl_dims_t d = {n};
   return dnnl_memory_desc_init_by_tag(md, 1, d, dnnl_f32, dnnl_a);
 }
 
+typedef struct {
+  bool backward;
+  sg_dnnl_elt alg;
+  int64_t n;
+  const char *what;
+} elt_spec;
+
 /* builds the descriptors and primitive of e; 1 built, 0 not available, -1 error */
-static int build(entry_t *e, const char *what) {
+static int build(sg_dnnl_entry *e, const void *spec) {
+  const elt_spec *s = spec;
+  const char *what = s->what;
   dnnl_memory_desc_t md;
   dnnl_eltwise_desc_t fd, bd;
-  dnnl_alg_kind_t a = alg_kind(e->alg);
-  if (flat_md(&md, e->n) != dnnl_success) return 0;
-  dnnl_prop_kind_t prop = e->backward ? dnnl_forward_training : dnnl_forward_inference;
+  dnnl_alg_kind_t a = alg_kind(s->alg);
+  if (flat_md(&md, s->n) != dnnl_success) return 0;
+  dnnl_prop_kind_t prop = s->backward ? dnnl_forward_training : dnnl_forward_inference;
   if (dnnl_eltwise_forward_desc_init(&fd, prop, a, &md, 0.0f, 0.0f) != dnnl_success) return 0;
   dnnl_primitive_desc_t fpd = NULL;
-  if (dnnl_primitive_desc_create(&fpd, &fd, NULL, eng, NULL) != dnnl_success) return 0;
-  if (!e->backward) {
+  if (dnnl_primitive_desc_create(&fpd, &fd, NULL, cache.eng, NULL) != dnnl_success) return 0;
+  if (!s->backward) {
     e->pd = fpd;
   } else {
     e->hint = fpd;
     if (dnnl_eltwise_backward_desc_init(&bd, a, &md, &md, 0.0f, 0.0f) != dnnl_success ||
-        dnnl_primitive_desc_create(&e->pd, &bd, NULL, eng, fpd) != dnnl_success)
+        dnnl_primitive_desc_create(&e->pd, &bd, NULL, cache.eng, fpd) != dnnl_success)
       return 0;
   }
   CK(what, dnnl_primitive_create, (&e->prim, e->pd));
@@ -129,58 +104,28 @@ fail:
   return -1;
 }
 
-/* The cached entry, built on a miss (evicting the least recently used one).
- * 1: usable entry in *out; 0: oneDNN cannot do it; -1: error. Lock held. */
-static int entry_get(bool backward, sg_dnnl_elt alg, int64_t n, const char *what, entry_t **out) {
-  int victim = 0;
-  for (int k = 0; k < CACHE_CAP; k++) {
-    entry_t *e = &cache[k];
-    if (e->used && e->backward == backward && e->alg == alg && e->n == n) {
-      e->stamp = ++tick;
-      *out = e;
-      return e->ok ? 1 : 0;
+/* Runs the cached entry for (direction, alg, n), built on a miss, on (arg,
+ * buffer) pairs, all flat [n] f32: 1, 0 or -1 as the entry points. */
+static int run(bool backward, sg_dnnl_elt alg, int64_t n, int nargs, const int *arg, void *const *buf) {
+  const char *what = NAMES[alg];
+  const int64_t key[NKEY] = {backward, alg, n};
+  const elt_spec spec = {backward, alg, n, what};
+  pthread_mutex_lock(&cache.lock);
+  sg_dnnl_entry *e = NULL;
+  int rc = sg_dnnl_engine(&cache, what);
+  if (!rc) rc = sg_dnnl_cache_get(&cache, key, build, &spec, &e);
+  if (rc == 1) {
+    dnnl_memory_desc_t md;
+    const dnnl_memory_desc_t *const mds[3] = {&md, &md, &md};
+    dnnl_status_t st = flat_md(&md, n);
+    if (st != dnnl_success) {
+      sg_error_set("%s (oneDNN): flat_md failed: %s", what, dnnl_status2str(st));
+      rc = -1;
+    } else if (sg_dnnl_execute(&cache, e->prim, nargs, arg, mds, buf, what)) {
+      rc = -1;
     }
-    if (!e->used) victim = k;
-    else if (cache[victim].used && e->stamp < cache[victim].stamp) victim = k;
   }
-  entry_t *e = &cache[victim];
-  if (e->used) entry_free(e);
-  e->backward = backward;
-  e->alg = alg;
-  e->n = n;
-  int rc = build(e, what);
-  if (rc <= 0) { /* on refusal remember it and keep nothing else */
-    entry_free(e);
-    if (rc < 0) return -1;
-    e->backward = backward;
-    e->alg = alg;
-    e->n = n;
-  }
-  e->used = true;
-  e->ok = rc == 1;
-  e->stamp = ++tick;
-  *out = e;
-  return rc;
-}
-
-/* runs e->prim on (arg, buffer) pairs, all flat [n] f32, and waits */
-static int execute(entry_t *e, int nargs, const int *arg, void *const *buf, const char *what) {
-  dnnl_memory_desc_t md;
-  dnnl_memory_t mem[3] = {0};
-  dnnl_exec_arg_t ea[3];
-  int rc = -1;
-  CK(what, flat_md, (&md, e->n));
-  for (int k = 0; k < nargs; k++) {
-    CK(what, dnnl_memory_create, (&mem[k], &md, eng, buf[k]));
-    ea[k].arg = arg[k];
-    ea[k].memory = mem[k];
-  }
-  CK(what, dnnl_primitive_execute, (e->prim, strm, nargs, ea));
-  CK(what, dnnl_stream_wait, (strm));
-  rc = 0;
-fail:
-  for (int k = 0; k < nargs; k++)
-    if (mem[k]) dnnl_memory_destroy(mem[k]);
+  pthread_mutex_unlock(&cache.lock);
   return rc;
 }
 
@@ -213,18 +158,9 @@ int sg_dnnl_eltwise_fwd(sg_dnnl_elt alg, int64_t n, const float *x, float *y) {
   if (!wanted(alg, n)) return 0;
   if ((alg == SG_DNNL_ELT_RELU || alg == SG_DNNL_ELT_EXP) && has_special(x, n, false)) return 0;
   if (is_gelu(alg) && has_special(x, n, true)) return 0;
-  const char *what = NAMES[alg];
-  pthread_mutex_lock(&lock);
-  entry_t *e = NULL;
-  int rc = ensure_engine(what);
-  if (!rc) rc = entry_get(false, alg, n, what, &e);
-  if (rc == 1) {
-    const int args[2] = {DNNL_ARG_SRC, DNNL_ARG_DST};
-    void *const bufs[2] = {(void *)x, y};
-    if (execute(e, 2, args, bufs, what)) rc = -1;
-  }
-  pthread_mutex_unlock(&lock);
-  return rc;
+  const int args[2] = {DNNL_ARG_SRC, DNNL_ARG_DST};
+  void *const bufs[2] = {(void *)x, y};
+  return run(false, alg, n, 2, args, bufs);
 }
 
 int sg_dnnl_eltwise_bwd(sg_dnnl_elt alg, int64_t n, const float *dy, const float *x, const float *y, float *dx) {
@@ -235,18 +171,9 @@ int sg_dnnl_eltwise_bwd(sg_dnnl_elt alg, int64_t n, const float *dy, const float
   if ((alg == SG_DNNL_ELT_ABS && has_special(x, n, false)) || (alg == SG_DNNL_ELT_RELU && has_special(dy, n, true)) ||
       (is_gelu(alg) && has_special(x, n, true)))
     return 0;
-  const char *what = NAMES[alg];
-  pthread_mutex_lock(&lock);
-  entry_t *e = NULL;
-  int rc = ensure_engine(what);
-  if (!rc) rc = entry_get(true, alg, n, what, &e);
-  if (rc == 1) {
-    const int args[3] = {dst ? DNNL_ARG_DST : DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC};
-    void *const bufs[3] = {(void *)data, (void *)dy, dx};
-    if (execute(e, 3, args, bufs, what)) rc = -1;
-  }
-  pthread_mutex_unlock(&lock);
-  return rc;
+  const int args[3] = {dst ? DNNL_ARG_DST : DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC};
+  void *const bufs[3] = {(void *)data, (void *)dy, dx};
+  return run(true, alg, n, 3, args, bufs);
 }
 
 #else /* !SG_HAVE_DNNL */

@@ -1,7 +1,8 @@
 /* oneDNN average-pooling primitives (f32, plain NCHW) for the cpu table's
  * pool entries (backend_cpu/pool.c).
  *
- * Each call finds a cached entry keyed by (kind, algorithm, geometry) holding
+ * Each call finds a cached entry (the shared oneDNN primitive cache,
+ * dnnl_common.h) keyed by (kind, algorithm, geometry) holding
  * the primitive descriptor and the primitive; the caller's buffers are wrapped
  * without a copy or reordered to a blocked layout (see entry_t). One cpu
  * engine and stream are created on first use, calls are serialized by a
@@ -20,18 +21,12 @@
 
 enum { K_POOL_FWD, K_POOL_BWD };
 #define CACHE_CAP 64
-#define NKEY 16
+#define NKEY 14 /* kind, algorithm, 12 geometry values */
+_Static_assert(NKEY <= SG_DNNL_KEY_MAX, "pool key too long");
 #define NSCRATCH 2 /* the blocked copies of the reorders: input, output */
-#define MAX_ARGS 10
 
 typedef struct {
-  bool used;
-  bool ok; /* false: oneDNN cannot do it as we need (cached refusal) */
-  int kind;
-  int64_t key[NKEY];
-  uint64_t stamp;
-  dnnl_primitive_desc_t hint, pd;
-  dnnl_primitive_t prim;
+  sg_dnnl_entry h; /* key, LRU stamp, hint, pd, prim */
   /* pooling: the layouts the primitive runs on (a blocked one when oneDNN
    * has a jit kernel for it: its plain-NCHW kernel is far slower than the
    * two reorders) and the reorders from/to the caller's plain buffers */
@@ -41,120 +36,36 @@ typedef struct {
 
 #define CK(what, fn, args) SG_DNNL_CHECK(what, fn, args)
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static dnnl_engine_t eng;
-static dnnl_stream_t strm;
-static entry_t cache[CACHE_CAP];
-static uint64_t clock_;
 static sg_dnnl_scratch scratch[NSCRATCH]; /* grow-only */
 
-
-static void entry_free(entry_t *e) {
+static void free_reorders(sg_dnnl_entry *h) {
+  entry_t *e = (entry_t *)h;
   if (e->r_big) dnnl_primitive_destroy(e->r_big);
   if (e->r_small) dnnl_primitive_destroy(e->r_small);
-  if (e->prim) dnnl_primitive_destroy(e->prim);
-  if (e->pd) dnnl_primitive_desc_destroy(e->pd);
-  if (e->hint) dnnl_primitive_desc_destroy(e->hint);
-  memset(e, 0, sizeof *e);
 }
 
-static void release_all(void) {
-  pthread_mutex_lock(&lock);
-  for (int k = 0; k < CACHE_CAP; k++)
-    if (cache[k].used) entry_free(&cache[k]);
+static void free_scratch(void) {
   for (int k = 0; k < NSCRATCH; k++) sg_dnnl_scratch_free(&scratch[k]);
-  if (strm) dnnl_stream_destroy(strm); /* the engine is shared: dnnl_common.c destroys it */
-  strm = NULL;
-  eng = NULL;
-  pthread_mutex_unlock(&lock);
 }
 
-int sg_dnnl_pool_cache_size(void) {
-  int n = 0;
-  pthread_mutex_lock(&lock);
-  for (int k = 0; k < CACHE_CAP; k++) n += cache[k].used && cache[k].ok;
-  pthread_mutex_unlock(&lock);
-  return n;
-}
+/* refusals are kept (ok = false): the loops run without asking oneDNN again */
+static entry_t entries[CACHE_CAP];
+static sg_dnnl_cache cache = {.entries = entries, .stride = sizeof(entry_t), .cap = CACHE_CAP, .keylen = NKEY,
+                              .keep_refusals = true, .free_extra = free_reorders, .release_extra = free_scratch,
+                              .lock = PTHREAD_MUTEX_INITIALIZER};
 
-static int ensure_engine(const char *what) { return sg_dnnl_engine(what, release_all, &eng, &strm); }
+int sg_dnnl_pool_cache_size(void) { return sg_dnnl_cache_count(&cache); }
 
 /* scratch buffer k of at least `bytes`, or NULL with an error */
 static void *scratch_get(int k, size_t bytes, const char *what) { return sg_dnnl_scratch_get(&scratch[k], bytes, what); }
 
-typedef int (*build_fn)(entry_t *e, const void *spec);
-
-/* The cached entry for `key`, built by `build` on a miss (evicting the least
- * recently used entry when full). 1: usable entry in *out; 0: oneDNN cannot
- * do it; -1: error. Caller holds the lock. */
-static int entry_get(int kind, const int64_t *key, build_fn build, const void *spec, entry_t **out) {
-  int victim = 0;
-  for (int k = 0; k < CACHE_CAP; k++) {
-    entry_t *e = &cache[k];
-    if (e->used && e->kind == kind && memcmp(e->key, key, sizeof e->key) == 0) {
-      e->stamp = ++clock_;
-      *out = e;
-      return e->ok ? 1 : 0;
-    }
-    if (!e->used) victim = k;
-    else if (cache[victim].used && e->stamp < cache[victim].stamp) victim = k;
-  }
-  entry_t *e = &cache[victim];
-  if (e->used) entry_free(e);
-  e->kind = kind;
-  memcpy(e->key, key, sizeof e->key);
-  int rc = build(e, spec);
-  if (rc < 0) {
-    entry_free(e);
-    return -1;
-  }
-  if (rc == 0) { /* remember the refusal; keep nothing else */
-    entry_free(e);
-    e->kind = kind;
-    memcpy(e->key, key, sizeof e->key);
-  }
-  e->used = true;
-  e->ok = rc == 1;
-  e->stamp = ++clock_;
-  *out = e;
-  return rc;
-}
-
-/* Executes e->prim on (arg, buffer) pairs and waits. */
-static int execute(entry_t *e, int nargs, const int *arg, const dnnl_memory_desc_t *md, void *const *buf,
-                   const char *what) {
-  dnnl_memory_t mem[MAX_ARGS] = {0};
-  dnnl_exec_arg_t ea[MAX_ARGS];
-  int rc = -1;
-  for (int k = 0; k < nargs; k++) {
-    CK(what, dnnl_memory_create, (&mem[k], &md[k], eng, buf[k]));
-    ea[k].arg = arg[k];
-    ea[k].memory = mem[k];
-  }
-  CK(what, dnnl_primitive_execute, (e->prim, strm, nargs, ea));
-  CK(what, dnnl_stream_wait, (strm));
-  rc = 0;
-fail:
-  for (int k = 0; k < nargs; k++)
-    if (mem[k]) dnnl_memory_destroy(mem[k]);
-  return rc;
-}
-
 /* runs reorder r: from (md, buf) to (md, buf) */
 static int run_reorder(dnnl_primitive_t r, const dnnl_memory_desc_t *fm, void *fb, const dnnl_memory_desc_t *tm,
                        void *tb, const char *what) {
-  dnnl_memory_t a = NULL, b = NULL;
-  int rc = -1;
-  CK(what, dnnl_memory_create, (&a, fm, eng, fb));
-  CK(what, dnnl_memory_create, (&b, tm, eng, tb));
-  dnnl_exec_arg_t ea[2] = {{DNNL_ARG_FROM, a}, {DNNL_ARG_TO, b}};
-  CK(what, dnnl_primitive_execute, (r, strm, 2, ea));
-  CK(what, dnnl_stream_wait, (strm));
-  rc = 0;
-fail:
-  if (a) dnnl_memory_destroy(a);
-  if (b) dnnl_memory_destroy(b);
-  return rc;
+  const int args[2] = {DNNL_ARG_FROM, DNNL_ARG_TO};
+  const dnnl_memory_desc_t *const md[2] = {fm, tm};
+  void *const bufs[2] = {fb, tb};
+  return sg_dnnl_execute(&cache, r, 2, args, md, bufs, what);
 }
 
 static dnnl_status_t plain(dnnl_memory_desc_t *md, int nd, const int64_t *dims, dnnl_data_type_t dt) {
@@ -177,7 +88,7 @@ static dnnl_alg_kind_t pool_alg(sg_dnnl_pool_alg a) {
 static int make_reorder(dnnl_primitive_t *r, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
                         const char *what) {
   dnnl_primitive_desc_t rpd = NULL;
-  CK(what, dnnl_reorder_primitive_desc_create, (&rpd, from, eng, to, eng, NULL));
+  CK(what, dnnl_reorder_primitive_desc_create, (&rpd, from, cache.eng, to, cache.eng, NULL));
   dnnl_status_t st = dnnl_primitive_create(r, rpd);
   dnnl_primitive_desc_destroy(rpd);
   if (st != dnnl_success) {
@@ -205,22 +116,22 @@ static int pool_pd(entry_t *e, const pool_spec *s, bool backward, dnnl_format_ta
       dnnl_success)
     return 0;
   dnnl_primitive_desc_t fpd = NULL;
-  if (dnnl_primitive_desc_create(&fpd, &fd, NULL, eng, NULL) != dnnl_success) return 0;
+  if (dnnl_primitive_desc_create(&fpd, &fd, NULL, cache.eng, NULL) != dnnl_success) return 0;
   if (!backward) {
-    e->pd = fpd;
+    e->h.pd = fpd;
     return 1;
   }
-  e->hint = fpd;
+  e->h.hint = fpd;
   if (dnnl_pooling_backward_desc_init(&bd, pool_alg(s->alg), &e->big, &e->small, strides, kernel, pad, pad) !=
           dnnl_success ||
-      dnnl_primitive_desc_create(&e->pd, &bd, NULL, eng, fpd) != dnnl_success)
+      dnnl_primitive_desc_create(&e->h.pd, &bd, NULL, cache.eng, fpd) != dnnl_success)
     return 0;
   return 1;
 }
 
 static bool is_jit(const entry_t *e) {
   const char *impl = NULL;
-  return dnnl_primitive_desc_query(e->pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
+  return dnnl_primitive_desc_query(e->h.pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
          strncmp(impl, "jit", 3) == 0;
 }
 
@@ -234,9 +145,9 @@ static int pool_build(entry_t *e, const void *spec, bool backward) {
   const dnnl_format_tag_t tags[3] = {dnnl_nChw16c, dnnl_nChw8c, dnnl_nchw};
   int rc = 0;
   for (int t = g->C >= 16 ? 0 : g->C >= 8 ? 1 : 2; t < 3 && rc != 1; t++) {
-    if (e->pd) dnnl_primitive_desc_destroy(e->pd);
-    if (e->hint) dnnl_primitive_desc_destroy(e->hint);
-    e->pd = e->hint = NULL;
+    if (e->h.pd) dnnl_primitive_desc_destroy(e->h.pd);
+    if (e->h.hint) dnnl_primitive_desc_destroy(e->h.hint);
+    e->h.pd = e->h.hint = NULL;
     rc = pool_pd(e, s, backward, tags[t]);
     if (rc == 1 && t < 2 && !is_jit(e)) rc = 0;
   }
@@ -251,13 +162,13 @@ static int pool_build(entry_t *e, const void *spec, bool backward) {
                  : make_reorder(&e->r_big, &pb, &e->big, what) || make_reorder(&e->r_small, &e->small, &ps, what))
       return -1;
   }
-  CK(what, dnnl_primitive_create, (&e->prim, e->pd));
+  CK(what, dnnl_primitive_create, (&e->h.prim, e->h.pd));
   return 1;
 fail:
   return -1;
 }
-static int pool_build_fwd(entry_t *e, const void *spec) { return pool_build(e, spec, false); }
-static int pool_build_bwd(entry_t *e, const void *spec) { return pool_build(e, spec, true); }
+static int pool_build_fwd(sg_dnnl_entry *e, const void *spec) { return pool_build((entry_t *)e, spec, false); }
+static int pool_build_bwd(sg_dnnl_entry *e, const void *spec) { return pool_build((entry_t *)e, spec, true); }
 
 static bool pool_geom_ok(const sg_dnnl_pool_geom *g) {
   const int64_t v[12] = {g->N, g->C, g->H, g->W, g->oh, g->ow, g->kh, g->kw, g->sh, g->sw, g->ph, g->pw};
@@ -267,8 +178,8 @@ static bool pool_geom_ok(const sg_dnnl_pool_geom *g) {
          g->H + 2 * g->ph >= g->kh && g->W + 2 * g->pw >= g->kw;
 }
 
-static void pool_key(int alg, const sg_dnnl_pool_geom *g, int64_t *key) {
-  const int64_t v[NKEY] = {alg, g->N, g->C, g->H, g->W, g->oh, g->ow, g->kh, g->kw, g->sh, g->sw, g->ph, g->pw};
+static void pool_key(int kind, int alg, const sg_dnnl_pool_geom *g, int64_t *key) {
+  const int64_t v[NKEY] = {kind, alg, g->N, g->C, g->H, g->W, g->oh, g->ow, g->kh, g->kw, g->sh, g->sw, g->ph, g->pw};
   memcpy(key, v, sizeof v);
 }
 
@@ -292,41 +203,35 @@ static int pool_run(entry_t *e, bool backward, const sg_dnnl_pool_geom *g, const
       return -1;
   }
   int args[2] = {backward ? DNNL_ARG_DIFF_DST : DNNL_ARG_SRC, backward ? DNNL_ARG_DIFF_SRC : DNNL_ARG_DST};
-  dnnl_memory_desc_t md[2] = {*min, *mout};
-  void *bufs[2] = {bin, bout};
-  if (execute(e, 2, args, md, bufs, what)) return -1;
+  const dnnl_memory_desc_t *const md[2] = {min, mout};
+  void *const bufs[2] = {bin, bout};
+  if (sg_dnnl_execute(&cache, e->h.prim, 2, args, md, bufs, what)) return -1;
   if (rout && run_reorder(rout, mout, bout, pout, out, what)) return -1;
   return 0;
 }
 
-int sg_dnnl_pool_fwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *src, float *dst) {
+/* forward: in = src, out = dst; backward: in = diff_dst, out = diff_src */
+static int pool_call(bool backward, sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *in, float *out) {
   if (!sg_dnnl_enabled() || !pool_geom_ok(g)) return 0;
-  const char *what = "avg_pool2d";
+  const char *what = backward ? "avg_pool2d backward" : "avg_pool2d";
   int64_t key[NKEY];
-  pool_key(alg, g, key);
+  pool_key(backward ? K_POOL_BWD : K_POOL_FWD, alg, g, key);
   pool_spec spec = {alg, g};
-  pthread_mutex_lock(&lock);
-  entry_t *e = NULL;
-  int rc = ensure_engine(what);
-  if (!rc) rc = entry_get(K_POOL_FWD, key, pool_build_fwd, &spec, &e);
-  if (rc == 1 && pool_run(e, false, g, src, dst, what)) rc = -1;
-  pthread_mutex_unlock(&lock);
+  pthread_mutex_lock(&cache.lock);
+  sg_dnnl_entry *e = NULL;
+  int rc = sg_dnnl_engine(&cache, what);
+  if (!rc) rc = sg_dnnl_cache_get(&cache, key, backward ? pool_build_bwd : pool_build_fwd, &spec, &e);
+  if (rc == 1 && pool_run((entry_t *)e, backward, g, in, out, what)) rc = -1;
+  pthread_mutex_unlock(&cache.lock);
   return rc;
 }
 
+int sg_dnnl_pool_fwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *src, float *dst) {
+  return pool_call(false, alg, g, src, dst);
+}
+
 int sg_dnnl_pool_bwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *diff_dst, float *diff_src) {
-  if (!sg_dnnl_enabled() || !pool_geom_ok(g)) return 0;
-  const char *what = "avg_pool2d backward";
-  int64_t key[NKEY];
-  pool_key(alg, g, key);
-  pool_spec spec = {alg, g};
-  pthread_mutex_lock(&lock);
-  entry_t *e = NULL;
-  int rc = ensure_engine(what);
-  if (!rc) rc = entry_get(K_POOL_BWD, key, pool_build_bwd, &spec, &e);
-  if (rc == 1 && pool_run(e, true, g, diff_dst, diff_src, what)) rc = -1;
-  pthread_mutex_unlock(&lock);
-  return rc;
+  return pool_call(true, alg, g, diff_dst, diff_src);
 }
 
 #else /* !SG_HAVE_DNNL */
