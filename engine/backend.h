@@ -234,8 +234,6 @@ typedef struct sg_backend {
 
 /* Which implementation ran the last convolution computation on this thread ("dnnl", "blas", "reference",
  * "cudnn" or "none"): each backend's conv entry notes it (F._conv_path; defined in backend_cpu/dnnl_conv.c). */
-const char *sg_conv_last_path(void);
-void sg_conv_note_path(const char *path);
 
 /* ---- the registry (engine/core/device.c) ---- */
 /* The table of a device, loading its module on first use; NULL with an error

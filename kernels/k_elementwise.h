@@ -34,7 +34,7 @@ SGK_API int sgk_unary(int op, void *out, int ot, const sgk_layout *ol, const voi
                       int ct, double lo, double hi, int64_t n, sgk_stream s);
 
 /* out = d op(x)/dx * g from the input x and the forward output y; out, g, x
- * and y all of dtype dt (unary_bw casts g and x first). */
+ * and y all of dtype dt (unary_backward casts g and x first). */
 SGK_API int sgk_unary_backward(int op, void *out, const sgk_layout *ol, const void *g, const sgk_layout *gl,
                                const void *x, const sgk_layout *xl, const void *y, const sgk_layout *yl, int dt,
                                int64_t n, sgk_stream s);

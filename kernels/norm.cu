@@ -218,7 +218,7 @@ __global__ void __launch_bounds__(kRowThreads)
 
 template <class D>
 __global__ void __launch_bounds__(kRowThreads)
-    gn_bwd(const typename D::S *x, const typename D::S *g, typename D::S *gx, sgk_vec w, int64_t N, int64_t C,
+    gn_backward(const typename D::S *x, const typename D::S *g, typename D::S *gx, sgk_vec w, int64_t N, int64_t C,
            int64_t G, int64_t L, const double *stats) {
   __shared__ double shm[64];
   using A = typename D::A;
@@ -297,9 +297,9 @@ int launch_gn(const void *x, void *y, sgk_vec w, sgk_vec b, int64_t N, int64_t C
 }
 
 template <class D>
-int launch_gn_bwd(const void *x, const void *g, void *gx, sgk_vec w, int64_t N, int64_t C, int64_t G, int64_t L,
+int launch_gn_backward(const void *x, const void *g, void *gx, sgk_vec w, int64_t N, int64_t C, int64_t G, int64_t L,
                   const double *stats, cudaStream_t s) {
-  gn_bwd<D><<<row_blocks(N * G), row_threads(C / G * L), 0, s>>>((const typename D::S *)x, (const typename D::S *)g,
+  gn_backward<D><<<row_blocks(N * G), row_threads(C / G * L), 0, s>>>((const typename D::S *)x, (const typename D::S *)g,
                                                       (typename D::S *)gx, w, N, C, G, L, stats);
   return (int)cudaGetLastError();
 }
@@ -363,5 +363,5 @@ SGK_API int sgk_group_norm(const void *x, int dt, void *y, sgk_vec w, sgk_vec b,
 SGK_API int sgk_group_norm_backward(const void *x, const void *g, int dt, void *gx, sgk_vec w, int64_t N, int64_t C,
                                     int64_t G, int64_t L, const double *stats, sgk_stream s) {
   if (N * G <= 0 || G <= 0 || C % G) return N * G <= 0 ? 0 : (int)cudaErrorInvalidValue;
-  return SGK_FLOAT_DISPATCH(dt, launch_gn_bwd, x, g, gx, w, N, C, G, L, stats, s);
+  return SGK_FLOAT_DISPATCH(dt, launch_gn_backward, x, g, gx, w, N, C, G, L, stats, s);
 }

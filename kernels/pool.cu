@@ -49,7 +49,7 @@ __global__ void max_pool_fwd(const typename D::S *x, typename D::S *y, int64_t *
 
 // one thread per input position: the outputs whose window covers it, in increasing order (as the CPU adds them)
 template <class D>
-__global__ void max_pool_bwd(const typename D::S *g, const int64_t *idx, typename D::S *gx, sgk_pool p, int64_t n) {
+__global__ void max_pool_backward(const typename D::S *g, const int64_t *idx, typename D::S *gx, sgk_pool p, int64_t n) {
   using A = typename D::A;
   SGK_GRID_STRIDE(i, n) {
     int64_t w = i % p.W, t = i / p.W, h = t % p.H, pl = t / p.H;
@@ -84,7 +84,7 @@ __global__ void unpool_fwd(const typename D::S *x, const int64_t *idx, typename 
   }
 }
 template <class D>
-__global__ void unpool_bwd(const typename D::S *g, const int64_t *idx, typename D::S *gx, int64_t is, int64_t os,
+__global__ void unpool_backward(const typename D::S *g, const int64_t *idx, typename D::S *gx, int64_t is, int64_t os,
                            int64_t n) {
   SGK_GRID_STRIDE(i, n) {
     int64_t pl = i / is;
@@ -158,7 +158,7 @@ __global__ void avg_pool_fwd_warp(const typename D::S *x, typename D::S *y, sgk_
 
 // one thread per input position: the outputs whose window contains it
 template <class D>
-__global__ void avg_pool_bwd(const typename D::S *g, typename D::S *gx, sgk_pool p, int64_t n) {
+__global__ void avg_pool_backward(const typename D::S *g, typename D::S *gx, sgk_pool p, int64_t n) {
   using A = typename D::A;
   SGK_GRID_STRIDE(i, n) {
     int64_t w = i % p.W, t = i / p.W, h = t % p.H, pl = t / p.H;
@@ -192,10 +192,10 @@ int launch_max_pool(const void *x, void *y, int64_t *idx, const sgk_pool *p, cud
   return (int)cudaGetLastError();
 }
 template <class D>
-int launch_max_pool_bwd(const void *g, const int64_t *idx, void *gx, const sgk_pool *p, cudaStream_t s) {
+int launch_max_pool_backward(const void *g, const int64_t *idx, void *gx, const sgk_pool *p, cudaStream_t s) {
   int64_t n = p->planes * p->H * p->W;
   if (n <= 0) return 0;
-  max_pool_bwd<D><<<blocks_for(n), kThreads, 0, s>>>((const typename D::S *)g, idx, (typename D::S *)gx, *p, n);
+  max_pool_backward<D><<<blocks_for(n), kThreads, 0, s>>>((const typename D::S *)g, idx, (typename D::S *)gx, *p, n);
   return (int)cudaGetLastError();
 }
 template <class D>
@@ -212,11 +212,11 @@ int launch_unpool(const void *x, const int64_t *idx, void *y, unsigned *win, int
   return (int)cudaGetLastError();
 }
 template <class D>
-int launch_unpool_bwd(const void *g, const int64_t *idx, void *gx, int64_t planes, int64_t is, int64_t os,
+int launch_unpool_backward(const void *g, const int64_t *idx, void *gx, int64_t planes, int64_t is, int64_t os,
                       cudaStream_t s) {
   int64_t n = planes * is;
   if (n <= 0) return 0;
-  unpool_bwd<D><<<blocks_for(n), kThreads, 0, s>>>((const typename D::S *)g, idx, (typename D::S *)gx, is, os, n);
+  unpool_backward<D><<<blocks_for(n), kThreads, 0, s>>>((const typename D::S *)g, idx, (typename D::S *)gx, is, os, n);
   return (int)cudaGetLastError();
 }
 template <class D>
@@ -235,10 +235,10 @@ int launch_avg_pool(const void *x, void *y, const sgk_pool *p, cudaStream_t s) {
   return (int)cudaGetLastError();
 }
 template <class D>
-int launch_avg_pool_bwd(const void *g, void *gx, const sgk_pool *p, cudaStream_t s) {
+int launch_avg_pool_backward(const void *g, void *gx, const sgk_pool *p, cudaStream_t s) {
   int64_t n = p->planes * p->H * p->W;
   if (n <= 0) return 0;
-  avg_pool_bwd<D><<<blocks_for(n), kThreads, 0, s>>>((const typename D::S *)g, (typename D::S *)gx, *p, n);
+  avg_pool_backward<D><<<blocks_for(n), kThreads, 0, s>>>((const typename D::S *)g, (typename D::S *)gx, *p, n);
   return (int)cudaGetLastError();
 }
 
@@ -249,7 +249,7 @@ SGK_API int sgk_max_pool2d(const void *x, int dt, void *y, int64_t *idx, const s
 }
 SGK_API int sgk_max_pool2d_backward(const void *g, const int64_t *idx, int dt, void *gx, const sgk_pool *p,
                                     sgk_stream s) {
-  return SGK_FLOAT_DISPATCH(dt, launch_max_pool_bwd, g, idx, gx, p, s);
+  return SGK_FLOAT_DISPATCH(dt, launch_max_pool_backward, g, idx, gx, p, s);
 }
 SGK_API int sgk_max_unpool2d(const void *x, const int64_t *idx, int dt, void *y, unsigned *win, int64_t planes,
                              int64_t is, int64_t os, sgk_stream s) {
@@ -257,11 +257,11 @@ SGK_API int sgk_max_unpool2d(const void *x, const int64_t *idx, int dt, void *y,
 }
 SGK_API int sgk_max_unpool2d_backward(const void *g, const int64_t *idx, int dt, void *gx, int64_t planes, int64_t is,
                                       int64_t os, sgk_stream s) {
-  return SGK_FLOAT_DISPATCH(dt, launch_unpool_bwd, g, idx, gx, planes, is, os, s);
+  return SGK_FLOAT_DISPATCH(dt, launch_unpool_backward, g, idx, gx, planes, is, os, s);
 }
 SGK_API int sgk_avg_pool2d(const void *x, int dt, void *y, const sgk_pool *p, sgk_stream s) {
   return SGK_FLOAT_DISPATCH(dt, launch_avg_pool, x, y, p, s);
 }
 SGK_API int sgk_avg_pool2d_backward(const void *g, int dt, void *gx, const sgk_pool *p, sgk_stream s) {
-  return SGK_FLOAT_DISPATCH(dt, launch_avg_pool_bwd, g, gx, p, s);
+  return SGK_FLOAT_DISPATCH(dt, launch_avg_pool_backward, g, gx, p, s);
 }

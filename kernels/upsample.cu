@@ -100,7 +100,7 @@ __device__ __forceinline__ double weight_at(const Tap &t, int64_t h) {
 }
 
 template <class D>
-__global__ void upsample_bwd(const typename D::S *g, typename D::S *gx, sgk_upsample_geom p, const Tap *taps,
+__global__ void upsample_backward(const typename D::S *g, typename D::S *gx, sgk_upsample_geom p, const Tap *taps,
                              const Range *ranges, int64_t n) {
   using A = typename D::A;
   SGK_GRID_STRIDE(i, n) {
@@ -133,7 +133,7 @@ int launch_fwd(const void *x, void *y, const sgk_upsample_geom *p, void *scratch
 }
 
 template <class D>
-int launch_bwd(const void *g, void *gx, const sgk_upsample_geom *p, void *scratch, cudaStream_t s) {
+int launch_backward(const void *g, void *gx, const sgk_upsample_geom *p, void *scratch, cudaStream_t s) {
   int64_t n = p->planes * p->H * p->W;
   if (n <= 0) return 0;
   Tap *taps = (Tap *)scratch;
@@ -143,7 +143,7 @@ int launch_bwd(const void *g, void *gx, const sgk_upsample_geom *p, void *scratc
   if (e) return e;
   make_ranges<<<blocks_for(p->H + p->W), kThreads, 0, s>>>(*p, taps, ranges);
   if ((e = (int)cudaGetLastError())) return e;
-  upsample_bwd<D><<<blocks_for(n), kThreads, 0, s>>>((const typename D::S *)g, (typename D::S *)gx, *p, taps, ranges,
+  upsample_backward<D><<<blocks_for(n), kThreads, 0, s>>>((const typename D::S *)g, (typename D::S *)gx, *p, taps, ranges,
                                                      n);
   return (int)cudaGetLastError();
 }
@@ -160,5 +160,5 @@ SGK_API int sgk_upsample(const void *x, int dt, void *y, const sgk_upsample_geom
 
 SGK_API int sgk_upsample_backward(const void *g, int dt, void *gx, const sgk_upsample_geom *p, void *scratch,
                                   sgk_stream s) {
-  return SGK_FLOAT_DISPATCH(dt, launch_bwd, g, gx, p, scratch, s);
+  return SGK_FLOAT_DISPATCH(dt, launch_backward, g, gx, p, scratch, s);
 }

@@ -168,13 +168,13 @@ static int conv(sg_conv_kind kind, const sg_conv_geom *g, sg_tensor *big, sg_ten
     int rc = sg_dnnl_conv(dk[kind], &d, bp, wp, sp, bias ? sg_data_ptr(bias) : NULL);
     if (rc < 0) return -1;
     if (rc == 1) {
-      sg_conv_note_path("dnnl");
+      sg_path_note(SG_PATH_CONV, "dnnl");
       return 0;
     }
   }
   bool f64 = dt == SG_F64;
   int rc;
-  sg_conv_note_path("blas");
+  sg_path_note(SG_PATH_CONV, "blas");
   switch (kind) {
   case SG_CONV_FWD:
     rc = blas_forward(g, f64, bp, wp, sp);

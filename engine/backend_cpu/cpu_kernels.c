@@ -37,7 +37,7 @@ static void range_starts(const int64_t *idx, int64_t m, int64_t n, int64_t *firs
   }
 }
 
-int sg_cpu_nearest_bwd(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_t ow, const int64_t *iy,
+int sg_cpu_nearest_backward(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_t ow, const int64_t *iy,
                        const int64_t *ix, const float *g, float *gin) {
   bool twice = oh == 2 * H && ow == 2 * W;
   for (int64_t y = 0; twice && y < oh; y++) twice = iy[y] == y / 2;
@@ -268,7 +268,7 @@ CLONES static void bwd_dx(bool training, const float *x, const float *y, const f
   }
 }
 
-void sg_cpu_bn_bwd(bool training, int64_t N, int64_t C, int64_t L, double eps, const float *x, const float *y,
+void sg_cpu_bn_backward(bool training, int64_t N, int64_t C, int64_t L, double eps, const float *x, const float *y,
                    const float *dy, const double *mean, const double *var, const float *w, float *dx,
                    double *sum_dy, double *sum_dyxhat) {
   int64_t total = N * C * L;

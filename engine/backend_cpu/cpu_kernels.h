@@ -18,7 +18,7 @@ void sg_cpu_nearest_fwd(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_
 /* gin[p, i, j] = sum of g[p, y, x] over iy[y] == i and ix[x] == j, added in
  * double in row-major (y, x) order, rounded once: the generic loops' result.
  * 0, or -1 (out of memory, with sg_error). */
-int sg_cpu_nearest_bwd(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_t ow, const int64_t *iy,
+int sg_cpu_nearest_backward(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_t ow, const int64_t *iy,
                         const int64_t *ix, const float *g, float *gin);
 
 /* ---- batch norm over x [N, C, L] (ops/norm.c), optionally fused with a ReLU
@@ -34,7 +34,7 @@ void sg_cpu_bn_fwd(bool training, int64_t N, int64_t C, int64_t L, double eps, c
  * training: the full batch-statistics gradient, else w * invstd * dy) and,
  * per channel, sum_dy = sum of dy and sum_dyxhat = sum of dy * (x - mean) *
  * invstd (the bias and weight gradients), in double. */
-void sg_cpu_bn_bwd(bool training, int64_t N, int64_t C, int64_t L, double eps, const float *x, const float *y,
+void sg_cpu_bn_backward(bool training, int64_t N, int64_t C, int64_t L, double eps, const float *x, const float *y,
                    const float *dy, const double *mean, const double *var, const float *w, float *dx,
                    double *sum_dy, double *sum_dyxhat);
 

@@ -1,9 +1,6 @@
 #include "dnnl_common.h"
 
 /* the batch norm path note (see dnnl_common.h), built with or without oneDNN */
-static _Thread_local const char *bn_path = "none";
-const char *sg_bn_last_path(void) { return bn_path; }
-void sg_bn_note_path(const char *path) { bn_path = path; }
 
 #ifdef SG_HAVE_DNNL
 #include <pthread.h>

@@ -1,17 +1,9 @@
 /* What the oneDNN paths (conv, pool, eltwise) share: one CPU engine,
  * a checked-call macro, the primitive cache each path instantiates (with its
  * own lock and stream), grow-only scratch buffers and one exit hook that
- * releases every cache before the engine goes. Only built with SG_HAVE_DNNL
- * (but for the batch norm path note below). */
+ * releases every cache before the engine goes. Only built with SG_HAVE_DNNL. */
 #ifndef SG_DNNL_COMMON_H
 #define SG_DNNL_COMMON_H
-
-/* Which implementation ran the last batch norm (forward or backward) on this
- * thread: "kernel" (backend_cpu/cpu_kernels.c), "loops", "cuda" or "none"
- * (ops/norm.c notes it; tests read it through F._bn_path). Here until batch
- * norm has a cpu table file of its own; built with or without oneDNN. */
-const char *sg_bn_last_path(void);
-void sg_bn_note_path(const char *path);
 
 #ifdef SG_HAVE_DNNL
 #include "../core/tensor.h"

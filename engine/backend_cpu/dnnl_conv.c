@@ -14,11 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static _Thread_local const char *last_path = "none";
 static _Thread_local bool last_winograd;
-const char *sg_conv_last_path(void) { return last_path; }
 bool sg_conv_last_winograd(void) { return last_winograd; }
-void sg_conv_note_path(const char *path) { last_path = path; }
 
 /* The switches live in the runtime configuration (core/config.c); these keep the older entry points. */
 void sg_dnnl_set_enabled(int on) {

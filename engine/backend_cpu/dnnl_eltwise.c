@@ -21,9 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static _Thread_local const char *elt_path = "none";
-const char *sg_eltwise_last_path(void) { return elt_path; }
-void sg_eltwise_note_path(const char *path) { elt_path = path; }
 
 int sg_dnnl_eltwise_uses_dst(sg_dnnl_elt alg) {
   return alg != SG_DNNL_ELT_ABS && alg != SG_DNNL_ELT_SQUARE && alg != SG_DNNL_ELT_GELU_ERF &&
@@ -163,7 +160,7 @@ int sg_dnnl_eltwise_fwd(sg_dnnl_elt alg, int64_t n, const float *x, float *y) {
   return run(false, alg, n, 2, args, bufs);
 }
 
-int sg_dnnl_eltwise_bwd(sg_dnnl_elt alg, int64_t n, const float *dy, const float *x, const float *y, float *dx) {
+int sg_dnnl_eltwise_backward(sg_dnnl_elt alg, int64_t n, const float *dy, const float *x, const float *y, float *dx) {
   if (!wanted(alg, n)) return 0;
   bool dst = sg_dnnl_eltwise_uses_dst(alg);
   const float *data = dst ? y : x;
@@ -182,7 +179,7 @@ int sg_dnnl_eltwise_fwd(sg_dnnl_elt alg, int64_t n, const float *x, float *y) {
   (void)alg; (void)n; (void)x; (void)y;
   return 0;
 }
-int sg_dnnl_eltwise_bwd(sg_dnnl_elt alg, int64_t n, const float *dy, const float *x, const float *y, float *dx) {
+int sg_dnnl_eltwise_backward(sg_dnnl_elt alg, int64_t n, const float *dy, const float *x, const float *y, float *dx) {
   (void)alg; (void)n; (void)dy; (void)x; (void)y; (void)dx;
   return 0;
 }

@@ -23,7 +23,7 @@ typedef enum {
 int sg_dnnl_eltwise_fwd(sg_dnnl_elt alg, int64_t n, const float *x, float *y);
 /* dx = f'(x) * dy. relu, sigmoid, tanh, exp and sqrt read the forward's
  * output y (x may be NULL); abs, square and gelu read the input x (y may be NULL). */
-int sg_dnnl_eltwise_bwd(sg_dnnl_elt alg, int64_t n, const float *dy, const float *x, const float *y, float *dx);
+int sg_dnnl_eltwise_backward(sg_dnnl_elt alg, int64_t n, const float *dy, const float *x, const float *y, float *dx);
 /* true when the derivative of alg is computed from the forward's output */
 int sg_dnnl_eltwise_uses_dst(sg_dnnl_elt alg);
 
@@ -32,7 +32,5 @@ int sg_dnnl_eltwise_cache_size(void);
 
 /* Which implementation ran the last unary elementwise computation on this
  * thread (forward or backward): "dnnl", "loops", "cuda" or "none". */
-const char *sg_eltwise_last_path(void);
-void sg_eltwise_note_path(const char *path);
 
 #endif

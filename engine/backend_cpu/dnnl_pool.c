@@ -168,7 +168,7 @@ fail:
   return -1;
 }
 static int pool_build_fwd(sg_dnnl_entry *e, const void *spec) { return pool_build((entry_t *)e, spec, false); }
-static int pool_build_bwd(sg_dnnl_entry *e, const void *spec) { return pool_build((entry_t *)e, spec, true); }
+static int pool_build_backward(sg_dnnl_entry *e, const void *spec) { return pool_build((entry_t *)e, spec, true); }
 
 static bool pool_geom_ok(const sg_dnnl_pool_geom *g) {
   const int64_t v[12] = {g->N, g->C, g->H, g->W, g->oh, g->ow, g->kh, g->kw, g->sh, g->sw, g->ph, g->pw};
@@ -220,7 +220,7 @@ static int pool_call(bool backward, sg_dnnl_pool_alg alg, const sg_dnnl_pool_geo
   pthread_mutex_lock(&cache.lock);
   sg_dnnl_entry *e = NULL;
   int rc = sg_dnnl_engine(&cache, what);
-  if (!rc) rc = sg_dnnl_cache_get(&cache, key, backward ? pool_build_bwd : pool_build_fwd, &spec, &e);
+  if (!rc) rc = sg_dnnl_cache_get(&cache, key, backward ? pool_build_backward : pool_build_fwd, &spec, &e);
   if (rc == 1 && pool_run((entry_t *)e, backward, g, in, out, what)) rc = -1;
   pthread_mutex_unlock(&cache.lock);
   return rc;
@@ -230,7 +230,7 @@ int sg_dnnl_pool_fwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const flo
   return pool_call(false, alg, g, src, dst);
 }
 
-int sg_dnnl_pool_bwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *diff_dst, float *diff_src) {
+int sg_dnnl_pool_backward(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *diff_dst, float *diff_src) {
   return pool_call(true, alg, g, diff_dst, diff_src);
 }
 
@@ -239,7 +239,7 @@ int sg_dnnl_pool_fwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const flo
   (void)alg; (void)g; (void)src; (void)dst;
   return 0;
 }
-int sg_dnnl_pool_bwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *diff_dst, float *diff_src) {
+int sg_dnnl_pool_backward(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *diff_dst, float *diff_src) {
   (void)alg; (void)g; (void)diff_dst; (void)diff_src;
   return 0;
 }

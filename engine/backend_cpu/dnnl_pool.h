@@ -22,7 +22,7 @@ typedef struct {
 /* dst = pool(src) */
 int sg_dnnl_pool_fwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *src, float *dst);
 /* diff_src = d pool / d src applied to diff_dst */
-int sg_dnnl_pool_bwd(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *diff_dst, float *diff_src);
+int sg_dnnl_pool_backward(sg_dnnl_pool_alg alg, const sg_dnnl_pool_geom *g, const float *diff_dst, float *diff_src);
 
 /* Number of cached pooling primitives (for tests). */
 int sg_dnnl_pool_cache_size(void);

@@ -239,7 +239,7 @@ static int unary(int op, sg_tensor *out, sg_tensor *a, sg_dtype ct, double lo, d
   int alg = dnnl_alg(op), rc = 0;
   if (alg >= 0 && dnnl_eligible(2, ops))
     rc = sg_dnnl_eltwise_fwd((sg_dnnl_elt)alg, sg_numel(out), f32_data(a), f32_data(out));
-  sg_eltwise_note_path(rc == 1 ? "dnnl" : "loops");
+  sg_path_note(SG_PATH_ELTWISE, rc == 1 ? "dnnl" : "loops");
   if (rc == 0) {
     sg_iter it;
     sg_iter_init(&it, 2, ops, out->ndim, out->size);
@@ -279,8 +279,8 @@ static int unary_backward(int op, sg_tensor *out, sg_tensor *g, sg_tensor *x, sg
   sg_tensor *ops[4] = {out, g, x, y};
   int alg = dnnl_alg(op), rc = 0;
   if (alg >= 0 && dnnl_eligible(4, ops))
-    rc = sg_dnnl_eltwise_bwd((sg_dnnl_elt)alg, sg_numel(out), f32_data(g), f32_data(x), f32_data(y), f32_data(out));
-  sg_eltwise_note_path(rc == 1 ? "dnnl" : "loops");
+    rc = sg_dnnl_eltwise_backward((sg_dnnl_elt)alg, sg_numel(out), f32_data(g), f32_data(x), f32_data(y), f32_data(out));
+  sg_path_note(SG_PATH_ELTWISE, rc == 1 ? "dnnl" : "loops");
   if (rc == 0) {
     sg_iter it;
     sg_iter_init(&it, 4, ops, out->ndim, out->size);

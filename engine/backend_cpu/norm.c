@@ -1,5 +1,5 @@
 /* Normalisation on the cpu. Batch norm on f32 runs the threaded kernels of
- * cpu_kernels.c (sg_cpu_bn_fwd / sg_cpu_bn_bwd, the ReLU fused), f64 the
+ * cpu_kernels.c (sg_cpu_bn_fwd / sg_cpu_bn_backward, the ReLU fused), f64 the
  * reference loops. Group and layer norm, f32 and f64, run the kernels below:
  * the reference's maths with the reductions in four independent accumulators
  * and the streaming loops left for the vectoriser. Statistics tensors have
@@ -196,7 +196,7 @@ static void ncl(const sg_tensor *x, int64_t *N, int64_t *C, int64_t *L) {
 static int bn_forward(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor *w, sg_tensor *b, bool training,
                       double momentum, double eps, bool relu, sg_tensor *out, sg_tensor **stats) {
   if (x->dtype != SG_F32) {
-    sg_bn_note_path("loops");
+    sg_path_note(SG_PATH_NORM, "loops");
     return (relu ? sg_ref_batch_norm_relu : sg_ref_batch_norm)(x, rm, rv, w, b, training, momentum, eps, out, stats);
   }
   *stats = NULL;
@@ -218,7 +218,7 @@ static int bn_forward(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor *w, 
       mean[c] = sg_get_flat(rm, c);
       var[c] = sg_get_flat(rv, c);
     }
-  sg_bn_note_path("kernel");
+  sg_path_note(SG_PATH_NORM, "kernel");
   sg_cpu_bn_fwd(training, N, C, L, eps, sg_data_ptr(x), sg_data_ptr(out), mean, var, wf, bf, relu);
   if (training && rm) sg_ref_bn_update_running(rm, rv, mean, var, C, (double)(N * L), momentum);
   free(wf);
@@ -230,7 +230,7 @@ static int bn_forward(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tensor *w, 
 static int bn_backward(sg_tensor *x, sg_tensor *g, sg_tensor *y, sg_tensor *w, sg_tensor *stats, bool training,
                        sg_tensor *gx, sg_tensor *gw, sg_tensor *gb) {
   if (x->dtype != SG_F32) {
-    sg_bn_note_path("loops");
+    sg_path_note(SG_PATH_NORM, "loops");
     return y ? sg_ref_batch_norm_relu_backward(x, g, y, w, stats, training, gx, gw, gb)
              : sg_ref_batch_norm_backward(x, g, w, stats, training, gx, gw, gb);
   }
@@ -245,8 +245,8 @@ static int bn_backward(sg_tensor *x, sg_tensor *g, sg_tensor *y, sg_tensor *w, s
     return -1;
   }
   const double *mean = sg_data_ptr(stats), *var = mean + C;
-  sg_bn_note_path("kernel");
-  sg_cpu_bn_bwd(training, N, C, L, var[C], sg_data_ptr(x), y ? sg_data_ptr(y) : NULL, sg_data_ptr(g), mean, var, wf,
+  sg_path_note(SG_PATH_NORM, "kernel");
+  sg_cpu_bn_backward(training, N, C, L, var[C], sg_data_ptr(x), y ? sg_data_ptr(y) : NULL, sg_data_ptr(g), mean, var, wf,
                 gx ? sg_data_ptr(gx) : NULL, sums + C, sums);
   store_vec(gw, sums, C);
   store_vec(gb, sums + C, C);

@@ -15,9 +15,7 @@
 /* OpenMP only pays off above this many elements of work */
 #define PAR_MIN 32768
 
-static _Thread_local const char *last_path = "none";
-const char *sg_cpu_pool_last_path(void) { return last_path; }
-static void note(const char *path) { last_path = path; }
+static void note(const char *path) { sg_path_note(SG_PATH_POOL, path); }
 
 /* ---------------------------------------------------------------- max pooling kernels */
 /* One row of 2x2, stride-2 windows: branchless, so that it vectorises (the first NaN wins, as in the
@@ -85,7 +83,7 @@ static void maxpool_fwd(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_
 }
 
 /* gx[p, idx[p, k]] += g[p, k] over each plane's outputs in order, gx zeroed first */
-static void maxpool_bwd(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_t ow, const int64_t *idx,
+static void maxpool_backward(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_t ow, const int64_t *idx,
                         const float *g, float *gx) {
   int64_t is = H * W, os = oh * ow;
 #ifdef _OPENMP
@@ -119,7 +117,7 @@ static int max_pool2d_backward(sg_tensor *g, sg_tensor *indices, const int64_t p
     return sg_ref_max_pool2d_backward(g, indices, par, gx);
   }
   note("kernel");
-  maxpool_bwd(g->size[0] * g->size[1], gx->size[2], gx->size[3], g->size[2], g->size[3], sg_data_ptr(indices),
+  maxpool_backward(g->size[0] * g->size[1], gx->size[2], gx->size[3], g->size[2], g->size[3], sg_data_ptr(indices),
               sg_data_ptr(g), sg_data_ptr(gx));
   return 0;
 }
@@ -159,7 +157,7 @@ static int avg_pool2d_backward(sg_tensor *g, const int64_t par[7], bool adaptive
   sg_dnnl_pool_geom geo;
   sg_dnnl_pool_alg alg;
   if (g->dtype == SG_F32 && dnnl_form(par, adaptive, gx, g, &geo, &alg)) {
-    int rc = sg_dnnl_pool_bwd(alg, &geo, sg_data_ptr(g), sg_data_ptr(gx));
+    int rc = sg_dnnl_pool_backward(alg, &geo, sg_data_ptr(g), sg_data_ptr(gx));
     if (rc) {
       note("dnnl");
       return rc < 0 ? -1 : 0;

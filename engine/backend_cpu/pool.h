@@ -7,6 +7,5 @@
  * (f32 average pooling through oneDNN), "loops" (the reference loops) or
  * "none". Unpooling, other devices and the reference table (sg.config.reference)
  * note nothing. */
-const char *sg_cpu_pool_last_path(void);
 
 #endif

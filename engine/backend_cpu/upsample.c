@@ -37,7 +37,7 @@ static int upsample_backward(sg_tensor *g, sg_tensor *gx, double scale_h, double
   int64_t *idx = nearest_index(gx, g, scale_h, scale_w);
   if (!idx) return -1;
   int64_t oh = g->size[2];
-  int rc = sg_cpu_nearest_bwd(gx->size[0] * gx->size[1], gx->size[2], gx->size[3], oh, g->size[3], idx, idx + oh,
+  int rc = sg_cpu_nearest_backward(gx->size[0] * gx->size[1], gx->size[2], gx->size[3], oh, g->size[3], idx, idx + oh,
                               sg_data_ptr(g), sg_data_ptr(gx));
   free(idx);
   return rc;

@@ -475,7 +475,7 @@ int sg_cuda_bias_backward(sg_tensor *gout, sg_tensor *gb) {
 /* the bias (FWD: added to small; BWD_FILTER: its gradient from small) after the cuDNN call */
 int sg_cuda_conv(sg_conv_kind kind, const sg_conv_geom *g, sg_tensor *big, sg_tensor *w, sg_tensor *small,
                  sg_tensor *bias) {
-  sg_conv_note_path("cudnn");
+  sg_path_note(SG_PATH_CONV, "cudnn");
   int rc = conv_run(kind, g, big, w, small);
   if (rc || !bias) return rc;
   if (kind == SG_CONV_FWD) return sg_cuda_bias_add_(small, bias);

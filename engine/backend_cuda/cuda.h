@@ -136,7 +136,7 @@ int sg_cuda_binary(int op, sg_tensor *out, sg_tensor *a, sg_tensor *b, sg_dtype 
 /* out = op(a) (op: sg_unop, or -1 for clamp to [lo, hi]); ct is the dtype
  * run_unary casts a to before its row kernel. out may be a itself. */
 int sg_cuda_unary(int op, sg_tensor *out, sg_tensor *a, sg_dtype ct, double lo, double hi);
-/* out = d op(x)/dx * g from x and the forward's output y (unary_bw); out, g,
+/* out = d op(x)/dx * g from x and the forward's output y (unary_backward); out, g,
  * x and y share y's dtype and shape. */
 int sg_cuda_unary_backward(int op, sg_tensor *out, sg_tensor *g, sg_tensor *x, sg_tensor *y);
 /* out = cond ? a : b; cond bool, a and b of out's dtype, all broadcast to out. */

@@ -110,7 +110,7 @@ int sg_ref_conv_bias_backward(sg_tensor *gout, sg_tensor *gb) {
 int sg_ref_conv(sg_conv_kind kind, const sg_conv_geom *g, sg_tensor *big, sg_tensor *w, sg_tensor *small,
                 sg_tensor *bias) {
   bool f64 = w->dtype == SG_F64;
-  sg_conv_note_path("reference");
+  sg_path_note(SG_PATH_CONV, "reference");
   switch (kind) {
   case SG_CONV_FWD:
     forward(g, f64, sg_data_ptr(big), sg_data_ptr(w), sg_data_ptr(small));

@@ -147,6 +147,11 @@ int sg_wrap_dim(const char *op, int dim, int ndim);
 bool sg_broadcast_shapes(const char *op, int na, const int64_t *a, int nb, const int64_t *b,
                          int *nout, int64_t *out);
 
+/* ---- path notes (path.c): which implementation an op family's last call on this thread ran ---- */
+typedef enum { SG_PATH_CONV, SG_PATH_POOL, SG_PATH_NORM, SG_PATH_ELTWISE, SG_NPATHS } sg_path_family;
+void sg_path_note(sg_path_family f, const char *what);
+const char *sg_path_last(sg_path_family f); /* "none" before the first call */
+
 /* Allocation limits: reject absurd sizes before calling malloc. */
 #define SG_MAX_NUMEL ((int64_t)1 << 40)
 

@@ -3,7 +3,6 @@
 #include "binding.h"
 #include "../ops/nn_ops.h"
 #include "../backend_cpu/dnnl_conv.h"
-#include "../backend_cpu/dnnl_common.h" /* sg_bn_last_path */
 #include "../backend_cpu/dnnl_pool.h"
 #include "../backend_cpu/pool.h"
 #include "../backend_cpu/dnnl_eltwise.h"
@@ -681,7 +680,7 @@ static int l_upsample(lua_State *L) {
 /* _conv_path() -> "dnnl" | "blas" | "reference" | "cudnn" | "none", winograd: what ran the last
  * convolution computation (forward or backward) */
 static int l_conv_path(lua_State *L) {
-  lua_pushstring(L, sg_conv_last_path());
+  lua_pushstring(L, sg_path_last(SG_PATH_CONV));
   lua_pushboolean(L, sg_conv_last_winograd());
   return 2;
 }
@@ -689,17 +688,17 @@ static int l_conv_path(lua_State *L) {
  * pooling (forward or backward); _bn_path() -> "kernel" | "loops" | "cuda" | "none": what ran the last batch
  * norm computation */
 static int l_pool_path(lua_State *L) {
-  lua_pushstring(L, sg_cpu_pool_last_path());
+  lua_pushstring(L, sg_path_last(SG_PATH_POOL));
   return 1;
 }
 static int l_bn_path(lua_State *L) {
-  lua_pushstring(L, sg_bn_last_path());
+  lua_pushstring(L, sg_path_last(SG_PATH_NORM));
   return 1;
 }
 /* _eltwise_path() -> "dnnl" | "loops" | "cuda" | "none": what ran the last unary
  * elementwise computation (forward or backward) */
 static int l_eltwise_path(lua_State *L) {
-  lua_pushstring(L, sg_eltwise_last_path());
+  lua_pushstring(L, sg_path_last(SG_PATH_ELTWISE));
   return 1;
 }
 /* _threads([n]) -> the number of OpenMP threads the elementwise kernels (and

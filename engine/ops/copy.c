@@ -12,13 +12,13 @@ static sg_tensor *raw_copy(sg_tensor *t, sg_dtype dt) {
   return out;
 }
 
-static int identity_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+static int identity_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   (void)n;
   gin[0] = sg_tensor_incref(g);
   return 0;
 }
 
-static int cast_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+static int cast_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   gin[0] = sg_to_dtype(g, n->in_dtype[0]);
   return gin[0] ? 0 : -1;
 }
@@ -30,18 +30,18 @@ sg_tensor *sg_contiguous(sg_tensor *t) {
 
 sg_tensor *sg_clone(sg_tensor *t) {
   sg_tensor *out = raw_copy(t, t->dtype);
-  if (out) sg_record("clone", identity_bw, out, 1, &t);
+  if (out) sg_record("clone", identity_backward, out, 1, &t);
   return out;
 }
 
 sg_tensor *sg_to_dtype(sg_tensor *t, sg_dtype dt) {
   if (t->dtype == dt) return sg_tensor_incref(t);
   sg_tensor *out = raw_copy(t, dt);
-  if (out && sg_dtype_is_float(dt)) sg_record("to", cast_bw, out, 1, &t);
+  if (out && sg_dtype_is_float(dt)) sg_record("to", cast_backward, out, 1, &t);
   return out;
 }
 
-static int device_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+static int device_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   gin[0] = sg_to_device(g, n->in_device[0]);
   return gin[0] ? 0 : -1;
 }
@@ -52,7 +52,7 @@ sg_tensor *sg_to_device(sg_tensor *t, sg_device dev) {
   if (!out) return NULL;
   if (sg_copy_(out, t)) { sg_tensor_decref(out); return NULL; }
   atomic_store(&out->storage->version, 0);
-  if (sg_dtype_is_float(t->dtype)) sg_record("to", device_bw, out, 1, &t);
+  if (sg_dtype_is_float(t->dtype)) sg_record("to", device_backward, out, 1, &t);
   return out;
 }
 

@@ -3,7 +3,6 @@
  * table's elementwise entries (backend_ref/elementwise.c is the reference). */
 #include "ops.h"
 #include "../autograd/autograd.h"
-#include "../backend_cpu/dnnl_eltwise.h"
 #include "../backend.h"
 #include <math.h>
 #include <string.h>
@@ -67,7 +66,7 @@ static sg_dtype compute_type(sg_binop op, sg_tensor *a, sg_tensor *b, sg_dtype *
   return ct;
 }
 
-static int binary_bw(sg_node *n, sg_tensor *g, sg_tensor **gin);
+static int binary_backward(sg_node *n, sg_tensor *g, sg_tensor **gin);
 
 static bool check_types(const char *name, sg_binop op, const sg_tensor *a, const sg_tensor *b) {
   if (op == SG_SUB && a->dtype == SG_BOOL && b->dtype == SG_BOOL) {
@@ -88,7 +87,7 @@ static sg_tensor *binary(sg_binop op, sg_tensor *a, sg_tensor *b) {
   if (run_binary(op, out, a, b, ct)) { sg_tensor_decref(out); return NULL; }
   if (!is_compare(op) && !is_logical(op) && sg_dtype_is_float(ot)) {
     sg_tensor *in[2] = {a, b};
-    sg_node *n = sg_record(name, binary_bw, out, 2, in);
+    sg_node *n = sg_record(name, binary_backward, out, 2, in);
     if (n) {
       n->i[0] = op;
       if (op == SG_MUL || op == SG_DIV || op == SG_POW || op == SG_MINIMUM || op == SG_MAXIMUM) {
@@ -168,7 +167,7 @@ static sg_tensor *binary_inplace(sg_binop op, sg_tensor *a, sg_tensor *b) {
     sg_set_grad_enabled(prev);
     if (!b_old) { sg_tensor_decref(a_old); return NULL; }
   }
-  sg_node *n = track ? record_inplace(name, binary_bw, a, 2, in) : NULL;
+  sg_node *n = track ? record_inplace(name, binary_backward, a, 2, in) : NULL;
   if (n) {
     n->i[0] = op;
     if (saves) {
@@ -197,7 +196,7 @@ static sg_tensor *reduce_grad(sg_tensor *g, sg_node *n, int k) {
   return sg_sum_to(g, &n->in_shape[k]);
 }
 
-static int binary_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+static int binary_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_binop op = (sg_binop)n->i[0];
   sg_tensor *a = NULL, *b = NULL, *t[4] = {0};
   if (n->nsaved) {
@@ -267,7 +266,7 @@ static int binary_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
 }
 
 /* ------------------------------------------------------------------ unary */
-static int unary_bw(sg_node *n, sg_tensor *g, sg_tensor **gin);
+static int unary_backward(sg_node *n, sg_tensor *g, sg_tensor **gin);
 
 static sg_dtype unary_out_type(sg_unop op, sg_dtype in) {
   if (op == SG_NOT) return SG_BOOL;
@@ -285,7 +284,7 @@ static int run_unary(int op, sg_tensor *out, sg_tensor *a, double lo, double hi)
   if (!sg_dtype_is_float(a->dtype) && sg_dtype_is_float(out->dtype)) ct = out->dtype == SG_F64 ? SG_F64 : SG_F32;
   if (out->dtype == SG_F32 || out->dtype == SG_F64) ct = out->dtype;
   sg_device dev = SG_DEVICE_OF(out);
-  sg_eltwise_note_path(sg_device_name(dev)); /* a backend with several paths names the one it took */
+  sg_path_note(SG_PATH_ELTWISE, sg_device_name(dev)); /* a backend with several paths names the one it took */
   return SG_BACKEND_CALL(dev, elementwise.unary, op < 0 ? "clamp" : UN_NAMES[op], op, out, a,
                          ct == SG_BOOL ? a->dtype : ct, lo, hi);
 }
@@ -295,7 +294,7 @@ sg_tensor *sg_unary(sg_unop op, sg_tensor *a) {
   if (!out) return NULL;
   if (run_unary(op, out, a, 0, 0)) { sg_tensor_decref(out); return NULL; }
   if (sg_dtype_is_float(out->dtype) && op != SG_NOT && op != SG_SIGN) {
-    sg_node *n = sg_record(UN_NAMES[op], unary_bw, out, 1, &a);
+    sg_node *n = sg_record(UN_NAMES[op], unary_backward, out, 1, &a);
     if (n) { n->i[0] = op; sg_node_save(n, a); sg_node_save(n, out); }
   }
   return out;
@@ -316,7 +315,7 @@ sg_tensor *sg_unary_(sg_unop op, sg_tensor *a) {
     sg_tensor *x = sg_clone(a);
     sg_set_grad_enabled(prev);
     if (!x) return NULL;
-    n = record_inplace(UN_NAMES[op], unary_bw, a, 1, &a);
+    n = record_inplace(UN_NAMES[op], unary_backward, a, 1, &a);
     if (n) { n->i[0] = op; sg_node_save(n, x); }
     sg_tensor_decref(x);
   }
@@ -335,7 +334,7 @@ static bool un_reads_y(int op) {
   return op == SG_EXP || op == SG_SQRT || op == SG_RSQRT || op == SG_SIGMOID || op == SG_TANH || op == SG_RELU;
 }
 
-static int unary_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+static int unary_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   int op = (int)n->i[0];
   sg_tensor *x = un_reads_x(op) ? sg_node_saved(n, 0) : n->saved[0];
   sg_tensor *y = x ? (un_reads_y(op) ? sg_node_saved(n, 1) : n->saved[1]) : NULL;
@@ -344,7 +343,7 @@ static int unary_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_tensor *out = xc ? sg_empty_like(y) : NULL;
   if (out) {
     sg_device dev = SG_DEVICE_OF(out);
-    sg_eltwise_note_path(sg_device_name(dev));
+    sg_path_note(SG_PATH_ELTWISE, sg_device_name(dev));
     if (!SG_BACKEND_CALL(dev, elementwise.unary_backward, UN_NAMES[op], op, out, gc, xc, y))
       gin[0] = sg_to_dtype(out, n->in_dtype[0]);
   }
@@ -353,7 +352,7 @@ static int unary_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
 }
 
 /* ------------------------------------------------------------------ clamp, where */
-static int clamp_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+static int clamp_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_tensor *x = sg_node_saved(n, 0);
   if (!x) return -1;
   sg_device dev = x->storage->device;
@@ -376,7 +375,7 @@ sg_tensor *sg_clamp(sg_tensor *a, double lo, double hi) {
   sg_tensor *out = sg_empty_like(a);
   if (!out) return NULL;
   if (run_unary(-1, out, a, lo, hi)) { sg_tensor_decref(out); return NULL; }
-  sg_node *n = sg_dtype_is_float(a->dtype) ? sg_record("clamp", clamp_bw, out, 1, &a) : NULL;
+  sg_node *n = sg_dtype_is_float(a->dtype) ? sg_record("clamp", clamp_backward, out, 1, &a) : NULL;
   if (n) { n->f[0] = lo; n->f[1] = hi; sg_node_save(n, a); }
   return out;
 }
@@ -389,7 +388,7 @@ sg_tensor *sg_clamp_(sg_tensor *a, double lo, double hi) {
     sg_tensor *x = sg_clone(a);
     sg_set_grad_enabled(prev);
     if (!x) return NULL;
-    n = record_inplace("clamp", clamp_bw, a, 1, &a);
+    n = record_inplace("clamp", clamp_backward, a, 1, &a);
     if (n) { n->f[0] = lo; n->f[1] = hi; sg_node_save(n, x); }
     sg_tensor_decref(x);
   }
@@ -398,7 +397,7 @@ sg_tensor *sg_clamp_(sg_tensor *a, double lo, double hi) {
   return sg_tensor_incref(a);
 }
 
-static int where_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+static int where_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_tensor *c = sg_node_saved(n, 0);
   if (!c) return -1;
   sg_tensor *z = sg_scalar(0, g->dtype, g->storage->device);
@@ -434,7 +433,7 @@ static sg_tensor *where(sg_tensor *cond, sg_tensor *a, sg_tensor *b) {
     if (SG_BACKEND_CALL(SG_DEVICE_OF(out), elementwise.where, "where", out, cb, ac, bc)) sg_tensor_assign(&out, NULL);
     if (out && sg_dtype_is_float(dt)) {
       sg_tensor *in[3] = {cb, a, b};
-      sg_node *nd = sg_record("where", where_bw, out, 3, in);
+      sg_node *nd = sg_record("where", where_backward, out, 3, in);
       if (nd) sg_node_save(nd, cb);
     }
   }

@@ -8,7 +8,6 @@
 #include "nn_ops.h"
 #include "ops.h"
 #include "../autograd/autograd.h"
-#include "../backend_cpu/dnnl_common.h" /* sg_bn_note_path */
 #include "../backend.h"
 #include <math.h>
 
@@ -50,7 +49,7 @@ static int batch_norm_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_tensor *y = relu ? sg_node_saved(n, 3) : NULL;
   const sg_backend *be = sg_backend_get(dev);
   if (!x || (n->saved[1] && !w) || !st || (relu && !y) || !be) return -1;
-  sg_bn_note_path(be->name); /* a cpu backend names its own path */
+  sg_path_note(SG_PATH_NORM, be->name); /* a cpu backend names its own path */
   bool ok = true;
   sg_tensor *xc = sg_nn_contig(x, dt), *gc = xc ? sg_nn_contig(g, dt) : NULL, *wc = contig_opt(w, &ok);
   sg_tensor *yc = y ? sg_nn_contig(y, dt) : NULL, *out[3] = {NULL, NULL, NULL};
@@ -115,7 +114,7 @@ static sg_tensor *batch_norm(sg_tensor *x, sg_tensor *rm, sg_tensor *rv, sg_tens
     sg_tensor_decref(y);
     return r;
   }
-  sg_bn_note_path(be->name); /* a cpu backend names its own path */
+  sg_path_note(SG_PATH_NORM, be->name); /* a cpu backend names its own path */
   bool ok = true;
   sg_tensor *xc = sg_nn_contig(x, x->dtype), *wc = contig_opt(weight, &ok), *bc = contig_opt(bias, &ok);
   sg_tensor *out = xc && ok ? sg_empty(x->ndim, x->size, x->dtype, dev) : NULL, *st = NULL;

@@ -66,7 +66,7 @@ static int maxpool_call(sg_node *n, sg_tensor *g, sg_tensor *gx) {
   sg_tensor *idx = sg_node_saved(n, 0);
   return idx ? SG_BACKEND_CALL(n->in_device[0], pool.max_pool2d_backward, "max_pool2d", g, idx, n->i, gx) : -1;
 }
-static int maxpool_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) { return backward_with(n, g, gin, maxpool_call); }
+static int maxpool_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) { return backward_with(n, g, gin, maxpool_call); }
 
 int sg_max_pool2d(sg_tensor *x, const int64_t kernel[2], const int64_t stride[2], const int64_t padding[2],
                   sg_tensor **values, sg_tensor **indices) {
@@ -88,7 +88,7 @@ int sg_max_pool2d(sg_tensor *x, const int64_t kernel[2], const int64_t stride[2]
     sg_tensor_decref(ix);
     return -1;
   }
-  sg_node *n = sg_record(op, maxpool_bw, v, 1, &x);
+  sg_node *n = sg_record(op, maxpool_backward, v, 1, &x);
   if (n) {
     sg_node_save(n, ix);
     memcpy(n->i, par, sizeof par);
@@ -105,7 +105,7 @@ static int unpool_call(sg_node *n, sg_tensor *g, sg_tensor *gx) {
   sg_tensor *idx = sg_node_saved(n, 0);
   return idx ? SG_BACKEND_CALL(n->in_device[0], pool.max_unpool2d_backward, "max_unpool2d", g, idx, gx) : -1;
 }
-static int unpool_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) { return backward_with(n, g, gin, unpool_call); }
+static int unpool_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) { return backward_with(n, g, gin, unpool_call); }
 
 sg_tensor *sg_max_unpool2d(sg_tensor *x, sg_tensor *indices, int64_t oh, int64_t ow) {
   const char *op = "max_unpool2d";
@@ -136,7 +136,7 @@ sg_tensor *sg_max_unpool2d(sg_tensor *x, sg_tensor *indices, int64_t oh, int64_t
   }
   sg_tensor_decref(xc);
   if (out) {
-    sg_node *n = sg_record(op, unpool_bw, out, 1, &x);
+    sg_node *n = sg_record(op, unpool_backward, out, 1, &x);
     if (n) sg_node_save(n, ic);
   }
   sg_tensor_decref(ic);
@@ -150,7 +150,7 @@ static int avg_call(sg_node *n, sg_tensor *g, sg_tensor *gx) {
   return SG_BACKEND_CALL(n->in_device[0], pool.avg_pool2d_backward, adaptive ? "adaptive_avg_pool2d" : "avg_pool2d",
                          g, n->i, adaptive, gx);
 }
-static int avg_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) { return backward_with(n, g, gin, avg_call); }
+static int avg_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) { return backward_with(n, g, gin, avg_call); }
 
 static sg_tensor *avg_common(const char *op, sg_tensor *x, const int64_t par[7], bool adaptive, int64_t oh,
                              int64_t ow) {
@@ -163,7 +163,7 @@ static sg_tensor *avg_common(const char *op, sg_tensor *x, const int64_t par[7],
   }
   sg_tensor_decref(xc);
   if (!out) return NULL;
-  sg_node *n = sg_record(op, avg_bw, out, 1, &x);
+  sg_node *n = sg_record(op, avg_backward, out, 1, &x);
   if (n) {
     memcpy(n->i, par, sizeof(int64_t) * 7);
     n->i[7] = adaptive;

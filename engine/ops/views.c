@@ -71,7 +71,7 @@ bad:
   return -1;
 }
 
-static int reshape_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+static int reshape_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   gin[0] = sg_reshape(g, n->in_shape[0].ndim, n->in_shape[0].size);
   return gin[0] ? 0 : -1;
 }
@@ -89,7 +89,7 @@ sg_tensor *sg_view(sg_tensor *t, int ndim, const int64_t *size) {
   v->ndim = ndim;
   memcpy(v->size, sz, sizeof(int64_t) * (size_t)ndim);
   memcpy(v->stride, st, sizeof(int64_t) * (size_t)ndim);
-  sg_record("view", reshape_bw, v, 1, &t);
+  sg_record("view", reshape_backward, v, 1, &t);
   return v;
 }
 
@@ -104,7 +104,7 @@ sg_tensor *sg_reshape(sg_tensor *t, int ndim, const int64_t *size) {
   return v;
 }
 
-static int permute_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+static int permute_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   int inv[SG_MAX_DIMS];
   for (int d = 0; d < g->ndim; d++) inv[n->i[d]] = d;
   gin[0] = sg_permute(g, inv);
@@ -123,7 +123,7 @@ sg_tensor *sg_permute(sg_tensor *t, const int *perm) {
   sg_tensor *v = sg_alias(t);
   if (!v) return NULL;
   for (int d = 0; d < t->ndim; d++) { v->size[d] = t->size[perm[d]]; v->stride[d] = t->stride[perm[d]]; }
-  sg_node *n = sg_record("permute", permute_bw, v, 1, &t);
+  sg_node *n = sg_record("permute", permute_backward, v, 1, &t);
   if (n) for (int d = 0; d < t->ndim; d++) n->i[d] = perm[d];
   return v;
 }
@@ -137,7 +137,7 @@ sg_tensor *sg_transpose(sg_tensor *t, int d0, int d1) {
 }
 
 /* grad of a strided slice: zeros of the input's shape with g copied in */
-static int slice_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+static int slice_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_tensor *z = sg_zeros(n->in_shape[0].ndim, n->in_shape[0].size, g->dtype, g->storage->device);
   if (!z) return -1;
   sg_tensor *v = n->i[3] ? sg_select(z, (int)n->i[0], n->i[1]) : sg_slice(z, (int)n->i[0], n->i[1], n->i[2], n->i[4]);
@@ -163,7 +163,7 @@ sg_tensor *sg_slice(sg_tensor *t, int dim, int64_t start, int64_t stop, int64_t 
   v->offset += start * t->stride[dim];
   v->size[dim] = (stop - start + step - 1) / step;
   v->stride[dim] = t->stride[dim] * step;
-  sg_node *nd = sg_record("slice", slice_bw, v, 1, &t);
+  sg_node *nd = sg_record("slice", slice_backward, v, 1, &t);
   if (nd) { nd->i[0] = dim; nd->i[1] = start; nd->i[2] = stop; nd->i[3] = 0; nd->i[4] = step; }
   return v;
 }
@@ -194,12 +194,12 @@ sg_tensor *sg_select(sg_tensor *t, int dim, int64_t index) {
   v->offset += index * t->stride[dim];
   for (int d = dim; d < t->ndim - 1; d++) { v->size[d] = t->size[d + 1]; v->stride[d] = t->stride[d + 1]; }
   v->ndim--;
-  sg_node *nd = sg_record("select", slice_bw, v, 1, &t);
+  sg_node *nd = sg_record("select", slice_backward, v, 1, &t);
   if (nd) { nd->i[0] = dim; nd->i[1] = index; nd->i[3] = 1; }
   return v;
 }
 
-static int expand_bw(sg_node *n, sg_tensor *g, sg_tensor **gin) {
+static int expand_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   gin[0] = sg_sum_to(g, &n->in_shape[0]);
   return gin[0] ? 0 : -1;
 }
@@ -238,7 +238,7 @@ sg_tensor *sg_expand(sg_tensor *t, int ndim, const int64_t *size) {
   v->ndim = ndim;
   memcpy(v->size, sz, sizeof sz);
   memcpy(v->stride, st, sizeof st);
-  sg_record("expand", expand_bw, v, 1, &t);
+  sg_record("expand", expand_backward, v, 1, &t);
   return v;
 }
 
