@@ -351,3 +351,273 @@ do
     check.near(yw, yd, 1e-4 * (1 + yd:abs():amax():item()), 0, "winograd against direct")
   end)
 end
+
+-- ---------------------------------------------------------------- convolution on the GPU (was tests/test_cuda_nn_ops.lua)
+do
+  local G = require "tests.ops.gpu_nn"
+  local F, DEV, need_dev, need_cuda, copy, f64, leaf_pair, rounded, close, same_bits, on_dev, randn, with_autocast =
+    G.F, G.DEV, G.need_dev, G.need_cuda, G.copy, G.f64, G.leaf_pair, G.rounded, G.close, G.same_bits, G.on_dev, G.randn,
+    G.with_autocast
+  -- ------------------------------------------------------------------ convolution
+  -- op(x, w, b, o) on the device in dt (or f32 inputs under autocast when ac is
+  -- given) against the CPU's f64 reference loops on the same values
+  local function conv_case(op, xs, ws, bs, o, label, dt, tol, ac)
+    dt, tol = dt or "f32", tol or 1e-4
+    local round = (dt == "bf16" or dt == "f16") and dt or (ac or nil)
+    local x64, w64 = randn(xs, round), randn(ws, round)
+    local b64 = bs and randn({bs}, round) or nil
+    local xd, xc = leaf_pair(x64, dt)
+    local wd, wc = leaf_pair(w64, dt)
+    local bd, bc = leaf_pair(b64, dt)
+    local yd = F[op](xd, wd, bd, o)
+    on_dev(yd, label)
+    check.eq(yd.dtype, ac or dt, label .. ": output dtype")
+    if DEV == "cuda" then check.eq(F._conv_path(), "cudnn", label .. ": forward path") end
+    local ro = copy(o)
+    ro.reference = true
+    local yc = F[op](xc, wc, bc, ro)
+    local gy64 = randn(yc.shape, round)
+    yd:backward(gy64:to(yd.dtype):to(DEV))
+    if DEV == "cuda" then check.eq(F._conv_path(), "cudnn", label .. ": backward path") end
+    yc:backward(gy64)
+    close(yd, yc, tol, label .. ": output")
+    check.eq(xd.grad.dtype, dt, label .. ": input gradient dtype")
+    close(xd.grad, xc.grad, tol, label .. ": input gradient")
+    close(wd.grad, wc.grad, tol, label .. ": weight gradient")
+    if bd then close(bd.grad, bc.grad, tol, label .. ": bias gradient") end
+  end
+
+  local CONV_CASES = {
+    {x={1, 3, 7, 9}, w={5, 3, 3, 3}, o={}},                                         -- odd sizes
+    {x={3, 4, 9, 8}, w={6, 2, 3, 2}, o={stride=2, padding={1, 0}, groups=2}},       -- stride 2, groups 2
+    {x={2, 2, 11, 7}, w={3, 2, 3, 3}, o={dilation=2, padding=2}},                   -- dilation 2
+    {x={1, 6, 5, 5}, w={6, 1, 3, 3}, o={groups=6, padding=1}},                      -- depthwise
+    {x={2, 4, 9, 7}, w={8, 1, 3, 3}, o={groups=4, padding=1, stride=2}},            -- depthwise x2
+    {x={3, 5, 4, 6}, w={7, 5, 1, 1}, o={}},                                         -- 1x1
+    {x={1, 4, 7, 7}, w={2, 4, 1, 1}, o={stride=2}},                                 -- 1x1 stride 2
+    {x={2, 3, 8, 6}, w={5, 3, 4, 3}, o={padding="same", dilation={2, 1}}},          -- same, even kernel
+    {x={2, 3, 8, 6}, w={5, 3, 4, 2}, o={padding="same"}},                           -- same, odd total padding
+    {x={1, 2, 7, 9}, w={4, 2, 2, 2}, o={padding="same", dilation={3, 1}}},          -- same, odd totals both ways
+    {x={3, 3, 9, 9}, w={4, 3, 3, 3}, o={padding="same"}},                           -- same, batch 3
+    {x={1, 2, 13, 10}, w={4, 1, 5, 3}, o={stride={3, 2}, padding={2, 1}, dilation={1, 2}, groups=2}},
+    {x={2, 32, 10, 11}, w={48, 32, 3, 3}, o={padding=1}},
+    {x={3, 16, 15, 13}, w={32, 16, 3, 3}, o={stride=2, padding=1}},
+    {x={1, 64, 6, 6}, w={64, 16, 3, 3}, o={groups=4, padding=1}},
+    {x={2, 32, 7, 9}, w={32, 1, 5, 5}, o={groups=32, padding=2}},
+    {x={2, 3, 4, 5}, w={2, 3, 3, 3}, o={padding=4}},                                -- padding larger than the kernel
+    {x={1, 1, 1, 1}, w={3, 1, 1, 1}, o={}},                                         -- one pixel
+  }
+
+  test("conv2d on cuda matches the CPU on chosen geometries (f32)", function()
+    need_dev()
+    sg.manual_seed(31)
+    for k, c in ipairs(CONV_CASES) do
+      conv_case("conv2d", c.x, c.w, c.w[1], c.o, "case " .. k .. " with bias")
+      conv_case("conv2d", c.x, c.w, nil, c.o, "case " .. k .. " without bias")
+    end
+  end)
+
+  test("conv2d on cuda matches the CPU on random geometries (f32)", function()
+    need_dev()
+    sg.manual_seed(32)
+    math.randomseed(32)
+    local r = math.random
+    for k = 1, 30 do
+      local G = ({1, 1, 2, 3})[r(4)]
+      local cin, cout = G * r(1, 5), G * r(1, 5)
+      local kh, kw = r(1, 4), r(1, 4)
+      local o = {stride={r(1, 2), r(1, 3)}, dilation={r(1, 2), r(1, 2)}, padding={r(0, 2), r(0, 2)}, groups=G}
+      if r(5) == 1 then o.stride, o.padding = nil, "same" end
+      local H = (kh - 1) * o.dilation[1] + r(1, 9)
+      local W = (kw - 1) * o.dilation[2] + r(1, 9)
+      conv_case("conv2d", {r(1, 3), cin, H, W}, {cout, cin // G, kh, kw}, r(2) == 1 and cout or nil, o,
+                "random case " .. k)
+    end
+  end)
+
+  local CONVT_CASES = {
+    {x={2, 4, 3, 4}, w={4, 3, 3, 3}, o={stride=2, padding=1, output_padding=1}},
+    {x={1, 2, 3, 3}, w={2, 3, 2, 3}, o={stride={2, 3}, dilation={2, 1}, padding={1, 0}}},
+    {x={2, 4, 5, 5}, w={4, 2, 3, 3}, o={groups=2, stride=2, padding=1, output_padding={1, 0}}},
+    {x={1, 3, 4, 5}, w={3, 2, 3, 3}, o={dilation=2, padding=1, output_padding=1}},    -- output_padding >= stride
+    {x={2, 3, 4, 4}, w={3, 5, 1, 1}, o={stride=2, output_padding=1}},
+    {x={1, 2, 6, 6}, w={2, 2, 5, 5}, o={padding=2}},
+    {x={1, 4, 5, 6}, w={4, 1, 3, 3}, o={groups=4, stride=2, padding=1}},              -- depthwise
+    {x={2, 16, 7, 6}, w={16, 8, 4, 4}, o={stride=2, padding=1}},                      -- the U-Net up-convolution
+    {x={1, 6, 3, 2}, w={6, 2, 2, 3}, o={stride={3, 2}, dilation={1, 3}, output_padding={2, 1}, groups=3}},
+  }
+
+  test("conv_transpose2d on cuda matches the CPU on chosen geometries (f32)", function()
+    need_dev()
+    sg.manual_seed(33)
+    for k, c in ipairs(CONVT_CASES) do
+      local cout = c.w[2] * (c.o.groups or 1)
+      conv_case("conv_transpose2d", c.x, c.w, cout, c.o, "case " .. k .. " with bias")
+      conv_case("conv_transpose2d", c.x, c.w, nil, c.o, "case " .. k .. " without bias")
+    end
+  end)
+
+  test("conv_transpose2d on cuda matches the CPU on random geometries (f32)", function()
+    need_dev()
+    sg.manual_seed(34)
+    math.randomseed(34)
+    local r = math.random
+    for k = 1, 20 do
+      local G = ({1, 1, 2})[r(3)]
+      local cin, cout = G * r(1, 4), G * r(1, 4)
+      local kh, kw = r(1, 4), r(1, 4)
+      local s, d = {r(1, 3), r(1, 2)}, {r(1, 2), r(1, 2)}
+      local o = {stride=s, dilation=d, groups=G,
+                 padding={r(0, d[1] * (kh - 1) // 2), r(0, d[2] * (kw - 1) // 2)},
+                 output_padding={r(0, math.max(s[1], d[1]) - 1), r(0, math.max(s[2], d[2]) - 1)}}
+      conv_case("conv_transpose2d", {r(1, 3), cin, r(1, 6), r(1, 6)}, {cin, cout // G, kh, kw},
+                r(2) == 1 and cout or nil, o, "random case " .. k)
+    end
+  end)
+
+  test("conv2d and conv_transpose2d in f64 on cuda match the CPU to 1e-9", function()
+    need_dev()
+    sg.manual_seed(35)
+    for k, c in ipairs({CONV_CASES[2], CONV_CASES[3], CONV_CASES[9], CONV_CASES[12]}) do
+      conv_case("conv2d", c.x, c.w, c.w[1], c.o, "f64 case " .. k, "f64", 1e-9)
+    end
+    for k, c in ipairs({CONVT_CASES[1], CONVT_CASES[4]}) do
+      conv_case("conv_transpose2d", c.x, c.w, c.w[2] * (c.o.groups or 1), c.o, "f64 transposed case " .. k, "f64", 1e-9)
+    end
+  end)
+
+  test("conv2d takes non-contiguous and broadcast inputs on cuda", function()
+    need_dev()
+    sg.manual_seed(36)
+    local base, w64, b64 = sg.randn({2, 3, 9, 7}, "f64"), sg.randn({4, 3, 3, 3}, "f64"), sg.randn({4}, "f64")
+    local xd = base:to("f32"):to(DEV):transpose(3, 4)                   -- [2,3,7,9], not contiguous
+    check.eq(xd:is_contiguous(), false, "a transposed view")
+    local yd = F.conv2d(xd, w64:to("f32"):to(DEV), b64:to("f32"):to(DEV), {padding=1})
+    local yc = F.conv2d(base:transpose(3, 4), w64, b64, {padding=1, reference=true})
+    close(yd, yc, 1e-4, "transposed input")
+    -- one image broadcast over the batch, a bias that is a stride-0 view
+    local one = sg.randn({1, 3, 6, 6}, "f64")
+    local bb = sg.randn({1}, "f64")
+    yd = F.conv2d(one:to("f32"):to(DEV):expand({3, 3, 6, 6}), w64:to("f32"):to(DEV), bb:to("f32"):to(DEV):expand({4}))
+    yc = F.conv2d(one:expand({3, 3, 6, 6}):contiguous(), w64, bb:expand({4}):contiguous(), {reference=true})
+    close(yd, yc, 1e-4, "expanded input and bias")
+  end)
+
+  test("conv2d and conv_transpose2d under bf16 and f16 autocast run in 16 bits with f32 gradients", function()
+    need_cuda()
+    sg.manual_seed(37)
+    with_autocast("bf16", function()
+      for k, c in ipairs({CONV_CASES[1], CONV_CASES[2], CONV_CASES[9], CONV_CASES[13], CONV_CASES[16]}) do
+        conv_case("conv2d", c.x, c.w, c.w[1], c.o, "bf16 autocast case " .. k, "f32", 2e-2, "bf16")
+      end
+      for k, c in ipairs({CONVT_CASES[1], CONVT_CASES[4], CONVT_CASES[8]}) do
+        conv_case("conv_transpose2d", c.x, c.w, c.w[2] * (c.o.groups or 1), c.o, "bf16 autocast transposed " .. k,
+                  "f32", 2e-2, "bf16")
+      end
+      -- f64 work is left alone
+      local y = F.conv2d(sg.randn({1, 2, 5, 5}, "f64"):to(DEV), sg.randn({3, 2, 3, 3}, "f64"):to(DEV))
+      check.eq(y.dtype, "f64", "f64 under autocast")
+    end)
+    with_autocast("f16", function()
+      local c = CONV_CASES[14]
+      conv_case("conv2d", c.x, c.w, c.w[1], c.o, "f16 autocast", "f32", 2e-2, "f16")
+    end)
+    check.eq(sg.amp.autocast_dtype("cuda"), nil, "autocast restored")
+  end)
+
+  test("conv2d on bf16 and f16 cuda tensors (no autocast)", function()
+    need_cuda()
+    sg.manual_seed(38)
+    for _, dt in ipairs({"bf16", "f16"}) do
+      for k, c in ipairs({CONV_CASES[3], CONV_CASES[8], CONV_CASES[15]}) do
+        conv_case("conv2d", c.x, c.w, c.w[1], c.o, dt .. " case " .. k, dt, 2e-2)
+      end
+      conv_case("conv_transpose2d", CONVT_CASES[3].x, CONVT_CASES[3].w, 4, CONVT_CASES[3].o, dt .. " transposed", dt, 2e-2)
+    end
+  end)
+
+  test("cuDNN benchmark and deterministic modes agree with the heuristics; timing runs once per shape", function()
+    need_cuda()
+    sg.manual_seed(39)
+    local x64, w64, b64 = sg.randn({4, 16, 20, 18}, "f64"), sg.randn({24, 16, 3, 3}, "f64"), sg.randn({24}, "f64")
+    local gy64 = sg.randn({4, 24, 10, 9}, "f64")
+    local function run()
+      local x, w, b = leaf_pair(x64, "f32"), leaf_pair(w64, "f32"), leaf_pair(b64, "f32")
+      local y = F.conv2d(x, w, b, {stride=2, padding=1})
+      y:backward(gy64:to("f32"):cuda())
+      return {y = f64(y), gx = f64(x.grad), gw = f64(w.grad), gb = f64(b.grad)}
+    end
+    local function agree(a, b, what)
+      for _, k in ipairs({"y", "gx", "gw", "gb"}) do close(a[k], b[k], 1e-4, what .. " " .. k) end
+    end
+    local ok, err = pcall(function()
+      F._cudnn("clear")
+      local base = run()
+      local s0 = F._cudnn()
+      check.truthy(s0.entries >= 3 and s0.heuristics >= 3, "heuristics chose fwd, bwd_data and bwd_filter")
+      sg.cuda.benchmark(true)
+      local b1 = run()
+      local s1 = F._cudnn()
+      check.truthy(s1.finds >= s0.finds + 3, "benchmark mode times fwd, bwd_data and bwd_filter")
+      local b2 = run()
+      local s2 = F._cudnn()
+      check.eq(s2.finds, s1.finds, "no second timing for the same shapes")
+      check.truthy(s2.hits > s1.hits, "cache hits")
+      agree(b1, base, "benchmark vs heuristics")
+      agree(b2, b1, "benchmark twice")
+      sg.cuda.deterministic(true)
+      local d1, d2 = run(), run()
+      sg.cuda.benchmark(false)
+      local d3 = run()
+      for _, k in ipairs({"y", "gx", "gw", "gb"}) do
+        same_bits(d1[k], d2[k], "deterministic benchmark " .. k)
+        close(d3[k], d1[k], 1e-4, "deterministic heuristics " .. k)
+      end
+      local d4 = run()
+      for _, k in ipairs({"y", "gx", "gw", "gb"}) do same_bits(d3[k], d4[k], "deterministic heuristics " .. k) end
+      agree(d1, base, "deterministic vs default")
+      F._cudnn({tf32 = true})
+      local t = run()
+      for _, k in ipairs({"y", "gx", "gw", "gb"}) do close(t[k], base[k], 1e-2, "tf32 " .. k) end
+      check.eq(F._cudnn().tf32, true, "tf32 switch")
+    end)
+    sg.cuda.benchmark(false)
+    sg.cuda.deterministic(false)
+    F._cudnn({tf32 = false})
+    if not ok then error(err, 0) end
+    check.truthy(F._cudnn().last:find("algo", 1, true), "last algorithm reported")
+  end)
+
+  test("conv ops on cuda reject tensors on two devices", function()
+    need_cuda()
+    local x, w = sg.randn({1, 2, 5, 5}):cuda(), sg.randn({3, 2, 3, 3})
+    check.errors(function() return F.conv2d(x, w) end, "expected all tensors on one device")
+    check.errors(function() return F.conv2d(x, w:cuda(), sg.randn({3})) end, "expected all tensors on one device")
+    check.errors(function() return F.conv_transpose2d(x, sg.randn({2, 3, 3, 3})) end, "expected all tensors on one device")
+  end)
+end
+
+-- ---------------------------------------------------------------- hooks (every build) (was tests/test_cuda_nn_ops.lua)
+do
+  local G = require "tests.ops.gpu_nn"
+  local F, DEV, need_dev, need_cuda, copy, f64, leaf_pair, rounded, close, same_bits, on_dev, randn, with_autocast =
+    G.F, G.DEV, G.need_dev, G.need_cuda, G.copy, G.f64, G.leaf_pair, G.rounded, G.close, G.same_bits, G.on_dev, G.randn,
+    G.with_autocast
+  -- ------------------------------------------------------------------ hooks (every build)
+  test("_cudnn hook; cuda autocast leaves cpu convolutions alone", function()
+    check.eq(sg.amp.autocast_dtype("cuda"), nil, "off by default")
+    with_autocast("bf16", function()
+      check.eq(sg.amp.autocast_dtype("cuda"), "bf16", "set")
+      local y = F.conv2d(sg.randn({1, 2, 5, 5}), sg.randn({3, 2, 3, 3}))
+      check.eq(y.dtype, "f32", "a cpu convolution under cuda autocast")
+    end)
+    check.eq(sg.amp.autocast_dtype("cuda"), nil, "restored")
+    check.errors(function() return sg.amp.autocast({dtype = "nonsense", device = "cuda"}, function() end) end, "nonsense")
+    local info = F._cudnn()
+    check.eq(type(info.built), "boolean", "_cudnn().built")
+    if info.built then
+      check.eq(math.type(info.entries), "integer", "_cudnn().entries")
+      check.eq(info.tf32, false, "no TF32 by default")
+    end
+  end)
+end

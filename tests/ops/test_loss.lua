@@ -66,3 +66,45 @@ test("bce_with_logits: errors name the problem on every backend", function()
     end
   end
 end)
+
+-- ---------------------------------------------------------------- the f32 cpu kernels against the f64 loops (was tests/test_cpu_kernels.lua)
+do
+  local C = require "tests.ops.cpu_fast"
+  local F, same, both, on_threads, close = C.F, C.same, C.both, C.on_threads, C.close
+  test("fused bce_with_logits matches the composed reference, gradients included, on any thread count", function()
+    sg.manual_seed(60)
+    for _, dt in ipairs{"f32", "f64"} do
+      for _, shape in ipairs{{4, 1, 128, 128}, {3, 2, 7, 5}, {1}, {2, 3, 70001}} do
+        for _, red in ipairs{"mean", "sum"} do
+          local x0 = (sg.randn(shape, dt) * 4):detach()
+          x0[1] = 0 -- x = 0: sigmoid(0) - t (the composite's subgradient differs there)
+          local t = sg.rand(shape, dt):gt(0.5):to(dt)
+          if #shape == 4 then t = sg.rand(shape, dt) end -- soft targets too
+          local what = string.format("%s {%s} %s", dt, table.concat(shape, ","), red)
+          local function run(fn, threads)
+            F._threads(threads)
+            local x = x0:clone():requires_grad()
+            local l = fn(x, t, {reduction = red})
+            l:backward()
+            return l, x.grad
+          end
+          local t0 = F._threads()
+          local l1, g1 = run(sg.loss.bce_with_logits, 1)
+          check.eq(l1.grad_fn, "bce_with_logits", what .. ": the fused op ran")
+          local l3, g3 = run(sg.loss.bce_with_logits, 3)
+          local lr, gr = run(sg.loss.bce_with_logits_reference, 1)
+          F._threads(t0)
+          check.eq(l1:item(), l3:item(), what .. ": loss on 1 and 3 threads")
+          check.eq(g1:eq(g3):all():item(), true, what .. ": gradient on 1 and 3 threads")
+          local tol = dt == "f32" and 1e-6 or 1e-12
+          check.near(l1:item(), lr:item(), tol * (1 + math.abs(lr:item())), 0, what .. ": loss")
+          local n = red == "mean" and l1.shape and x0:numel() or 1
+          -- the composite's derivative at exactly 0 is (1 - t) instead of (0.5 - t)
+          local d = (g1 - gr):abs()
+          d[1] = 0
+          check.truthy(d:amax():item() <= tol * 4 / n + tol * 1e-3, what .. ": gradient")
+        end
+      end
+    end
+  end)
+end

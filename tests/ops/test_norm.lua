@@ -405,3 +405,220 @@ do
     check.errors(function() C.layer_norm(x, "a") end, "layer_norm: argument #2 must be the normalized shape")
   end)
 end
+
+-- ---------------------------------------------------------------- batch, group and layer norm on the GPU (was tests/test_cuda_nn_ops.lua)
+do
+  local G = require "tests.ops.gpu_nn"
+  local F, DEV, need_dev, need_cuda, copy, f64, leaf_pair, rounded, close, same_bits, on_dev, randn =
+    G.F, G.DEV, G.need_dev, G.need_cuda, G.copy, G.f64, G.leaf_pair, G.rounded, G.close, G.same_bits, G.on_dev, G.randn
+  -- ------------------------------------------------------------------ batch norm
+  local function bn_case(label, xs, opts, with_affine, with_running, dt, wdt, tol)
+    dt, wdt, tol = dt or "f32", wdt or "f32", tol or 1e-5
+    local C = xs[2]
+    local x64 = randn(xs, dt ~= "f64" and dt or nil)
+    local w64 = with_affine and randn({C}, wdt) or nil
+    local b64 = with_affine and randn({C}, wdt) or nil
+    local xd, xc = leaf_pair(x64, dt)
+    local wd, wc = leaf_pair(w64, wdt)
+    local bd, bc = leaf_pair(b64, wdt)
+    local rmd, rvd, rmc, rvc
+    if with_running then
+      local rm64, rv64 = randn({C}, wdt), sg.rand({C}, "f64") + 0.5
+      rv64 = rounded(rv64, wdt)
+      rmd, rvd = rm64:to(wdt):to(DEV), rv64:to(wdt):to(DEV)
+      rmc, rvc = rm64:clone(), rv64:clone()
+    end
+    local yd = F.batch_norm(xd, rmd, rvd, wd, bd, opts)
+    if DEV == "cuda" then check.eq(F._bn_path(), "cuda", label .. ": path") end -- before the cpu run notes its own
+    local yc = F.batch_norm(xc, rmc, rvc, wc, bc, opts)
+    on_dev(yd, label)
+    check.eq(yd.dtype, dt, label .. ": output dtype")
+    close(yd, yc, tol, label .. ": output")
+    if with_running then
+      close(rmd, rmc, tol, label .. ": running mean")
+      close(rvd, rvc, tol, label .. ": running var")
+    end
+    local gy = randn(yc.shape, dt ~= "f64" and dt or nil)
+    yd:backward(gy:to(dt):to(DEV))
+    yc:backward(gy)
+    close(xd.grad, xc.grad, tol, label .. ": input gradient")
+    if with_affine then
+      check.eq(wd.grad.dtype, wdt, label .. ": weight gradient dtype")
+      close(wd.grad, wc.grad, tol, label .. ": weight gradient")
+      close(bd.grad, bc.grad, tol, label .. ": bias gradient")
+    end
+  end
+
+  test("batch_norm on cuda: training and evaluation, running statistics, gradients", function()
+    need_dev()
+    sg.manual_seed(51)
+    local SHAPES = {{4, 3, 5, 6}, {8, 5}, {2, 4, 3, 2, 3}, {1, 3, 1, 2}, {3, 2, 40, 33}, {64, 3}}
+    for k, xs in ipairs(SHAPES) do
+      for _, aff in ipairs({true, false}) do
+        local l = "shape " .. k .. (aff and " affine" or "")
+        bn_case(l .. " training", xs, {training=true, momentum=0.1, eps=1e-5}, aff, true)
+        bn_case(l .. " training, momentum 0.3, eps 1e-3", xs, {training=true, momentum=0.3, eps=1e-3}, aff, true)
+        bn_case(l .. " training without running stats", xs, {training=true}, aff, false)
+        bn_case(l .. " evaluation", xs, {training=false}, aff, true)
+      end
+    end
+    bn_case("f64 training", {3, 4, 5, 5}, {training=true}, true, true, "f64", "f64", 1e-10)
+    bn_case("f64 evaluation", {3, 4, 5, 5}, {training=false}, true, true, "f64", "f64", 1e-10)
+    bn_case("f32 input, f64 parameters", {3, 4, 5, 5}, {training=true}, true, true, "f32", "f64")
+  end)
+
+  test("batch_norm on cuda: 16-bit activations with f32 parameters (autocast layout)", function()
+    need_cuda()
+    sg.manual_seed(52)
+    for _, dt in ipairs({"bf16", "f16"}) do
+      bn_case(dt .. " training", {4, 6, 7, 5}, {training=true}, true, true, dt, "f32", 2e-2)
+      bn_case(dt .. " evaluation", {4, 6, 7, 5}, {training=false}, true, true, dt, "f32", 2e-2)
+    end
+  end)
+
+  test("batch_norm on cuda: non-contiguous input and stride-0 parameters", function()
+    need_dev()
+    sg.manual_seed(53)
+    local base = randn({3, 4, 6, 5}, "f32")
+    local w, b = randn({1}, "f32"), randn({1}, "f32")
+    local yd = F.batch_norm(base:to("f32"):to(DEV):transpose(3, 4), nil, nil, w:to("f32"):to(DEV):expand({4}),
+                            b:to("f32"):to(DEV):expand({4}), {training=true})
+    local yc = F.batch_norm(base:transpose(3, 4), nil, nil, w:expand({4}), b:expand({4}), {training=true})
+    close(yd, yc, 1e-5, "strided batch norm")
+    if DEV == "cuda" then
+      check.errors(function()
+        return F.batch_norm(sg.randn({2, 3, 4}):cuda(), sg.zeros({3}), sg.ones({3}), nil, nil, {training=true})
+      end, "expected all tensors on one device")
+    end
+  end)
+
+  -- ------------------------------------------------------------------ group and layer norm
+  local function gn_case(label, fn, xs, ws, dt, tol)
+    dt, tol = dt or "f32", tol or 1e-5
+    local wdt = dt == "f64" and "f64" or "f32" -- 16-bit activations keep f32 parameters
+    local x64 = randn(xs, dt ~= "f64" and dt or nil)
+    local w64 = ws and randn(ws, wdt) or nil
+    local b64 = ws and randn(ws, wdt) or nil
+    local xd, xc = leaf_pair(x64, dt)
+    local wd, wc = leaf_pair(w64, wdt)
+    local bd, bc = leaf_pair(b64, wdt)
+    local yd, yc = fn(xd, wd, bd), fn(xc, wc, bc)
+    on_dev(yd, label)
+    check.eq(yd.dtype, dt, label .. ": output dtype")
+    close(yd, yc, tol, label .. ": output")
+    local gy = randn(yc.shape, dt ~= "f64" and dt or nil)
+    yd:backward(gy:to(dt):to(DEV))
+    yc:backward(gy)
+    close(xd.grad, xc.grad, tol, label .. ": input gradient")
+    if ws then
+      close(wd.grad, wc.grad, tol, label .. ": weight gradient")
+      close(bd.grad, bc.grad, tol, label .. ": bias gradient")
+    end
+  end
+
+  test("group_norm and instance norm on cuda match the CPU", function()
+    need_dev()
+    sg.manual_seed(61)
+    local CASES = {
+      {x={2, 6, 5, 7}, g={1, 2, 3, 6}}, {x={2, 4, 10}, g={2, 4}}, {x={2, 8, 16, 16}, g={1, 4, 8}},
+      {x={3, 4}, g={2}}, {x={1, 2, 3, 1, 2}, g={1, 2}}, {x={2, 32, 40, 36}, g={8}},
+    }
+    for k, c in ipairs(CASES) do
+      for _, G in ipairs(c.g) do
+        local fn = function(x, w, b) return F.group_norm(x, G, w, b, 1e-5) end
+        gn_case("case " .. k .. " groups " .. G .. " affine", fn, c.x, {c.x[2]})
+        gn_case("case " .. k .. " groups " .. G, fn, c.x, nil)
+      end
+    end
+    gn_case("f64", function(x, w, b) return F.group_norm(x, 2, w, b, 1e-3) end, {3, 4, 5, 6}, {4}, "f64", 1e-10)
+  end)
+
+  test("layer_norm on cuda matches the CPU", function()
+    need_dev()
+    sg.manual_seed(62)
+    gn_case("last dim", function(x, w, b) return F.layer_norm(x, {8}, w, b) end, {3, 5, 8}, {8})
+    gn_case("last two dims", function(x, w, b) return F.layer_norm(x, {5, 8}, w, b) end, {3, 5, 8}, {5, 8})
+    gn_case("no affine", function(x) return F.layer_norm(x, {64}) end, {4, 64}, nil)
+    gn_case("long rows", function(x, w, b) return F.layer_norm(x, {1000}, w, b, 1e-6) end, {6, 1000}, {1000})
+    gn_case("many rows", function(x, w, b) return F.layer_norm(x, {16}, w, b) end, {2000, 16}, {16})
+    gn_case("f64", function(x, w, b) return F.layer_norm(x, {3, 4}, w, b) end, {2, 3, 4}, {3, 4}, "f64", 1e-10)
+  end)
+
+  test("group_norm and layer_norm on cuda in 16 bits", function()
+    need_cuda()
+    sg.manual_seed(63)
+    for _, dt in ipairs({"bf16", "f16"}) do
+      gn_case("group " .. dt, function(x, w, b) return F.group_norm(x, 4, w, b) end, {2, 8, 9, 7}, {8}, dt, 2e-2)
+      gn_case("layer " .. dt, function(x, w, b) return F.layer_norm(x, {48}, w, b) end, {5, 48}, {48}, dt, 2e-2)
+    end
+  end)
+end
+
+-- ---------------------------------------------------------------- the f32 cpu kernels against the f64 loops (was tests/test_cpu_kernels.lua)
+do
+  local C = require "tests.ops.cpu_fast"
+  local F, same, both, on_threads, close = C.F, C.same, C.both, C.on_threads, C.close
+  test("batch norm (f32 kernels, with and without the fused ReLU) matches the f64 loops", function()
+    sg.manual_seed(34)
+    math.randomseed(34)
+    local r = math.random
+    for k = 1, 40 do
+      local shape = ({{r(1, 4), r(1, 9), r(1, 8), r(1, 8)}, {r(2, 6), r(1, 9)}, {r(1, 3), r(1, 5), r(2, 9)},
+                      {r(1, 3), r(1, 20), r(9, 40), r(9, 40)}})[r(4)]
+      local C = shape[2]
+      local training, relu = r(2) == 1, r(2) == 1
+      local n = 1
+      for _, s in ipairs(shape) do n = n * s end
+      if training and n // C <= 1 then shape[1] = shape[1] + 1 end
+      local with_w, with_b, with_stats = r(3) > 1, r(3) > 1, not training or r(2) == 1
+      local label = string.format("case %d (x {%s}, %s%s, weight %s, bias %s, stats %s)", k, table.concat(shape, ","),
+        training and "training" or "eval", relu and ", relu" or "", tostring(with_w), tostring(with_b),
+        tostring(with_stats))
+      local rm0, rv0 = sg.randn{C}, sg.rand{C} + 0.5
+      local inputs = {sg.randn(shape) * 3 + 1}
+      if with_w then inputs[#inputs + 1] = sg.randn{C} end
+      if with_b then inputs[#inputs + 1] = sg.randn{C} end
+      local stats = {}
+      local function fn(x, a, b)
+        local w = with_w and a or nil
+        local bias = with_b and (with_w and b or a) or nil
+        local rm, rv = with_stats and rm0:to(x.dtype):clone() or nil, with_stats and rv0:to(x.dtype):clone() or nil
+        local y = F.batch_norm(x, rm, rv, w, bias, {training = training, momentum = 0.3, eps = 1e-4, relu = relu})
+        stats[#stats + 1] = rm and {rm, rv} or nil
+        check.eq(F._bn_path(), x.dtype == "f32" and "kernel" or "loops", label .. ": path")
+        return y
+      end
+      local y, yr, g, gr = both(inputs, fn)
+      close(y, yr, 1e-5, label .. ": output")
+      for i = 1, #g do close(g[i], gr[i], 1e-5, label .. ": gradient " .. i) end
+      if with_stats then
+        close(stats[1][1], stats[2][1]:to("f32"), 1e-6, label .. ": running mean")
+        close(stats[1][2], stats[2][2]:to("f32"), 1e-6, label .. ": running var")
+      end
+    end
+  end)
+
+  test("batch norm kernels: the fused ReLU equals relu(batch_norm), results do not depend on threads", function()
+    sg.manual_seed(35)
+    local x0, w0, b0 = sg.randn{4, 24, 33, 31} * 2 + 0.5, sg.randn{24}, sg.randn{24}
+    local gy = sg.randn{4, 24, 33, 31}
+    local function run(threads, fused, training)
+      F._threads(threads)
+      local x, w, b = x0:clone():requires_grad(), w0:clone():requires_grad(), b0:clone():requires_grad()
+      local rm, rv = sg.zeros{24}, sg.ones{24}
+      local o = {training = training, relu = fused}
+      local y = fused and F.batch_norm(x, rm, rv, w, b, o) or F.batch_norm(x, rm, rv, w, b, o):relu()
+      y:backward(gy)
+      return {y:detach(), x.grad, w.grad, b.grad, rm, rv}
+    end
+    local t0 = F._threads()
+    for _, training in ipairs{true, false} do
+      local a, b, c = run(1, true, training), run(3, true, training), run(2, false, training)
+      for i = 1, #a do
+        same(a[i], b[i], string.format("result %d (training %s) on 1 and 3 threads", i, tostring(training)))
+        close(a[i], c[i], 1e-6, string.format("result %d (training %s) fused against two ops", i, tostring(training)))
+      end
+    end
+    F._threads(t0)
+  end)
+end

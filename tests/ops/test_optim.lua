@@ -262,3 +262,34 @@ do
     end
   end)
 end
+
+-- ---------------------------------------------------------------- the f32 cpu kernels against the f64 loops (was tests/test_cpu_kernels.lua)
+do
+  local C = require "tests.ops.cpu_fast"
+  local F, same, both, on_threads, close = C.F, C.same, C.both, C.on_threads, C.close
+  test("Adam, AdamW and AMSGrad on f32 (threaded kernel) follow the f64 update and do not depend on threads", function()
+    local n = 300007 -- above the threading threshold, and not a multiple of any vector width
+    local variants = {{sg.optim.adam, {lr = 1e-2, weight_decay = 0.1}}, {sg.optim.adamw, {lr = 1e-2}},
+                      {sg.optim.adam, {lr = 1e-2, amsgrad = true, betas = {0.8, 0.9}}}}
+    for vi, v in ipairs(variants) do
+      local function run(dt, threads)
+        F._threads(threads)
+        sg.manual_seed(50 + vi)
+        local p = sg.randn({n}, dt):requires_grad()
+        local opt = v[1]({p}, v[2])
+        for _ = 1, 4 do
+          opt:zero_grad()
+          local loss = (p * p):sum() * 0.5 + p:sum()
+          loss:backward()
+          opt:step()
+        end
+        return p:detach()
+      end
+      local t0 = F._threads()
+      local a, b, c = run("f32", 1), run("f32", 3), run("f64", 1)
+      F._threads(t0)
+      same(a, b, "variant " .. vi .. " on 1 and 3 threads")
+      check.near(a, c, 1e-6, 1e-5, "variant " .. vi .. " f32 against f64")
+    end
+  end)
+end

@@ -293,3 +293,118 @@ test("pooling: f32 cpu results do not depend on the thread count", function()
   end
   F._threads(t0)
 end)
+
+-- ---------------------------------------------------------------- pooling on the GPU (was tests/test_cuda_nn_ops.lua)
+do
+  local G = require "tests.ops.gpu_nn"
+  local F, DEV, need_dev, need_cuda, copy, f64, leaf_pair, rounded, close, same_bits, on_dev, randn, pool_case =
+    G.F, G.DEV, G.need_dev, G.need_cuda, G.copy, G.f64, G.leaf_pair, G.rounded, G.close, G.same_bits, G.on_dev, G.randn,
+    G.pool_case
+  -- ------------------------------------------------------------------ pooling
+  -- x (f64 values exact in dt) through op on the device and on the CPU in f64; g: upstream gradient.
+  -- (the device table has no fallback to the host: an op on a cuda tensor runs the cuda entries)
+  local POOL_CASES = {
+    {x={2, 3, 7, 9}, o={kernel=2}},                                  -- non-overlapping, odd sizes
+    {x={1, 2, 9, 8}, o={kernel=3, stride=2, padding=1}},             -- overlapping windows, padding
+    {x={2, 2, 6, 5}, o={kernel={3, 2}, stride={1, 2}, padding={1, 1}}},
+    {x={1, 3, 5, 5}, o={kernel=5, stride=1}},
+    {x={3, 1, 8, 8}, o={kernel=4, stride=3, padding=2}},
+    {x={1, 1, 1, 1}, o={kernel=1}},
+  }
+
+  test("max_pool2d on cuda: values, indices and gradients as on the CPU", function()
+    need_dev()
+    sg.manual_seed(41)
+    for k, c in ipairs(POOL_CASES) do
+      for _, dt in ipairs({"f32", "f64"}) do
+        pool_case("max case " .. k .. " " .. dt, randn(c.x, "f32"), function(x) return F.max_pool2d(x, c.o) end, dt)
+      end
+    end
+    -- ties: the first maximum of the window, as the CPU
+    local flat = sg.zeros({1, 1, 6, 6}, "f64")
+    pool_case("max ties", flat, function(x) return F.max_pool2d(x, {kernel=3, stride=2, padding=1}) end)
+    -- non-contiguous input
+    local base = randn({2, 3, 8, 7}, "f32")
+    local _, ic = F.max_pool2d(base:transpose(3, 4), {kernel=3, stride=2})
+    local _, id = F.max_pool2d(base:to("f32"):to(DEV):transpose(3, 4), {kernel=3, stride=2})
+    check.eq((id:cpu() - ic):abs():amax():item(), 0, "transposed input indices")
+    -- values only, outside autograd: the device computes no positions for the caller
+    local vd = sg.no_grad(function() return F.max_pool2d(base:to(DEV), {kernel=3, stride=2, indices=false}) end)
+    on_dev(vd, "values only")
+    close(vd, (F.max_pool2d(base, {kernel=3, stride=2})), 0, "values only")
+  end)
+
+  test("max_pool2d on cuda picks a NaN like the CPU", function()
+    need_dev()
+    local x = sg.randn({1, 1, 4, 4}, "f64")
+    x = x:view({16})
+    local vals = x:totable()
+    vals[6] = 0 / 0
+    local xn = sg.tensor(vals, "f64"):view({1, 1, 4, 4})
+    local _, ic = F.max_pool2d(xn, {kernel=2, stride=1})
+    local yd, id = F.max_pool2d(xn:to("f32"):to(DEV), {kernel=2, stride=1})
+    check.eq((id:cpu() - ic):abs():amax():item(), 0, "indices with a NaN")
+    local y = yd:cpu():to("f64"):view({9}):totable()
+    check.truthy(y[1] ~= y[1], "the NaN is the maximum of its windows")
+  end)
+
+  test("max_pool2d on cuda in 16 bits", function()
+    need_cuda()
+    sg.manual_seed(42)
+    for _, dt in ipairs({"bf16", "f16"}) do
+      pool_case("max " .. dt, randn({2, 3, 9, 8}, dt), function(x) return F.max_pool2d(x, {kernel=3, stride=2, padding=1}) end,
+                dt, 1e-2)
+    end
+  end)
+
+  test("max_unpool2d on cuda: scatter by the pooling indices, last repeat wins, gather backward", function()
+    need_dev()
+    sg.manual_seed(43)
+    for k, c in ipairs({{x={2, 3, 7, 9}, o={kernel=2}}, {x={1, 2, 9, 8}, o={kernel=3, stride=2, padding=1}}}) do
+      local x64 = randn(c.x, "f32")
+      local v, idx = F.max_pool2d(x64, c.o)
+      local size = {c.x[3], c.x[4]}
+      -- other values than the pooled ones, so repeated indices (overlapping windows) show which one wins
+      local u64 = randn(v.shape, "f32")
+      pool_case("unpool case " .. k, u64, function(u)
+        local i = u.device == "cpu" and idx or idx:to(DEV)
+        return F.max_unpool2d(u, i, {size = size})
+      end)
+    end
+    check.errors(function()
+      local idx = sg.tensor({0, 1, 2, 99}, "i64"):view({1, 1, 2, 2})
+      return F.max_unpool2d(sg.randn({1, 1, 2, 2}):to(DEV), idx:to(DEV), {size = {4, 4}})
+    end, "out of range")
+    if DEV == "cuda" then
+      check.errors(function()
+        return F.max_unpool2d(sg.randn({1, 1, 2, 2}):cuda(), sg.zeros({1, 1, 2, 2}, "i64"), {size = {4, 4}})
+      end, "indices must be a cuda i64")
+    end
+  end)
+
+  test("avg_pool2d and adaptive_avg_pool2d on cuda match the CPU", function()
+    need_dev()
+    sg.manual_seed(44)
+    for k, c in ipairs(POOL_CASES) do
+      for _, cip in ipairs({true, false}) do
+        local o = copy(c.o)
+        o.count_include_pad = cip
+        pool_case("avg case " .. k .. (cip and " incl" or " excl"), randn(c.x, "f32"),
+                  function(x) return F.avg_pool2d(x, o) end)
+      end
+    end
+    local ADAPTIVE = {
+      {x={1, 2, 7, 5}, o={3, 4}}, {x={2, 3, 9, 9}, o={1, 1}}, {x={1, 2, 5, 6}, o={5, 6}}, {x={1, 1, 4, 4}, o={8, 7}},
+      {x={2, 4, 32, 40}, o={1, 1}}, {x={1, 3, 64, 64}, o={2, 3}}, {x={1, 2, 13, 11}, o={4, 3}},
+    }
+    for k, c in ipairs(ADAPTIVE) do
+      pool_case("adaptive case " .. k, randn(c.x, "f32"), function(x) return F.adaptive_avg_pool2d(x, c.o) end)
+      pool_case("adaptive case " .. k .. " f64", randn(c.x), function(x) return F.adaptive_avg_pool2d(x, c.o) end,
+                "f64", 1e-10)
+    end
+    -- a non-contiguous input
+    local base = randn({2, 3, 8, 6}, "f32")
+    close(F.avg_pool2d(base:to("f32"):to(DEV):transpose(3, 4), {kernel=3, stride=2, padding=1}),
+          F.avg_pool2d(base:transpose(3, 4), {kernel=3, stride=2, padding=1}), 1e-5, "transposed input")
+  end)
+end

@@ -610,3 +610,25 @@ do
     check.errors(function() return x:sum(1.5) end, "dim must be an integer")
   end)
 end
+
+-- ---------------------------------------------------------------- the f32 cpu kernels against the f64 loops (was tests/test_cpu_kernels.lua)
+do
+  local C = require "tests.ops.cpu_fast"
+  local F, same, both, on_threads, close = C.F, C.same, C.both, C.on_threads, C.close
+  test("f32 sums over a block of leading or middle dims (in place) equal the row path bitwise", function()
+    sg.manual_seed(61)
+    local cases = {{{4, 32, 64, 64}, {2}}, {{4, 32, 64, 64}, {1}}, {{3, 5, 7, 9}, {2, 3}}, {{3, 5, 7, 9}, {1, 2}},
+                   {{2, 3, 1000}, {2}}, {{6, 0, 4}, {2}}, {{2, 3, 4, 5}, {1, 2, 3}}}
+    on_threads(function(t)
+      for k, c in ipairs(cases) do
+        local x = sg.randn(c[1]) * 3
+        -- the same values as a non-contiguous view: summed through the transposing copy to rows
+        local xv = x:transpose(1, #c[1]):contiguous():transpose(1, #c[1])
+        check.eq(xv:is_contiguous(), #c[1] == 1 or c[1][1] == 1 or c[1][#c[1]] == 1, "the view is strided")
+        local a = x:sum(c[2], true)
+        local b = xv:sum(c[2], true)
+        same(a, b, string.format("case %d on %d threads", k, t))
+      end
+    end)
+  end)
+end
