@@ -16,6 +16,7 @@
 // arithmetic when the element count allows.
 #include "k_device.cuh"
 #include "k_elementwise.h"
+#include "ops/unary_math.h"
 #include <type_traits>
 
 using namespace sgk;
@@ -78,52 +79,10 @@ __device__ inline int64_t bin_i(int op, int64_t a, int64_t b) {
   }
 }
 
-__device__ inline double sigmoid_d(double x) { return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)); }
 __device__ inline float sigmoid_f(float x) { return x >= 0 ? 1 / (1 + expf(-x)) : expf(x) / (1 + expf(x)); }
 
-// gelu and its tanh form with their derivatives: the reference's formulas and
-// limits (engine/backend_ref/elementwise.c), in double
-#define SGK_SQRT1_2 0.70710678118654752440
-#define SGK_INV_SQRT_2PI 0.39894228040143267794
-#define SGK_GELU_K 0.79788456080286535588
-#define SGK_GELU_C 0.044715
-__device__ inline double gelu_d(double x) {
-  double cdf = 0.5 * erfc(-x * SGK_SQRT1_2);
-  return cdf == 0 ? 0 : x * cdf;
-}
-__device__ inline double gelu_tanh_d(double x) {
-  double h = 1 + tanh(SGK_GELU_K * (x + SGK_GELU_C * x * x * x));
-  return h == 0 ? 0 : 0.5 * x * h;
-}
-__device__ inline double gelu_grad_d(double x) {
-  double pdf = exp(-0.5 * x * x) * SGK_INV_SQRT_2PI;
-  return 0.5 * erfc(-x * SGK_SQRT1_2) + (pdf == 0 ? 0 : x * pdf);
-}
-__device__ inline double gelu_tanh_grad_d(double x) {
-  double t = tanh(SGK_GELU_K * (x + SGK_GELU_C * x * x * x)), s = 1 - t * t;
-  return 0.5 * (1 + t) + (s == 0 ? 0 : 0.5 * x * s * SGK_GELU_K * (1 + 3 * SGK_GELU_C * x * x));
-}
-
-__device__ inline double un_f(int op, double x) {
-  switch (op) {
-  case SGK_NEG: return -x;
-  case SGK_ABS: return fabs(x);
-  case SGK_EXP: return exp(x);
-  case SGK_LOG: return log(x);
-  case SGK_LOG1P: return log1p(x);
-  case SGK_SQRT: return sqrt(x);
-  case SGK_RSQRT: return 1 / sqrt(x);
-  case SGK_SIGMOID: return sigmoid_d(x);
-  case SGK_TANH: return tanh(x);
-  case SGK_RELU: return x > 0 ? x : (x != x ? x : 0);
-  case SGK_NOT: return x == 0;
-  case SGK_SIGN: return (x > 0) - (x < 0);
-  case SGK_SQUARE: return x * x;
-  case SGK_GELU: return gelu_d(x);
-  case SGK_GELU_TANH: return gelu_tanh_d(x);
-  default: return 0;
-  }
-}
+// the reference's scalar math (ops/unary_math.h), compiled for the device
+__device__ inline double un_f(int op, double x) { return sg_um_unary_f(op, x); }
 
 // The ops the CPU's f32 row loop computes in float; false for the others
 // (which it computes in double and rounds).
@@ -142,39 +101,12 @@ __device__ inline bool un_f32(int op, float x, float &r) {
   }
 }
 
-__device__ inline int64_t un_i(int op, int64_t x) {
-  switch (op) {
-  case SGK_NEG: return (int64_t)(0 - (uint64_t)x);
-  case SGK_ABS: return x < 0 ? (int64_t)(0 - (uint64_t)x) : x;
-  case SGK_RELU: return x > 0 ? x : 0;
-  case SGK_NOT: return x == 0;
-  case SGK_SIGN: return (x > 0) - (x < 0);
-  case SGK_SQUARE: return (int64_t)((uint64_t)x * (uint64_t)x);
-  default: return 0;
-  }
-}
+__device__ inline int64_t un_i(int op, int64_t x) { return sg_um_unary_i(op, x); }
 
 __device__ inline double clamp_d(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }
 
 // d op(x) / dx * g, from the input x and the output y
-__device__ inline double un_grad(int op, double g, double x, double y) {
-  switch (op) {
-  case SGK_NEG: return -g;
-  case SGK_ABS: return g * ((x > 0) - (x < 0));
-  case SGK_EXP: return g * y;
-  case SGK_LOG: return g / x;
-  case SGK_LOG1P: return g / (1 + x);
-  case SGK_SQRT: return g / (2 * y);
-  case SGK_RSQRT: return -0.5 * g * y * y * y;
-  case SGK_SIGMOID: return g * y * (1 - y);
-  case SGK_TANH: return g * (1 - y * y);
-  case SGK_RELU: return y > 0 ? g : 0;
-  case SGK_SQUARE: return 2 * g * x;
-  case SGK_GELU: return g * gelu_grad_d(x);
-  case SGK_GELU_TANH: return g * gelu_tanh_grad_d(x);
-  default: return 0;
-  }
-}
+__device__ inline double un_grad(int op, double g, double x, double y) { return sg_um_unary_grad(op, g, x, y); }
 
 // the f32 backward loop (ungrad_row_f32): four ops in float, the rest in double
 __device__ inline float un_grad_f32(int op, float g, float x, float y) {

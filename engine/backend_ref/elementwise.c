@@ -6,91 +6,21 @@
 #include "ref.h"
 #include "../core/iter.h"
 #include "../ops/ops.h"
+#include "../ops/unary_math.h"
 #include <math.h>
 #include <string.h>
 
-#define SQRT1_2 0.70710678118654752440    /* 1/sqrt(2) */
-#define INV_SQRT_2PI 0.39894228040143267794 /* 1/sqrt(2 pi) */
-#define GELU_K 0.79788456080286535588     /* sqrt(2/pi) */
-#define GELU_C 0.044715
+/* the scalar math is unary_math.h's, which the CUDA kernels compile too; its op codes are the table's */
+#define SAME(a, b) _Static_assert((int)(a) == (int)(b), #a " != " #b);
+SAME(SG_NEG, SGK_NEG) SAME(SG_ABS, SGK_ABS) SAME(SG_EXP, SGK_EXP) SAME(SG_LOG, SGK_LOG) SAME(SG_LOG1P, SGK_LOG1P)
+SAME(SG_SQRT, SGK_SQRT) SAME(SG_RSQRT, SGK_RSQRT) SAME(SG_SIGMOID, SGK_SIGMOID) SAME(SG_TANH, SGK_TANH)
+SAME(SG_RELU, SGK_RELU) SAME(SG_NOT, SGK_NOT) SAME(SG_SIGN, SGK_SIGN) SAME(SG_SQUARE, SGK_SQUARE)
+SAME(SG_GELU, SGK_GELU) SAME(SG_GELU_TANH, SGK_GELU_TANH) SAME(SG_NUNOPS, SGK_NUNOPS)
+#undef SAME
 
-static double sigmoid(double x) { return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)); }
-
-/* x * Phi(x); erfc keeps the left tail accurate, and at -inf the limit 0 replaces -inf * 0 */
-static double gelu(double x) {
-  double cdf = 0.5 * erfc(-x * SQRT1_2);
-  return cdf == 0 ? 0 : x * cdf;
-}
-
-static double gelu_tanh(double x) {
-  double h = 1 + tanh(GELU_K * (x + GELU_C * x * x * x));
-  return h == 0 ? 0 : 0.5 * x * h;
-}
-
-/* Phi(x) + x phi(x); phi == 0 (|x| huge or infinite) drops the term instead of inf * 0 */
-static double gelu_grad(double x) {
-  double pdf = exp(-0.5 * x * x) * INV_SQRT_2PI;
-  return 0.5 * erfc(-x * SQRT1_2) + (pdf == 0 ? 0 : x * pdf);
-}
-
-/* 0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3 c x^2) with t = tanh(k (x + c x^3)); the second term is dropped once
- * 1 - t^2 rounds to 0, where x^2 may already be infinite */
-static double gelu_tanh_grad(double x) {
-  double t = tanh(GELU_K * (x + GELU_C * x * x * x)), s = 1 - t * t;
-  return 0.5 * (1 + t) + (s == 0 ? 0 : 0.5 * x * s * GELU_K * (1 + 3 * GELU_C * x * x));
-}
-
-double sg_ref_unary_f(int op, double x) {
-  switch (op) {
-  case SG_NEG: return -x;
-  case SG_ABS: return fabs(x);
-  case SG_EXP: return exp(x);
-  case SG_LOG: return log(x);
-  case SG_LOG1P: return log1p(x);
-  case SG_SQRT: return sqrt(x);
-  case SG_RSQRT: return 1 / sqrt(x);
-  case SG_SIGMOID: return sigmoid(x);
-  case SG_TANH: return tanh(x);
-  case SG_RELU: return x > 0 ? x : (x != x ? x : 0);
-  case SG_NOT: return x == 0;
-  case SG_SIGN: return (x > 0) - (x < 0);
-  case SG_SQUARE: return x * x;
-  case SG_GELU: return gelu(x);
-  case SG_GELU_TANH: return gelu_tanh(x);
-  default: return 0;
-  }
-}
-
-int64_t sg_ref_unary_i(int op, int64_t x) {
-  switch (op) {
-  case SG_NEG: return (int64_t)(0 - (uint64_t)x);
-  case SG_ABS: return x < 0 ? (int64_t)(0 - (uint64_t)x) : x;
-  case SG_RELU: return x > 0 ? x : 0;
-  case SG_NOT: return x == 0;
-  case SG_SIGN: return (x > 0) - (x < 0);
-  case SG_SQUARE: return (int64_t)((uint64_t)x * (uint64_t)x);
-  default: return 0;
-  }
-}
-
-double sg_ref_unary_grad(int op, double g, double x, double y) {
-  switch (op) {
-  case SG_NEG: return -g;
-  case SG_ABS: return g * ((x > 0) - (x < 0));
-  case SG_EXP: return g * y;
-  case SG_LOG: return g / x;
-  case SG_LOG1P: return g / (1 + x);
-  case SG_SQRT: return g / (2 * y);
-  case SG_RSQRT: return -0.5 * g * y * y * y;
-  case SG_SIGMOID: return g * y * (1 - y);
-  case SG_TANH: return g * (1 - y * y);
-  case SG_RELU: return y > 0 ? g : 0;
-  case SG_SQUARE: return 2 * g * x;
-  case SG_GELU: return g * gelu_grad(x);
-  case SG_GELU_TANH: return g * gelu_tanh_grad(x);
-  default: return 0;
-  }
-}
+double sg_ref_unary_f(int op, double x) { return sg_um_unary_f(op, x); }
+int64_t sg_ref_unary_i(int op, int64_t x) { return sg_um_unary_i(op, x); }
+double sg_ref_unary_grad(int op, double g, double x, double y) { return sg_um_unary_grad(op, g, x, y); }
 
 typedef struct { int op; sg_dtype at, ct, ot; double lo, hi; } uctx;
 

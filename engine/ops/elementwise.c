@@ -266,6 +266,13 @@ static int binary_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) {
 }
 
 /* ------------------------------------------------------------------ unary */
+/* the table that will run (the reference under sg.config.reference); a backend with several paths names the one
+ * it took afterwards */
+static void note_path(sg_device dev) {
+  const sg_backend *be = sg_backend_get(dev);
+  sg_path_note(SG_PATH_ELTWISE, be ? be->name : sg_device_name(dev));
+}
+
 static int unary_backward(sg_node *n, sg_tensor *g, sg_tensor **gin);
 
 static sg_dtype unary_out_type(sg_unop op, sg_dtype in) {
@@ -284,7 +291,7 @@ static int run_unary(int op, sg_tensor *out, sg_tensor *a, double lo, double hi)
   if (!sg_dtype_is_float(a->dtype) && sg_dtype_is_float(out->dtype)) ct = out->dtype == SG_F64 ? SG_F64 : SG_F32;
   if (out->dtype == SG_F32 || out->dtype == SG_F64) ct = out->dtype;
   sg_device dev = SG_DEVICE_OF(out);
-  sg_path_note(SG_PATH_ELTWISE, sg_device_name(dev)); /* a backend with several paths names the one it took */
+  note_path(dev);
   return SG_BACKEND_CALL(dev, elementwise.unary, op < 0 ? "clamp" : UN_NAMES[op], op, out, a,
                          ct == SG_BOOL ? a->dtype : ct, lo, hi);
 }
@@ -343,7 +350,7 @@ static int unary_backward(sg_node *n, sg_tensor *g, sg_tensor **gin) {
   sg_tensor *out = xc ? sg_empty_like(y) : NULL;
   if (out) {
     sg_device dev = SG_DEVICE_OF(out);
-    sg_path_note(SG_PATH_ELTWISE, sg_device_name(dev));
+    note_path(dev);
     if (!SG_BACKEND_CALL(dev, elementwise.unary_backward, UN_NAMES[op], op, out, gc, xc, y))
       gin[0] = sg_to_dtype(out, n->in_dtype[0]);
   }
