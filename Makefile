@@ -102,10 +102,9 @@ $(BUILD)/obj/%.o: %.c $(BUILD)/config.stamp
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-# the hand-written CPU kernels want the loop vectorizer (-O2 leaves loops with a remainder scalar) and
+# the cpu backend's hand-written kernels want the loop vectorizer (-O2 leaves loops with a remainder scalar) and
 # sqrt without errno (which keeps it out of vector code); neither changes any result
-$(BUILD)/obj/engine/backend_cpu/cpu_kernels.o: CFLAGS += -O3 -fno-math-errno
-$(BUILD)/obj/engine/backend_cpu/pool.o: CFLAGS += -O3 -fno-math-errno
+$(BUILD)/obj/engine/backend_cpu/%.o: CFLAGS += -O3 -fno-math-errno
 
 # the CUDA backend's host glue sees the toolkit's headers; nothing else in the engine does
 $(BUILD)/obj/engine/backend_cuda/%.o: engine/backend_cuda/%.c $(BUILD)/config.stamp $(BUILD)/cuda_config.stamp

@@ -5,7 +5,6 @@
 #include "../backend_ref/ref.h"
 #include "../core/iter.h"
 #include "../ops/ops.h"
-#include "cpu_kernels.h"
 #include "dnnl_eltwise.h"
 #include <math.h>
 #ifdef _OPENMP

@@ -1,5 +1,5 @@
 /* Normalisation on the cpu. Batch norm on f32 runs the threaded kernels of
- * cpu_kernels.c (sg_cpu_bn_fwd / sg_cpu_bn_backward, the ReLU fused), f64 the
+ * kernels below (sg_cpu_bn_fwd / sg_cpu_bn_backward, the ReLU fused), f64 the
  * reference loops. Group and layer norm, f32 and f64, run the kernels below:
  * the reference's maths with the reductions in four independent accumulators
  * and the streaming loops left for the vectoriser. Statistics tensors have
@@ -11,10 +11,204 @@
 #pragma GCC optimize("tree-vectorize", "vect-cost-model=cheap")
 #endif
 #include "../backend_ref/ref.h"
-#include "cpu_kernels.h"
-#include "dnnl_common.h" /* sg_bn_note_path */
 #include <math.h>
+#include <string.h>
 #include <stdlib.h>
+
+/* OpenMP only pays off above this many elements of work */
+#define PAR_MIN 32768
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Batch norm over x [N, C, L], f32, threaded, optionally fused with a ReLU on its output. Per channel:
+ * training computes the batch mean and biased variance (double, two passes; each channel reduced by one
+ * thread, in a fixed order) into mean/var; otherwise mean/var are read (running statistics).
+ * y = (x - mean) / sqrt(var + eps) * w + b (w, b may be NULL: 1 and 0), evaluated in f32 as x * scale + shift;
+ * relu: y = max(y, 0) (NaN stays NaN). The backward from dy with the forward's mean and var (relu: dy counts
+ * only where y > 0) writes dx (unless NULL) and, per channel, sum_dy and sum_dyxhat in double. */
+/* 8-lane vectors (GCC/Clang vector extensions: whatever the target has, SSE2 at least); the
+ * reductions keep 8 partial sums in double, combined in a fixed order: the result does not depend
+ * on the thread count. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi" /* vectors passed between static functions only: no ABI to keep */
+#endif
+/* x86-64: an AVX2 build of the leaf loops besides the baseline one, picked at load time (AVX2
+ * without FMA: no contraction, so both builds give bitwise the same results) */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_ADDRESS__) && !defined(SG_NO_CLONES)
+#define CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CLONES
+#endif
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+typedef float v4f __attribute__((vector_size(16)));
+typedef double v4d __attribute__((vector_size(32)));
+
+static inline v8f ld8(const float *p) { v8f v; memcpy(&v, p, sizeof v); return v; }
+static inline void st8(float *p, v8f v) { memcpy(p, &v, sizeof v); }
+/* 4 floats from p as doubles */
+static inline v4d ld4d(const float *p) { v4f v; memcpy(&v, p, sizeof v); return __builtin_convertvector(v, v4d); }
+/* v where keep is true (all ones), else +0 */
+static inline v8f select0(v8i keep, v8f v) { return (v8f)((v8i)v & keep); }
+/* the 8 partial sums a[0..3], b[0..3] of elements i = 0..7 mod 8, combined in a fixed order */
+static inline double hsum(v4d a, v4d b) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((b[0] + b[1]) + (b[2] + b[3])); }
+
+CLONES static double sum_f32(const float *x, int64_t n) {
+  v4d a = {0}, b = {0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    a += ld4d(x + i);
+    b += ld4d(x + i + 4);
+  }
+  for (int j = 0; i < n; i++, j++)
+    if (j < 4) a[j] += x[i]; else b[j - 4] += x[i];
+  return hsum(a, b);
+}
+
+CLONES static double sqdev_f32(const float *x, int64_t n, double m) {
+  v4d a = {0}, b = {0}, mv = {m, m, m, m};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    v4d d = ld4d(x + i) - mv, e = ld4d(x + i + 4) - mv;
+    a += d * d;
+    b += e * e;
+  }
+  for (int j = 0; i < n; i++, j++) {
+    double d = (double)x[i] - m;
+    if (j < 4) a[j] += d * d; else b[j - 4] += d * d;
+  }
+  return hsum(a, b);
+}
+
+/* y = x * sc + sh, then max(y, 0) (NaN kept) with relu */
+CLONES static void affine_f32(const float *x, float *y, int64_t n, float sc, float sh, bool relu) {
+  int64_t i = 0;
+  if (relu) {
+    for (; i + 8 <= n; i += 8) {
+      v8f v = ld8(x + i) * sc + sh;
+      st8(y + i, select0((v > 0) | (v != v), v));
+    }
+    for (; i < n; i++) {
+      float v = x[i] * sc + sh;
+      y[i] = v > 0 ? v : (v != v ? v : 0.0f);
+    }
+  } else {
+    for (; i + 8 <= n; i += 8) st8(y + i, ld8(x + i) * sc + sh);
+    for (; i < n; i++) y[i] = x[i] * sc + sh;
+  }
+}
+
+static void sg_cpu_bn_fwd(bool training, int64_t N, int64_t C, int64_t L, double eps, const float *x, float *y,
+                   double *mean, double *var, const float *w, const float *b, bool relu) {
+  int64_t total = N * C * L;
+  double M = (double)(N * L);
+  if (training) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (total >= PAR_MIN)
+#endif
+    for (int64_t c = 0; c < C; c++) {
+      double s = 0, q = 0;
+      for (int64_t n = 0; n < N; n++) s += sum_f32(x + (n * C + c) * L, L);
+      double m = s / M;
+      for (int64_t n = 0; n < N; n++) q += sqdev_f32(x + (n * C + c) * L, L, m);
+      mean[c] = m;
+      var[c] = q / M;
+      double sc = (w ? w[c] : 1.0) / sqrt(var[c] + eps), sh = (b ? b[c] : 0.0) - m * sc;
+      for (int64_t n = 0; n < N; n++)
+        affine_f32(x + (n * C + c) * L, y + (n * C + c) * L, L, (float)sc, (float)sh, relu);
+    }
+    return;
+  }
+  (void)total;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (total >= PAR_MIN)
+#endif
+  for (int64_t p = 0; p < N * C; p++) {
+    int64_t c = p % C;
+    double sc = (w ? w[c] : 1.0) / sqrt(var[c] + eps), sh = (b ? b[c] : 0.0) - mean[c] * sc;
+    affine_f32(x + p * L, y + p * L, L, (float)sc, (float)sh, relu);
+  }
+}
+
+/* sums of g and g * (x - m) over n elements, g = dy masked by y > 0 when y != NULL */
+CLONES static void bwd_sums(const float *x, const float *y, const float *dy, int64_t n, double m, double *sg,
+                            double *sgx) {
+  v4d a = {0}, b = {0}, c = {0}, d = {0}, mv = {m, m, m, m};
+  int64_t i = 0;
+  float gm[8];
+  for (; i + 8 <= n; i += 8) {
+    const float *g = dy + i;
+    if (y) {
+      st8(gm, select0(ld8(y + i) > 0, ld8(dy + i)));
+      g = gm;
+    }
+    v4d g0 = ld4d(g), g1 = ld4d(g + 4);
+    a += g0;
+    b += g1;
+    c += g0 * (ld4d(x + i) - mv);
+    d += g1 * (ld4d(x + i + 4) - mv);
+  }
+  for (int j = 0; i < n; i++, j++) {
+    float g = y && !(y[i] > 0) ? 0.0f : dy[i];
+    double gx = (double)g * ((double)x[i] - m);
+    if (j < 4) { a[j] += g; c[j] += gx; } else { b[j - 4] += g; d[j - 4] += gx; }
+  }
+  *sg += hsum(a, b);
+  *sgx += hsum(c, d);
+}
+
+/* dx = c1 * g - ck * (x - m) - c0 (training) or c1 * g, g = dy masked by y > 0 when y != NULL */
+CLONES static void bwd_dx(bool training, const float *x, const float *y, const float *dy, float *dx, int64_t n, float c1,
+                   float ck, float m, float c0) {
+  int64_t i = 0;
+  if (training) {
+    if (y)
+      for (; i + 8 <= n; i += 8)
+        st8(dx + i, c1 * select0(ld8(y + i) > 0, ld8(dy + i)) - ck * (ld8(x + i) - m) - c0);
+    else
+      for (; i + 8 <= n; i += 8) st8(dx + i, c1 * ld8(dy + i) - ck * (ld8(x + i) - m) - c0);
+    for (; i < n; i++) {
+      float g = y && !(y[i] > 0) ? 0.0f : dy[i];
+      dx[i] = c1 * g - ck * (x[i] - m) - c0;
+    }
+  } else {
+    if (y)
+      for (; i + 8 <= n; i += 8) st8(dx + i, select0(ld8(y + i) > 0, c1 * ld8(dy + i)));
+    else
+      for (; i + 8 <= n; i += 8) st8(dx + i, c1 * ld8(dy + i));
+    for (; i < n; i++) dx[i] = y && !(y[i] > 0) ? 0.0f : c1 * dy[i];
+  }
+}
+
+static void sg_cpu_bn_backward(bool training, int64_t N, int64_t C, int64_t L, double eps, const float *x, const float *y,
+                   const float *dy, const double *mean, const double *var, const float *w, float *dx,
+                   double *sum_dy, double *sum_dyxhat) {
+  int64_t total = N * C * L;
+  double M = (double)(N * L);
+  (void)total;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (total >= PAR_MIN)
+#endif
+  for (int64_t c = 0; c < C; c++) {
+    double m = mean[c], is = 1.0 / sqrt(var[c] + eps), sg = 0, sgx = 0;
+    for (int64_t n = 0; n < N; n++)
+      bwd_sums(x + (n * C + c) * L, y ? y + (n * C + c) * L : NULL, dy + (n * C + c) * L, L, m, &sg, &sgx);
+    sum_dy[c] = sg;
+    sum_dyxhat[c] = sgx * is;
+    if (!dx) continue;
+    /* dx = c1 * (g - sg / M - (x - m) * is^2 * sgx / M) with the mean split into its f32 rounding mf and
+     * the rest, which joins the constant term: c1 * g - ck * (x - mf) - c0 */
+    double c1 = (w ? w[c] : 1.0) * is, ck = training ? c1 * is * is * sgx / M : 0.0;
+    float mf = (float)m;
+    double c0 = training ? c1 * sg / M + ck * ((double)mf - m) : 0.0;
+    for (int64_t n = 0; n < N; n++) {
+      int64_t o = (n * C + c) * L;
+      bwd_dx(training, x + o, y ? y + o : NULL, dy + o, dx + o, L, (float)c1, (float)ck, mf, (float)c0);
+    }
+  }
+}
+
 
 #define GN_INLINE static inline __attribute__((always_inline))
 

@@ -1,11 +1,37 @@
 /* Reductions on the cpu. f32 sums, the hot ones (bias and broadcast
  * gradients, losses): a block of dims ahead of the last of a contiguous input
- * through the threaded sg_cpu_sum_mid of cpu_kernels.c, any other f32 sum in
+ * through the threaded sg_cpu_sum_mid below, any other f32 sum in
  * a tight double loop over the rows in place; the rest runs the reference
  * loops. Every path adds in the reference's order, so the results are the
  * reference's bits for any thread count. */
 #include "../backend_ref/ref.h"
-#include "cpu_kernels.h"
+
+/* OpenMP only pays off above this many elements of work */
+#define PAR_MIN 32768
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* out[a, b] = sum over r of x[a, r, b] for x [A, R, B] f32 contiguous, added in double in r order (the
+ * loops' order), threaded over (a, block of b). */
+#define SUM_BLOCK 512
+static void sg_cpu_sum_mid(int64_t A, int64_t R, int64_t B, const float *restrict x, float *restrict out) {
+  int64_t nb = (B + SUM_BLOCK - 1) / SUM_BLOCK;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (A * R * B >= PAR_MIN)
+#endif
+  for (int64_t t = 0; t < A * nb; t++) {
+    int64_t a = t / nb, b0 = (t % nb) * SUM_BLOCK, n = B - b0 < SUM_BLOCK ? B - b0 : SUM_BLOCK;
+    double acc[SUM_BLOCK];
+    for (int64_t j = 0; j < n; j++) acc[j] = 0.0;
+    for (int64_t r = 0; r < R; r++) {
+      const float *row = x + (a * R + r) * B + b0;
+      for (int64_t j = 0; j < n; j++) acc[j] += row[j];
+    }
+    for (int64_t j = 0; j < n; j++) out[a * B + b0 + j] = (float)acc[j];
+  }
+}
+
 
 /* a [A, R, B] with the reduced dims forming the middle block R (B not empty) and the kept dims in order */
 static bool middle_block(const sg_tensor *a, const int *perm, int nkeep, int64_t *A, int64_t *R, int64_t *B) {

@@ -1,5 +1,5 @@
 -- Forward + backward time of batch norm (training) followed by ReLU: the fused
--- op (F.batch_norm{relu = true}, backend_cpu/cpu_kernels.c) against the two
+-- op (F.batch_norm{relu = true}, backend_cpu/norm.c) against the two
 -- ops, f32, at the activation shapes of a U-Net level.
 --   build/semseg run scripts/bench/bench_bn_relu.lua [N C H W [iters [threads]]]
 -- defaults: x [4,16,128,128], 20 timed iterations after two warm-ups, 2 threads; the fastest
