@@ -5,6 +5,19 @@
 local B = require "tests.ops.backends"
 local F = sg.F
 
+-- a random conv2d geometry: groups, channels (at most maxc per group), kernel, options (sometimes 'same'), and an
+-- input of at most maxhw rows and columns beyond the dilated kernel
+local function random_geometry(r, maxc, maxhw)
+  local G = ({1, 1, 2, 3})[r(4)]
+  local cin, cout = G * r(1, maxc), G * r(1, maxc)
+  local kh, kw = r(1, 4), r(1, 4)
+  local o = {stride = {r(1, 2), r(1, 3)}, dilation = {r(1, 2), r(1, 2)}, padding = {r(0, 2), r(0, 2)}, groups = G}
+  if r(5) == 1 then o.stride, o.padding = nil, "same" end
+  local H = (kh - 1) * o.dilation[1] + r(1, maxhw)
+  local W = (kw - 1) * o.dilation[2] + r(1, maxhw)
+  return G, cin, cout, kh, kw, o, H, W
+end
+
 -- x shape, weight shape, options; the bias has the output's channels
 local CONV = {
   {"3x3", {2, 3, 7, 9}, {4, 3, 3, 3}, {}},
@@ -72,12 +85,7 @@ test("conv: random geometries on every backend", function()
   math.randomseed(33)
   local r = math.random
   for k = 1, 20 do
-    local G = ({1, 1, 2, 3})[r(4)]
-    local cin, cout = G * r(1, 4), G * r(1, 4)
-    local kh, kw = r(1, 4), r(1, 4)
-    local o = {stride = {r(1, 2), r(1, 3)}, dilation = {r(1, 2), r(1, 2)}, padding = {r(0, 2), r(0, 2)}, groups = G}
-    if r(5) == 1 then o.stride, o.padding = nil, "same" end
-    local H, W = (kh - 1) * o.dilation[1] + r(1, 7), (kw - 1) * o.dilation[2] + r(1, 7)
+    local G, cin, cout, kh, kw, o, H, W = random_geometry(r, 4, 7)
     local N = r(1, 3)
     local x, w, b = sg.randn{N, cin, H, W}, sg.randn{cout, cin // G, kh, kw}, sg.randn{cout}
     B.compare("random conv2d " .. k, function(a, q, d) return F.conv2d(a, q, d, o) end, {x, w, b})
@@ -236,13 +244,7 @@ do
     math.randomseed(22)
     local r = math.random
     for k = 1, 40 do
-      local G = ({1, 1, 2, 3})[r(4)]
-      local cin, cout = G * r(1, 5), G * r(1, 5)
-      local kh, kw = r(1, 4), r(1, 4)
-      local o = {stride={r(1, 2), r(1, 3)}, dilation={r(1, 2), r(1, 2)}, padding={r(0, 2), r(0, 2)}, groups=G}
-      if r(5) == 1 then o.stride, o.padding = nil, "same" end
-      local H = (kh - 1) * o.dilation[1] + r(1, 9)
-      local W = (kw - 1) * o.dilation[2] + r(1, 9)
+      local G, cin, cout, kh, kw, o, H, W = random_geometry(r, 5, 9)
       local N = ({1, 3, 2})[r(3)]
       compare("conv2d", {N, cin, H, W}, {cout, cin // G, kh, kw}, r(2) == 1 and cout or nil, o,
         string.format("random case %d (x {%d,%d,%d,%d}, w {%d,%d,%d,%d}, groups %d)", k, N, cin, H, W, cout,
@@ -423,13 +425,7 @@ do
     math.randomseed(32)
     local r = math.random
     for k = 1, 30 do
-      local G = ({1, 1, 2, 3})[r(4)]
-      local cin, cout = G * r(1, 5), G * r(1, 5)
-      local kh, kw = r(1, 4), r(1, 4)
-      local o = {stride={r(1, 2), r(1, 3)}, dilation={r(1, 2), r(1, 2)}, padding={r(0, 2), r(0, 2)}, groups=G}
-      if r(5) == 1 then o.stride, o.padding = nil, "same" end
-      local H = (kh - 1) * o.dilation[1] + r(1, 9)
-      local W = (kw - 1) * o.dilation[2] + r(1, 9)
+      local G, cin, cout, kh, kw, o, H, W = random_geometry(r, 5, 9)
       conv_case("conv2d", {r(1, 3), cin, H, W}, {cout, cin // G, kh, kw}, r(2) == 1 and cout or nil, o,
                 "random case " .. k)
     end
