@@ -1,12 +1,12 @@
 // Elementwise kernels: binary and unary ops with broadcasting, clamp, where
 // and the unary-op gradients (launchers in k_elementwise.h).
 //
-// The scalar math below mirrors engine/ops/elementwise.c function for
-// function (bin_f, ipow, bin_i, sigmoid, un_f, un_i, un_grad and the f32 row
-// loops), and inputs are converted the way the CPU's casts convert them, so
-// the GPU computes what the CPU computes: float compute types in double
-// (f32 arithmetic and the f32 activations in float, as the CPU's typed
-// loops), integer types in wrapping int64.
+// The scalar math is the reference's own (engine/ops/elementwise_math.h,
+// compiled here for the device); the f32 row loops mirror the cpu backend's,
+// and inputs are converted the way the CPU's casts convert them, so the GPU
+// computes what the CPU computes: float compute types in double (f32
+// arithmetic and the f32 activations in float, as the CPU's typed loops),
+// integer types in wrapping int64.
 //
 // Three paths each: for operands of one float dtype (f32, bf16, f16, f64) a
 // flat one when they are contiguous (an input may also be a single broadcast
@@ -16,7 +16,7 @@
 // arithmetic when the element count allows.
 #include "k_device.cuh"
 #include "k_elementwise.h"
-#include "ops/unary_math.h"
+#include "ops/elementwise_math.h"
 #include <type_traits>
 
 using namespace sgk;
@@ -24,64 +24,12 @@ using namespace sgk;
 namespace {
 
 // ------------------------------------------------------------------ scalar math
-__device__ inline double qnan() { return __longlong_as_double(0x7ff8000000000000LL); }
-
-__device__ inline double bin_f(int op, double a, double b) {
-  switch (op) {
-  case SGK_ADD: return a + b;
-  case SGK_SUB: return a - b;
-  case SGK_MUL: return a * b;
-  case SGK_DIV: return a / b;
-  case SGK_POW: return pow(a, b);
-  case SGK_MINIMUM: return (a != a || b != b) ? qnan() : (a < b ? a : b);
-  case SGK_MAXIMUM: return (a != a || b != b) ? qnan() : (a > b ? a : b);
-  case SGK_EQ: return a == b;
-  case SGK_NE: return a != b;
-  case SGK_LT: return a < b;
-  case SGK_LE: return a <= b;
-  case SGK_GT: return a > b;
-  case SGK_GE: return a >= b;
-  case SGK_AND: return (a != 0) && (b != 0);
-  case SGK_OR: return (a != 0) || (b != 0);
-  default: return 0;
-  }
-}
-
-__device__ inline int64_t ipow(int64_t b, int64_t e) {
-  if (e < 0) return b == 1 ? 1 : (b == -1 ? ((e & 1) ? -1 : 1) : 0);
-  int64_t r = 1;
-  while (e) {
-    if (e & 1) r = (int64_t)((uint64_t)r * (uint64_t)b);
-    b = (int64_t)((uint64_t)b * (uint64_t)b);
-    e >>= 1;
-  }
-  return r;
-}
-
-// integer arithmetic wraps (two's complement), as on the CPU
-__device__ inline int64_t bin_i(int op, int64_t a, int64_t b) {
-  switch (op) {
-  case SGK_ADD: return (int64_t)((uint64_t)a + (uint64_t)b);
-  case SGK_SUB: return (int64_t)((uint64_t)a - (uint64_t)b);
-  case SGK_MUL: return (int64_t)((uint64_t)a * (uint64_t)b);
-  case SGK_POW: return ipow(a, b);
-  case SGK_MINIMUM: return a < b ? a : b;
-  case SGK_MAXIMUM: return a > b ? a : b;
-  case SGK_EQ: return a == b;
-  case SGK_NE: return a != b;
-  case SGK_LT: return a < b;
-  case SGK_LE: return a <= b;
-  case SGK_GT: return a > b;
-  case SGK_GE: return a >= b;
-  case SGK_AND: return a && b;
-  case SGK_OR: return a || b;
-  default: return 0; // DIV never runs in integer math
-  }
-}
+// the reference's scalar math (ops/elementwise_math.h), compiled for the device
+__device__ inline double bin_f(int op, double a, double b) { return sg_um_binary_f(op, a, b); }
+__device__ inline int64_t bin_i(int op, int64_t a, int64_t b) { return sg_um_binary_i(op, a, b); }
 
 __device__ inline float sigmoid_f(float x) { return x >= 0 ? 1 / (1 + expf(-x)) : expf(x) / (1 + expf(x)); }
 
-// the reference's scalar math (ops/unary_math.h), compiled for the device
 __device__ inline double un_f(int op, double x) { return sg_um_unary_f(op, x); }
 
 // The ops the CPU's f32 row loop computes in float; false for the others

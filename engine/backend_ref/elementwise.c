@@ -6,16 +6,20 @@
 #include "ref.h"
 #include "../core/iter.h"
 #include "../ops/ops.h"
-#include "../ops/unary_math.h"
+#include "../ops/elementwise_math.h"
 #include <math.h>
 #include <string.h>
 
-/* the scalar math is unary_math.h's, which the CUDA kernels compile too; its op codes are the table's */
+/* the scalar math is elementwise_math.h's, which the CUDA kernels compile too; its op codes are the table's */
 #define SAME(a, b) _Static_assert((int)(a) == (int)(b), #a " != " #b);
 SAME(SG_NEG, SGK_NEG) SAME(SG_ABS, SGK_ABS) SAME(SG_EXP, SGK_EXP) SAME(SG_LOG, SGK_LOG) SAME(SG_LOG1P, SGK_LOG1P)
 SAME(SG_SQRT, SGK_SQRT) SAME(SG_RSQRT, SGK_RSQRT) SAME(SG_SIGMOID, SGK_SIGMOID) SAME(SG_TANH, SGK_TANH)
 SAME(SG_RELU, SGK_RELU) SAME(SG_NOT, SGK_NOT) SAME(SG_SIGN, SGK_SIGN) SAME(SG_SQUARE, SGK_SQUARE)
 SAME(SG_GELU, SGK_GELU) SAME(SG_GELU_TANH, SGK_GELU_TANH) SAME(SG_NUNOPS, SGK_NUNOPS)
+SAME(SG_ADD, SGK_ADD) SAME(SG_SUB, SGK_SUB) SAME(SG_MUL, SGK_MUL) SAME(SG_DIV, SGK_DIV) SAME(SG_POW, SGK_POW)
+SAME(SG_MINIMUM, SGK_MINIMUM) SAME(SG_MAXIMUM, SGK_MAXIMUM) SAME(SG_EQ, SGK_EQ) SAME(SG_NE, SGK_NE) SAME(SG_LT, SGK_LT)
+SAME(SG_LE, SGK_LE) SAME(SG_GT, SGK_GT) SAME(SG_GE, SGK_GE) SAME(SG_AND, SGK_AND) SAME(SG_OR, SGK_OR)
+SAME(SG_NBINOPS, SGK_NBINOPS)
 #undef SAME
 
 double sg_ref_unary_f(int op, double x) { return sg_um_unary_f(op, x); }
@@ -71,58 +75,8 @@ int sg_ref_unary_backward(int op, sg_tensor *out, sg_tensor *g, sg_tensor *x, sg
 }
 
 /* ------------------------------------------------------------------ binary */
-static int64_t ipow(int64_t b, int64_t e) {
-  if (e < 0) return b == 1 ? 1 : (b == -1 ? ((e & 1) ? -1 : 1) : 0);
-  int64_t r = 1;
-  while (e) {
-    if (e & 1) r = (int64_t)((uint64_t)r * (uint64_t)b);
-    b = (int64_t)((uint64_t)b * (uint64_t)b);
-    e >>= 1;
-  }
-  return r;
-}
-
-double sg_ref_binary_f(int op, double a, double b) {
-  switch (op) {
-  case SG_ADD: return a + b;
-  case SG_SUB: return a - b;
-  case SG_MUL: return a * b;
-  case SG_DIV: return a / b;
-  case SG_POW: return pow(a, b);
-  case SG_MINIMUM: return (a != a || b != b) ? NAN : (a < b ? a : b);
-  case SG_MAXIMUM: return (a != a || b != b) ? NAN : (a > b ? a : b);
-  case SG_EQ: return a == b;
-  case SG_NE: return a != b;
-  case SG_LT: return a < b;
-  case SG_LE: return a <= b;
-  case SG_GT: return a > b;
-  case SG_GE: return a >= b;
-  case SG_AND: return (a != 0) && (b != 0);
-  case SG_OR: return (a != 0) || (b != 0);
-  default: return 0;
-  }
-}
-
-/* integer arithmetic wraps like C unsigned (and PyTorch) instead of being UB */
-int64_t sg_ref_binary_i(int op, int64_t a, int64_t b) {
-  switch (op) {
-  case SG_ADD: return (int64_t)((uint64_t)a + (uint64_t)b);
-  case SG_SUB: return (int64_t)((uint64_t)a - (uint64_t)b);
-  case SG_MUL: return (int64_t)((uint64_t)a * (uint64_t)b);
-  case SG_POW: return ipow(a, b);
-  case SG_MINIMUM: return a < b ? a : b;
-  case SG_MAXIMUM: return a > b ? a : b;
-  case SG_EQ: return a == b;
-  case SG_NE: return a != b;
-  case SG_LT: return a < b;
-  case SG_LE: return a <= b;
-  case SG_GT: return a > b;
-  case SG_GE: return a >= b;
-  case SG_AND: return a && b;
-  case SG_OR: return a || b;
-  default: return 0; /* DIV never runs in integer math */
-  }
-}
+double sg_ref_binary_f(int op, double a, double b) { return sg_um_binary_f(op, a, b); }
+int64_t sg_ref_binary_i(int op, int64_t a, int64_t b) { return sg_um_binary_i(op, a, b); }
 
 double sg_ref_load_ct_f(const void *p, sg_dtype t, sg_dtype ct) {
   double v = sg_load_f64(p, t);

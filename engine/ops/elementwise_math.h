@@ -1,12 +1,13 @@
-/* The scalar math of the unary elementwise ops and their derivatives: in double
- * for float compute types, in wrapping int64 for the others. This is the
+/* The scalar math of the elementwise ops (binary, unary and the unary ops'
+ * derivatives): in double for float compute types, in wrapping int64 for the
+ * others. This is the
  * reference's definition (backend_ref/elementwise.c), and the CUDA kernels
  * (kernels/elementwise.cu) compile the same lines, like philox.h, so each
  * formula and each limit (gelu at -inf, relu of NaN ...) is written once.
- * Op codes are kernels/k_elementwise.h's SGK_* (backend.h's sg_unop values;
+ * Op codes are kernels/k_elementwise.h's SGK_* (backend.h's sg_binop / sg_unop values;
  * backend_ref/elementwise.c checks that they agree). C and CUDA C++. */
-#ifndef SG_UNARY_MATH_H
-#define SG_UNARY_MATH_H
+#ifndef SG_ELEMENTWISE_MATH_H
+#define SG_ELEMENTWISE_MATH_H
 #include "../../kernels/k_elementwise.h"
 #include <math.h>
 #include <stdint.h>
@@ -99,6 +100,70 @@ SG_UM double sg_um_unary_grad(int op, double g, double x, double y) {
   case SGK_GELU: return g * sg_um_gelu_grad(x);
   case SGK_GELU_TANH: return g * sg_um_gelu_tanh_grad(x);
   default: return 0;
+  }
+}
+
+/* a quiet NaN in double on either side */
+SG_UM double sg_um_nan(void) {
+#if defined(__CUDA_ARCH__)
+  return __longlong_as_double(0x7ff8000000000000LL);
+#else
+  return NAN;
+#endif
+}
+
+/* min and max propagate NaN, as PyTorch's minimum/maximum */
+SG_UM double sg_um_binary_f(int op, double a, double b) {
+  switch (op) {
+  case SGK_ADD: return a + b;
+  case SGK_SUB: return a - b;
+  case SGK_MUL: return a * b;
+  case SGK_DIV: return a / b;
+  case SGK_POW: return pow(a, b);
+  case SGK_MINIMUM: return (a != a || b != b) ? sg_um_nan() : (a < b ? a : b);
+  case SGK_MAXIMUM: return (a != a || b != b) ? sg_um_nan() : (a > b ? a : b);
+  case SGK_EQ: return a == b;
+  case SGK_NE: return a != b;
+  case SGK_LT: return a < b;
+  case SGK_LE: return a <= b;
+  case SGK_GT: return a > b;
+  case SGK_GE: return a >= b;
+  case SGK_AND: return (a != 0) && (b != 0);
+  case SGK_OR: return (a != 0) || (b != 0);
+  default: return 0;
+  }
+}
+
+/* b^e in wrapping int64; a negative exponent gives 0 but for b = +-1 */
+SG_UM int64_t sg_um_ipow(int64_t b, int64_t e) {
+  if (e < 0) return b == 1 ? 1 : (b == -1 ? ((e & 1) ? -1 : 1) : 0);
+  int64_t r = 1;
+  while (e) {
+    if (e & 1) r = (int64_t)((uint64_t)r * (uint64_t)b);
+    b = (int64_t)((uint64_t)b * (uint64_t)b);
+    e >>= 1;
+  }
+  return r;
+}
+
+/* integer arithmetic wraps like C unsigned (and PyTorch) instead of being undefined */
+SG_UM int64_t sg_um_binary_i(int op, int64_t a, int64_t b) {
+  switch (op) {
+  case SGK_ADD: return (int64_t)((uint64_t)a + (uint64_t)b);
+  case SGK_SUB: return (int64_t)((uint64_t)a - (uint64_t)b);
+  case SGK_MUL: return (int64_t)((uint64_t)a * (uint64_t)b);
+  case SGK_POW: return sg_um_ipow(a, b);
+  case SGK_MINIMUM: return a < b ? a : b;
+  case SGK_MAXIMUM: return a > b ? a : b;
+  case SGK_EQ: return a == b;
+  case SGK_NE: return a != b;
+  case SGK_LT: return a < b;
+  case SGK_LE: return a <= b;
+  case SGK_GT: return a > b;
+  case SGK_GE: return a >= b;
+  case SGK_AND: return a && b;
+  case SGK_OR: return a || b;
+  default: return 0; /* DIV never runs in integer math */
   }
 }
 
