@@ -1,7 +1,7 @@
--- Shared by the GPU sections of tests/ops/test_elementwise.lua and tests/ops/test_reduce.lua:
+-- Shared by the GPU sections of tests/ops (elementwise, reduce, index, matmul, optim, random):
 -- comparing a GPU result, and its gradients, with the CPU reference.
 --   local C = require("tests.cuda_compare")(check, skip)
--- gives need_cuda, is_float, TOL, close, compare, randn and positive.
+-- gives need_cuda, host, dev, same_bits, is_float, TOL, close, compare, randn and positive.
 return function(check, skip)
 local function need_cuda()
   if not sg.cuda.is_available() then skip("no CUDA device: " .. tostring(sg.cuda.why_unavailable())) end
@@ -73,9 +73,24 @@ local function compare(what, fn, inputs, opts)
   return got, want
 end
 
+local function host(t) return t:detach():cpu() end
+local function dev(t) return t:detach():cuda() end
+-- same shape, dtype and bytes; else an error naming the first element that differs and the largest difference
+local function same_bits(got, want, msg)
+  got, want = host(got), host(want)
+  check.eq(got.shape, want.shape, (msg or "") .. " shape")
+  check.eq(got.dtype, want.dtype, (msg or "") .. " dtype")
+  if got:to_bytes() ~= want:to_bytes() then
+    local g, w = got:to("f64"):reshape(-1), want:to("f64"):reshape(-1)
+    local bad = g:ne(w):to("i64"):argmax():item() + 1
+    error(string.format("%s: the bits differ, first at element %d: %.17g vs %.17g (largest difference %.3g)",
+      msg or "same_bits", bad, g[bad]:item(), w[bad]:item(), (g - w):abs():amax():item()), 2)
+  end
+end
+
 local function randn(shape, dt) return sg.randn(shape):to(dt or "f32") end
 -- values away from 0 (for div, log, pow bases, sqrt)
 local function positive(shape, dt) return (sg.rand(shape) * 2 + 0.25):to(dt or "f32") end
-return {need_cuda = need_cuda, is_float = is_float, TOL = TOL, close = close, compare = compare, randn = randn,
+return {need_cuda = need_cuda, host = host, dev = dev, same_bits = same_bits, is_float = is_float, TOL = TOL, close = close, compare = compare, randn = randn,
         positive = positive}
 end

@@ -217,20 +217,8 @@ do
   -- bit; the gradients sum in the CPU's order (no float atomics), so they must
   -- too. Every test skips when no CUDA device is usable.
 
-  local function need_cuda()
-    if not sg.cuda.is_available() then skip("no CUDA device: " .. tostring(sg.cuda.why_unavailable())) end
-  end
-  local function host(t) return t:detach():cpu() end
-  local function dev(t) return t:detach():cuda() end
-  local function same_bits(got, want, msg)
-    got, want = host(got), host(want)
-    check.eq(got.shape, want.shape, (msg or "") .. " shape")
-    check.eq(got.dtype, want.dtype, (msg or "") .. " dtype")
-    if got:to_bytes() ~= want:to_bytes() then
-      local d = (got:to("f64") - want:to("f64")):abs():amax():item()
-      error(string.format("%s: the bits differ (largest difference %.3g)", msg or "same_bits", d), 2)
-    end
-  end
+  local CC = require("tests.cuda_compare")(check, skip)
+  local need_cuda, host, dev, same_bits = CC.need_cuda, CC.host, CC.dev, CC.same_bits
   local function i64(shape, hi) return sg.randint(0, hi, shape) end
 
   -- f(x) on the CPU and on the GPU: the same values, and for float inputs the same

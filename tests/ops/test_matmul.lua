@@ -140,21 +140,8 @@ do
   -- the plain kernel), gradients, autocast, TF32, errors.
   -- Every test skips when no CUDA device is usable.
 
-  local function need_cuda()
-    if not sg.cuda.is_available() then skip("no CUDA device: " .. tostring(sg.cuda.why_unavailable())) end
-  end
-  local function host(t) return t:detach():cpu() end
-  local function dev(t) return t:detach():cuda() end
-  -- same shape, dtype and bytes
-  local function same_bits(got, want, msg)
-    got, want = host(got), host(want)
-    check.eq(got.shape, want.shape, (msg or "") .. " shape")
-    check.eq(got.dtype, want.dtype, (msg or "") .. " dtype")
-    if got:to_bytes() ~= want:to_bytes() then
-      local d = (got:to("f64") - want:to("f64")):abs():amax():item()
-      error(string.format("%s: the bits differ (largest difference %.3g)", msg or "same_bits", d), 2)
-    end
-  end
+  local CC = require("tests.cuda_compare")(check, skip)
+  local need_cuda, host, dev, same_bits = CC.need_cuda, CC.host, CC.dev, CC.same_bits
   local function near(got, want, atol, rtol, msg)
     local g = host(got)
     check.eq(g.device, "cpu")

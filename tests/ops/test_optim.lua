@@ -86,11 +86,8 @@ do
   -- a few ulps. GPU tests skip without a usable device; grad_norm and the
   -- gradient-dtype path are also tested on the CPU.
 
-  local function need_cuda()
-    if not sg.cuda.is_available() then skip("no CUDA device: " .. tostring(sg.cuda.why_unavailable())) end
-  end
-  local function host(t) return t:detach():cpu() end
-  local function dev(t) return t:detach():cuda() end
+  local CC = require("tests.cuda_compare")(check, skip)
+  local need_cuda, host, dev = CC.need_cuda, CC.host, CC.dev
   local function near(got, want, tol, msg)
     local g, w = host(got), host(want)
     check.eq(g.dtype, w.dtype, msg .. " dtype")

@@ -50,21 +50,8 @@ do
   -- its random stream; dropout masks therefore agree too. The GPU tests skip
   -- without a usable device; the option's error without one is tested on the CPU.
 
-  local function need_cuda()
-    if not sg.cuda.is_available() then skip("no CUDA device: " .. tostring(sg.cuda.why_unavailable())) end
-  end
-  local function host(t) return t:detach():cpu() end
-  local function same_bits(got, want, msg)
-    got, want = host(got), host(want)
-    check.eq(got.shape, want.shape, (msg or "") .. " shape")
-    check.eq(got.dtype, want.dtype, (msg or "") .. " dtype")
-    if got:to_bytes() ~= want:to_bytes() then
-      local g, w = got:to("f64"):reshape(-1), want:to("f64"):reshape(-1)
-      local bad = g:ne(w):to("i64"):argmax():item() + 1
-      error(string.format("%s: the bits differ, first at element %d: %.17g vs %.17g", msg or "same_bits", bad,
-        g[bad]:item(), w[bad]:item()), 2)
-    end
-  end
+  local CC = require("tests.cuda_compare")(check, skip)
+  local need_cuda, host, same_bits = CC.need_cuda, CC.host, CC.same_bits
 
   -- draw(device) under a fresh seed on each device: the same numbers and the same generator state after
   local function agree(seed, draw, msg)
