@@ -83,16 +83,25 @@ static size_t col_bytes(const sg_conv_geom *g, bool f64) {
   return (size_t)(g->Cb / g->G * g->kh * g->kw * g->Hs * g->Ws) * es;
 }
 
+/* the im2col buffer of one image and group (none when the columns are the image itself) */
+static int col_buffer(const sg_conv_geom *g, bool f64, bool triv, char **col) {
+  *col = NULL;
+  if (triv) return 0;
+  size_t n = col_bytes(g, f64);
+  if (!(*col = malloc(n ? n : 1))) {
+    sg_error_set("conv: out of memory");
+    return -1;
+  }
+  return 0;
+}
+
 /* small [N,Cs,Hs,Ws] = conv(big [N,Cb,Hb,Wb], w); all contiguous, same dtype */
 static int blas_forward(const sg_conv_geom *g, bool f64, const void *big, const void *w, void *small) {
   size_t es = f64 ? 8 : 4;
   int64_t Cbg = g->Cb / g->G, Csg = g->Cs / g->G, K = Cbg * g->kh * g->kw, S = g->Hs * g->Ws;
   bool triv = trivial_cols(g);
-  char *col = NULL;
-  if (!triv && !(col = malloc(col_bytes(g, f64) ? col_bytes(g, f64) : 1))) {
-    sg_error_set("conv: out of memory");
-    return -1;
-  }
+  char *col;
+  if (col_buffer(g, f64, triv, &col)) return -1;
   for (int64_t n = 0; n < g->N; n++)
     for (int64_t gr = 0; gr < g->G; gr++) {
       const char *img = (const char *)big + ((n * g->Cb + gr * Cbg) * g->Hb * g->Wb) * (int64_t)es;
@@ -110,11 +119,8 @@ static int blas_backward_data(const sg_conv_geom *g, bool f64, const void *small
   size_t es = f64 ? 8 : 4;
   int64_t Cbg = g->Cb / g->G, Csg = g->Cs / g->G, K = Cbg * g->kh * g->kw, S = g->Hs * g->Ws;
   bool triv = trivial_cols(g);
-  char *col = NULL;
-  if (!triv && !(col = malloc(col_bytes(g, f64) ? col_bytes(g, f64) : 1))) {
-    sg_error_set("conv: out of memory");
-    return -1;
-  }
+  char *col;
+  if (col_buffer(g, f64, triv, &col)) return -1;
   if (!triv) memset(big, 0, (size_t)(g->N * g->Cb * g->Hb * g->Wb) * es);
   for (int64_t n = 0; n < g->N; n++)
     for (int64_t gr = 0; gr < g->G; gr++) {
@@ -132,11 +138,8 @@ static int blas_backward_filter(const sg_conv_geom *g, bool f64, const void *big
   size_t es = f64 ? 8 : 4;
   int64_t Cbg = g->Cb / g->G, Csg = g->Cs / g->G, K = Cbg * g->kh * g->kw, S = g->Hs * g->Ws;
   bool triv = trivial_cols(g);
-  char *col = NULL;
-  if (!triv && !(col = malloc(col_bytes(g, f64) ? col_bytes(g, f64) : 1))) {
-    sg_error_set("conv: out of memory");
-    return -1;
-  }
+  char *col;
+  if (col_buffer(g, f64, triv, &col)) return -1;
   memset(gw, 0, (size_t)(g->Cs * K) * es);
   for (int64_t n = 0; n < g->N; n++)
     for (int64_t gr = 0; gr < g->G; gr++) {
